@@ -1,0 +1,3 @@
+"""detectors.probe."""
+
+from __future__ import annotations

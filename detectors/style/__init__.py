@@ -1,0 +1,3 @@
+"""detectors.style."""
+
+from __future__ import annotations

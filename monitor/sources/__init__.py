@@ -1,0 +1,3 @@
+"""monitor.sources."""
+
+from __future__ import annotations

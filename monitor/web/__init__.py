@@ -1,0 +1,3 @@
+"""monitor.web."""
+
+from __future__ import annotations
