@@ -1,0 +1,84 @@
+"""Screening: the cheap stage every upload goes through.
+
+From the first bytes of a model file (a Range fetch is enough) and the hub's own text, it
+says what the file is (format, kind, base family) and which registered artists its training
+metadata or hub text names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from detectors.architecture import infer_architecture
+from detectors.errors import RefusedFile
+from detectors.file_format import sniff_format
+from detectors.metadata import metadata_fields
+from detectors.names import ArtistIndex
+from detectors.results import (
+    Architecture,
+    ArtistMatch,
+    BaseFamily,
+    FileFormat,
+    Kind,
+    SafetensorsHeader,
+    TextField,
+)
+from detectors.safetensors_header import parse_header
+
+# What a screening reads first; most LoRA headers fit (the rest is asked for by NeedMoreBytes).
+PREFIX_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """The result of screening one model file (plus its hub text, when it has any)."""
+
+    format: FileFormat
+    kind: Kind
+    base_family: BaseFamily
+    layout: str
+    header: SafetensorsHeader
+    fields: tuple[TextField, ...]
+    matches: tuple[ArtistMatch, ...] = field(default_factory=tuple)
+
+    def flagged(self, threshold: float) -> bool:
+        """Whether any artist matched with at least ``threshold``."""
+        return any(m.score >= threshold for m in self.matches)
+
+
+def read_header(prefix: bytes, *, file_size: int | None, filename: str | None) -> SafetensorsHeader:
+    """Parse the header of a safetensors file from its first bytes.
+
+    Raises RefusedFile for pickle and unknown formats, HeaderError for a broken header and
+    NeedMoreBytes (a HeaderError) when ``prefix`` is too short for the header.
+    """
+    fmt = sniff_format(prefix, filename)
+    if fmt == "pickle":
+        raise RefusedFile(
+            f"{filename or 'the file'} is a pickle file; stylewatch never loads pickles "
+            "(ask the uploader for a .safetensors version)",
+            format="pickle",
+        )
+    if fmt != "safetensors":
+        raise RefusedFile(f"{filename or 'the file'} is not a safetensors model file")
+    return parse_header(prefix, file_size=file_size)
+
+
+def screen_header(
+    header: SafetensorsHeader,
+    index: ArtistIndex,
+    hub_text: Sequence[TextField] = (),
+) -> Screening:
+    """Screen a parsed header and the hub's text against every registered artist."""
+    arch: Architecture = infer_architecture(header)
+    fields = tuple(metadata_fields(header.metadata)) + tuple(hub_text)
+    return Screening(
+        format="safetensors",
+        kind=arch.kind,
+        base_family=arch.base_family,
+        layout=arch.layout,
+        header=header,
+        fields=fields,
+        matches=tuple(index.match(fields)),
+    )

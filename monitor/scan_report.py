@@ -1,0 +1,109 @@
+"""The ``scan --json`` report (INTERFACE.md) and its terminal rendering."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from detectors.results import ArtistMatch, FileFormat
+from detectors.screening import Screening
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    """One scanned target: what it is, the verdict, the findings, and whether a probe ran."""
+
+    target: str
+    sha256: str
+    size: int
+    screening: Screening
+    verdict_threshold: float
+    probe_ran: bool
+    probe_reason: str
+
+    @property
+    def flagged(self) -> bool:
+        return self.screening.flagged(self.verdict_threshold)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.screening
+        return {
+            "target": self.target,
+            "sha256": self.sha256,
+            "size": self.size,
+            "format": s.format,
+            "kind": s.kind,
+            "base_family": s.base_family,
+            "verdict": "flagged" if self.flagged else "clean",
+            "findings": [finding_json(m) for m in sorted_matches(s.matches)],
+            "probe": {"ran": self.probe_ran, "reason": self.probe_reason},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScanFailure:
+    """A target that could not be scanned (bad or refused input)."""
+
+    target: str
+    message: str
+    format: FileFormat = "unknown"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"target": self.target, "format": self.format, "error": self.message}
+
+
+def sorted_matches(matches: tuple[ArtistMatch, ...]) -> list[ArtistMatch]:
+    return sorted(matches, key=lambda m: (-m.score, m.artist))
+
+
+def finding_json(match: ArtistMatch) -> dict[str, Any]:
+    return {
+        "artist": match.artist,
+        "score": round(match.score, 4),
+        "stage": match.stage,
+        "evidence": [{"source": e.source, "text": e.text} for e in match.evidence],
+    }
+
+
+def render_report(console: Console, report: ScanReport) -> None:
+    """A person's view of one report: verdict line, then each artist with its evidence."""
+    s = report.screening
+    verdict = "[bold red]FLAGGED[/]" if report.flagged else "[bold green]clean[/]"
+    console.print(
+        f"{verdict}  {escape(report.target)}  "
+        f"[dim]{s.kind}, {s.base_family}, {report.size:,} bytes, sha256 {report.sha256[:12]}[/]"
+    )
+    for match in sorted_matches(s.matches):
+        console.print(f"  [bold]{escape(match.artist)}[/]  score {match.score:.2f} ({match.stage})")
+        for ev in match.evidence:
+            console.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}")
+    if not report.probe_ran:
+        console.print(f"  [dim]probe not run: {escape(report.probe_reason)}[/]")
+
+
+def render_summary(console: Console, results: list[ScanReport | ScanFailure]) -> None:
+    """A table of a folder scan: one row per file."""
+    table = Table(title="stylewatch scan")
+    for column in ("file", "verdict", "kind", "family", "artists"):
+        table.add_column(column)
+    for item in results:
+        if isinstance(item, ScanFailure):
+            table.add_row(escape(item.target), "[yellow]error[/]", "", "", escape(item.message))
+            continue
+        artists = ", ".join(m.artist for m in sorted_matches(item.screening.matches))
+        verdict = "[red]flagged[/]" if item.flagged else "[green]clean[/]"
+        table.add_row(
+            escape(item.target),
+            verdict,
+            item.screening.kind,
+            item.screening.base_family,
+            escape(artists),
+        )
+    console.print(table)
+    flagged = sum(1 for r in results if isinstance(r, ScanReport) and r.flagged)
+    failed = sum(1 for r in results if isinstance(r, ScanFailure))
+    console.print(f"{len(results)} files: {flagged} flagged, {failed} could not be scanned")

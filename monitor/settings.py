@@ -1,0 +1,240 @@
+"""Configuration: defaults, then a TOML file, then ``STYLEWATCH_*`` environment variables.
+
+Built once by the CLI (the composition root) and handed to each component as its section.
+Environment keys use ``__`` between levels: ``STYLEWATCH_SOURCES__CIVITAI__BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from detectors.errors import ConfigError
+
+ENV_PREFIX = "STYLEWATCH_"
+CONFIG_ENV_VAR = "STYLEWATCH_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None  # default: sqlite:///<data_dir>/stylewatch.db
+
+
+class CivitaiSettings(_Section):
+    enabled: bool = True
+    base_url: str = "https://civitai.com"
+    api_key: SecretStr | None = None
+    interval: int = Field(default=600, ge=30, description="seconds between polls")
+
+
+class HuggingFaceSettings(_Section):
+    enabled: bool = True
+    endpoint: str = "https://huggingface.co"
+    token: SecretStr | None = None
+    interval: int = Field(default=600, ge=30, description="seconds between polls")
+
+
+class FolderSettings(_Section):
+    enabled: bool = False
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _path_when_enabled(self) -> FolderSettings:
+        if self.enabled and self.path is None:
+            raise ValueError("path is required when the folder source is enabled")
+        return self
+
+
+class SourcesSettings(_Section):
+    civitai: CivitaiSettings = CivitaiSettings()
+    huggingface: HuggingFaceSettings = HuggingFaceSettings()
+    folder: FolderSettings = FolderSettings()
+
+
+class ScreeningSettings(_Section):
+    flag_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class ProbeSettings(_Section):
+    device: str = "auto"
+    base_models: dict[str, Path] = Field(default_factory=dict)
+    max_images: int = Field(default=8, ge=1, le=64)
+    lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
+
+
+class StyleSettings(_Section):
+    embedder: Literal["gram", "clip", "csd"] = "gram"
+    clip_weights: Path | None = None
+    csd_weights: Path | None = None
+
+
+class QueueSettings(_Section):
+    backend: Literal["inprocess", "procrastinate"] = "inprocess"
+
+
+class EmailSettings(_Section):
+    enabled: bool = False
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: SecretStr | None = None
+    from_addr: str = "stylewatch@localhost"
+
+
+class WebhookSettings(_Section):
+    url: str
+    secret: SecretStr | None = None
+    format: Literal["standard", "slack", "discord"] = "standard"
+    events: list[str] = Field(default_factory=lambda: ["finding.created"])
+
+
+class AlertsSettings(_Section):
+    email: EmailSettings = EmailSettings()
+    webhooks: list[WebhookSettings] = Field(default_factory=list)
+
+
+class DigestSettings(_Section):
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    hour: int = Field(default=9, ge=0, le=23)
+    timezone: str = "UTC"
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=0, le=65535)
+    base_url: str | None = None
+    secret_key: SecretStr | None = None
+
+
+def default_data_dir() -> Path:
+    """The user's data directory (XDG on Linux)."""
+    return Path(platformdirs.user_data_dir("stylewatch", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Every setting stylewatch has; see config.example.toml for each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        case_sensitive=False,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    database: DatabaseSettings = DatabaseSettings()
+    sources: SourcesSettings = SourcesSettings()
+    screening: ScreeningSettings = ScreeningSettings()
+    probe: ProbeSettings = ProbeSettings()
+    style: StyleSettings = StyleSettings()
+    queue: QueueSettings = QueueSettings()
+    alerts: AlertsSettings = AlertsSettings()
+    digest: DigestSettings = DigestSettings()
+    web: WebSettings = WebSettings()
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or SQLite in the data dir."""
+        return self.database.url or f"sqlite:///{self.data_dir / 'stylewatch.db'}"
+
+    @property
+    def is_embedded(self) -> bool:
+        """True on the embedded default (SQLite)."""
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _queue_needs_postgres(self) -> Settings:
+        if self.queue.backend == "procrastinate" and not self.database_url.startswith(
+            "postgresql"
+        ):
+            raise ValueError(
+                "queue.backend 'procrastinate' needs a postgresql [database] url"
+            )
+        return self
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Values from an already-parsed TOML document."""
+
+    def __init__(self, settings_cls: type[BaseSettings], data: dict[str, Any]) -> None:
+        super().__init__(settings_cls)
+        self._data = data
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError([f"config file {path} does not exist"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from exc
+    except OSError as exc:
+        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from exc
+
+
+def _problem_lines(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
+        if "secret" in key or "password" in key or "token" in key or "api_key" in key:
+            shown = ""
+        lines.append(f"{key}: {message}{shown}")
+    return lines
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the one Settings: defaults < TOML file < ``STYLEWATCH_*`` < ``overrides``.
+
+    Raises ConfigError with one line per bad key.
+    """
+    data = _read_toml(config_file) if config_file is not None else {}
+
+    class _Loaded(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _TomlSource(settings_cls, data))
+
+    try:
+        return _Loaded(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_problem_lines(exc)) from exc
