@@ -43,7 +43,7 @@ class NeedMoreBytes(HeaderError):
 class RefusedFile(InputError):
     """A file stylewatch never loads (pickle-based formats) or that is not a model."""
 
-    def __init__(self, message: str, *, format: str = "unknown") -> None:  # noqa: A002
+    def __init__(self, message: str, *, format: str = "unknown") -> None:
         super().__init__(message)
         self.format = format
 

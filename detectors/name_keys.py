@@ -1,0 +1,132 @@
+"""What the name automaton is keyed on: one key per registered spelling.
+
+A spelling is a registered name or alias after :func:`~detectors.name_normalise.normalise`
+(plus its plain transliteration when the name is not ASCII). Its key is the skeleton of the
+whole spelling (``maraqueiibrook``), or of its last word alone when that word is a
+*distinctive surname*: at least ``MIN_SURNAME_CHARS`` letters, not in
+:data:`~detectors.name_stoplist.COMMON_SURNAMES`, and the last word of no other artist's
+spelling. A surname key remembers the words before it (the *prefix*) so a hit can be checked
+for the full name, and which artist it alone names.
+
+Spellings are kept in flat parallel lists chained per key, not as one object each: a build
+for 100,000 artists makes hundreds of thousands of them, and container objects would make
+the garbage collector rescan them all again and again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from detectors.name_normalise import normalise_many, skeleton_lines
+from detectors.name_stoplist import COMMON_SURNAMES
+from detectors.results import ArtistRef
+
+MIN_KEY_CHARS = 4  # shorter names (after folding) are not indexed: they match everywhere
+MIN_SURNAME_CHARS = 5
+_NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+
+
+@dataclass(frozen=True, slots=True)
+class NameKeys:
+    """Keys (by key id) and the spellings under each, in parallel lists.
+
+    ``unindexed`` holds (artist index, normalised name) for names too short to index.
+    """
+
+    keys: list[str]
+    heads: list[int]
+    artist: list[int]
+    prefix: list[str]
+    weak: list[bool]
+    chain: list[int]
+    surnames: dict[str, int]
+    unindexed: tuple[tuple[int, str], ...]
+
+    def spellings(self, key_id: int) -> Iterator[tuple[int, str, bool]]:
+        """(artist index, skeleton prefix, weak) of each spelling under a key."""
+        index = self.heads[key_id]
+        while index >= 0:
+            yield self.artist[index], self.prefix[index], self.weak[index]
+            index = self.chain[index]
+
+    def surname_of(self, key_id: int) -> int:
+        """The artist whose distinctive surname the key is, or -1."""
+        return self.surnames.get(self.keys[key_id], -1)
+
+
+def build_keys(refs: Sequence[ArtistRef]) -> NameKeys:
+    """Key every spelling of every artist (see the module docstring)."""
+    owners, lines = _spellings(refs)
+    surnames = _distinctive_surnames(owners, lines)
+    common = _common_skeletons()
+    heads: dict[str, int] = {}
+    artist: list[int] = []
+    prefix: list[str] = []
+    weak: list[bool] = []
+    chain: list[int] = []
+    unindexed: list[tuple[int, str]] = []
+    # One loop, no helper calls: it runs once per spelling and dominates the build time.
+    for owner, line in zip(owners, lines, strict=True):
+        cut = line.rfind(" ")
+        last = line[cut + 1 :]
+        if cut >= 0 and surnames.get(last) == owner:
+            key, before, is_weak = last, line[:cut].replace(" ", ""), False
+        else:
+            key, before = line.replace(" ", ""), ""
+            is_weak = cut < 0 and (len(key) < MIN_SURNAME_CHARS or key in common)
+        if len(key) < MIN_KEY_CHARS:
+            unindexed.append((owner, line))
+            continue
+        chain.append(heads.get(key, -1))
+        heads[key] = len(artist)
+        artist.append(owner)
+        prefix.append(before)
+        weak.append(is_weak)
+    used = {key: owner for key, owner in surnames.items() if key in heads}
+    return NameKeys(
+        list(heads), list(heads.values()), artist, prefix, weak, chain, used, tuple(unindexed)
+    )
+
+
+def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str]]:
+    """Parallel lists: artist index and skeleton line of each non-empty spelling."""
+    owners: list[int] = []
+    names: list[str] = []
+    for index, ref in enumerate(refs):
+        names.append(ref.name)
+        names.extend(ref.aliases)
+        owners.extend([index] * (1 + len(ref.aliases)))
+    forms = normalise_many(names)
+    foreign = [index for index, name in enumerate(names) if not name.isascii()]
+    forms.extend(normalise_many([names[index] for index in foreign], homoglyphs=False))
+    owners.extend([owners[index] for index in foreign])
+    kept = [index for index, form in enumerate(forms) if form]
+    if len(kept) < len(forms):
+        owners = [owners[index] for index in kept]
+        forms = [forms[index] for index in kept]
+    return owners, skeleton_lines(forms)
+
+
+def _distinctive_surnames(owners: Sequence[int], lines: Sequence[str]) -> dict[str, int]:
+    """Skeleton of each distinctive last word -> the one artist it belongs to."""
+    owner_of: dict[str, int] = {}
+    common = _common_skeletons()
+    for owner, line in zip(owners, lines, strict=True):
+        last = line[line.rfind(" ") + 1 :]
+        if owner_of.setdefault(last, owner) != owner or len(last) < MIN_SURNAME_CHARS:
+            owner_of[last] = -1
+        elif last in common:
+            owner_of[last] = -1
+    return {surname: owner for surname, owner in owner_of.items() if owner >= 0}
+
+
+def is_common(word: str) -> bool:
+    """Whether a skeleton word is too short or too common to name an artist on its own."""
+    return len(word) < MIN_SURNAME_CHARS or word in _common_skeletons()
+
+
+@cache
+def _common_skeletons() -> frozenset[str]:
+    return frozenset(skeleton_lines(sorted(COMMON_SURNAMES | _NAME_SUFFIXES)))
