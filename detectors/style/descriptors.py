@@ -95,10 +95,11 @@ def hue_saturation(x: torch.Tensor, lab: torch.Tensor) -> Groups:
     import torch
 
     batch = x.shape[0]
-    top, bottom = x.max(1).values, x.min(1).values
+    top, bottom = torch.amax(x, 1), torch.amin(x, 1)
     saturation = ((top - bottom) / (top + 1e-6)).reshape(batch, -1)
-    hue = torch.atan2(lab[:, 2], lab[:, 1]).reshape(batch, -1)
-    chroma = lab[:, 1:].norm(dim=1).reshape(batch, -1)
+    a, b = lab[:, 1].reshape(batch, -1), lab[:, 2].reshape(batch, -1)
+    hue = torch.atan2(b, a)
+    chroma = (a * a + b * b).sqrt()
     bins = 16
     t = (hue + math.pi) / (2 * math.pi) * bins
     i0 = t.floor().long() % bins
@@ -142,13 +143,14 @@ def gradients(gray: torch.Tensor) -> Groups:
 
 def local_binary_patterns(gray: torch.Tensor) -> Groups:
     """8-neighbour LBP code histograms (256 bins) at full and half resolution."""
+    import torch
     import torch.nn.functional as F
 
     offsets = ((0, 0), (0, 1), (0, 2), (1, 2), (2, 2), (2, 1), (2, 0), (1, 0))
     groups: Groups = {}
     for scale, g in enumerate((gray, F.avg_pool2d(gray, 2))):
         centre = g[:, :, 1:-1, 1:-1]
-        code = centre.new_zeros(centre.shape, dtype=centre.dtype).long()
+        code = torch.zeros_like(centre, dtype=torch.long)
         for bit, (dy, dx) in enumerate(offsets):
             neighbour = g[:, :, dy : dy + centre.shape[2], dx : dx + centre.shape[3]]
             code += ((neighbour - centre) >= 0.01).long() << bit

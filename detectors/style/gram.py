@@ -7,6 +7,11 @@ power-normalised (signed square root, i.e. the Hellinger map for histograms) and
 unit length, so every group weighs the same whatever its size; the concatenation is
 normalised again. Nothing was fitted on any artist's images, so it treats an artist it has
 never seen like any other.
+
+Measured on shared/data/artworks (bench/artworks.py, 24 artists, 15 references each): top-1
+0.29 against 0.25 for a plain RGB histogram and 0.04 chance. Gram matrices of seeded random
+convolution features were tried and dropped: alone they reached 0.14-0.21 and added nothing
+to the groups below, at four times the cost.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ BATCH_IMAGES = 16
 
 
 class GramEmbedder:
-    """Hand-designed style statistics; deterministic on CPU, about 60 images/s on 2 cores.
+    """Hand-designed style statistics; deterministic on CPU, about 40 images/s on 2 cores.
 
     Every image is converted to RGB and resized (squashed, like the reference set) to
     ``IMAGE_SIZE_PX`` square before its statistics are taken.
@@ -85,4 +90,5 @@ def _describe(pixels: torch.Tensor) -> np.ndarray:
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    unit: torch.Tensor = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return unit
