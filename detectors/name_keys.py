@@ -2,7 +2,8 @@
 
 A spelling is a registered name or alias after :func:`~detectors.name_normalise.normalise`
 (plus its plain transliteration when the name is not ASCII). Its key is the skeleton of the
-whole spelling (``maraqueiibrook``), or of its last word alone when that word is a
+whole spelling (``maraqueiibrook``; plus ``|john|smith``, which only the screening pass can
+see, for a name keyed on all its words), or of its last word alone when that word is a
 *distinctive surname*: at least ``MIN_SURNAME_CHARS`` letters, not in
 :data:`~detectors.name_stoplist.COMMON_SURNAMES`, and the last word of no other artist's
 spelling. A surname key remembers the words before it (the *prefix*) so a hit can be checked
@@ -76,6 +77,9 @@ def build_keys(refs: Sequence[ArtistRef]) -> NameKeys:
         else:
             key, before = line.replace(" ", ""), ""
             is_weak = cut < 0 and (len(key) < MIN_SURNAME_CHARS or key in common)
+            if cut >= 0 and len(key) >= MIN_KEY_CHARS:
+                # The screening pass sees separators as "|": this key only flags the field.
+                heads.setdefault("|" + line.replace(" ", "|"), -1)
         if len(key) < MIN_KEY_CHARS:
             unindexed.append((owner, line))
             continue
@@ -99,11 +103,12 @@ def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str]]:
         names.extend(ref.aliases)
         owners.extend([index] * (1 + len(ref.aliases)))
     forms = normalise_many(names)
-    foreign = [index for index, name in enumerate(names) if not name.isascii()]
-    forms.extend(normalise_many([names[index] for index in foreign], homoglyphs=False))
-    owners.extend([owners[index] for index in foreign])
-    kept = [index for index, form in enumerate(forms) if form]
-    if len(kept) < len(forms):
+    if not "".join(names).isascii():
+        foreign = [index for index, name in enumerate(names) if not name.isascii()]
+        forms.extend(normalise_many([names[index] for index in foreign], homoglyphs=False))
+        owners.extend([owners[index] for index in foreign])
+    if "" in forms:
+        kept = [index for index, form in enumerate(forms) if form]
         owners = [owners[index] for index in kept]
         forms = [forms[index] for index in kept]
     return owners, skeleton_lines(forms)
@@ -115,11 +120,17 @@ def _distinctive_surnames(owners: Sequence[int], lines: Sequence[str]) -> dict[s
     common = _common_skeletons()
     for owner, line in zip(owners, lines, strict=True):
         last = line[line.rfind(" ") + 1 :]
-        if owner_of.setdefault(last, owner) != owner or len(last) < MIN_SURNAME_CHARS:
+        if (
+            owner_of.setdefault(last, owner) != owner
+            or len(last) < MIN_SURNAME_CHARS
+            or last in common
+        ):
             owner_of[last] = -1
-        elif last in common:
-            owner_of[last] = -1
-    return {surname: owner for surname, owner in owner_of.items() if owner >= 0}
+    return {
+        surname: owner
+        for surname, owner in owner_of.items()
+        if owner >= 0 and len(surname) >= MIN_SURNAME_CHARS and surname not in common
+    }
 
 
 def is_common(word: str) -> bool:

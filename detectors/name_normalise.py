@@ -17,8 +17,8 @@ suffix) into ``"mara quellbrook 000010"``:
 4. words are lower-cased and joined by single spaces.
 
 :func:`tokens` gives the same words with their spans in the original text, for quoting.
-:func:`skeleton` and :func:`screen_form` give the coarser letter-only form the matcher's
-automaton runs on (no spaces, ``i``/``l``/``1`` as one letter, every leet digit folded).
+:func:`skeleton` and :func:`screen_forms` give the coarser forms the matcher's automaton runs
+on (no spaces, ``i``/``l``/``1`` as one letter, leet digits folded).
 
 The per-character fold tables are built lazily on first use and memoised per character.
 """
@@ -53,11 +53,14 @@ _WORD_OR_LINE = re.compile(r"[A-Z]*[a-z]+|[A-Z]+|[0-9]+|\n")
 _SKELETON = str.maketrans("l013457", "ioieast")
 _SKELETON_BYTES = bytes.maketrans(b"l013457", b"ioieast")
 # Raw bytes to skeleton in one pass: case folded, the skeleton map, every separator deleted.
-_SCREEN_KEEP = b"abcdefghijklmnopqrstuvwxyz0123456789@$\x00"
-_SCREEN_FROM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZl013457@$"
-_SCREEN_TO = b"abcdefghijkimnopqrstuvwxyzioieastas"
-_SCREEN_TABLE = bytes.maketrans(_SCREEN_FROM, _SCREEN_TO)
-_SCREEN_DELETE = bytes(b for b in range(256) if b not in _SCREEN_KEEP and b not in _SCREEN_FROM)
+# Raw bytes to the screening forms in one pass each (see :func:`screen_forms`): every byte
+# that is not a letter, digit, ``@``, ``$`` or NUL (the field separator) becomes ``|``.
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@$\x00"
+_MARKED = bytes(b if b in _ALNUM else ord("|") for b in range(256))
+_SCREEN_TABLE = _MARKED.translate(
+    bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZl013457@$", b"abcdefghijkimnopqrstuvwxyzioieastas")
+)
+_BOUNDARY_RUN = re.compile(rb"\|{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,8 @@ def _fold_char(char: str, homoglyphs: dict[str, str]) -> str:
             c for c in unicodedata.normalize("NFKD", part) if unicodedata.category(c)[0] != "M"
         )
         out.append(anyascii(bare))
-    return "".join(out)
+    folded = "".join(out)
+    return folded if folded.isascii() else ""
 
 
 @cache
@@ -195,19 +199,34 @@ def normalise_many(texts: Sequence[str], *, homoglyphs: bool = True) -> list[str
     return [normalise(text, homoglyphs=homoglyphs) for text in texts]
 
 
+def skeleton_words(words: Sequence[str]) -> list[str]:
+    """:func:`skeleton` of each normalised word."""
+    joined = " ".join(words).encode("ascii", "ignore")
+    return joined.translate(_SKELETON_BYTES).decode("ascii").split(" ")
+
+
 def skeleton_lines(normalised: Sequence[str]) -> list[str]:
     """:func:`skeleton` of each normalised text, words still separated by single spaces."""
+    if not normalised:
+        return []
     joined = _LINE.join(normalised).encode("ascii", "ignore")
     return joined.translate(_SKELETON_BYTES).decode("ascii").split(_LINE)
 
 
-def screen_form(text: str, *, homoglyphs: bool = True) -> str:
-    """A cheap superset form of raw text for the first automaton pass.
+def screen_forms(text: str, *, homoglyphs: bool = True) -> tuple[str, bytes]:
+    """Two aligned cheap forms of raw text for the first automaton pass.
 
-    Folds like :func:`skeleton` but in one bytes pass: every leet character is folded wherever
-    it stands and every separator deleted, so any skeleton match of the text's words is also
-    a substring here (except across a lone ``@`` or ``$`` between words). NUL is kept as the
-    field separator.
+    The first folds like :func:`skeleton` in one bytes pass (case, ``i``/``l``/``1``, every
+    leet character wherever it stands); the second (ASCII bytes, decoded only when needed)
+    keeps case and digits, to tell where a word ends. In both, each run of separators is one
+    ``|`` and NUL (the field separator) stays.
     """
-    ascii_text = fold(text, homoglyphs=homoglyphs).encode("ascii", "ignore")
-    return ascii_text.translate(_SCREEN_TABLE, _SCREEN_DELETE).decode("ascii")
+    marked = fold(text, homoglyphs=homoglyphs).encode("ascii").translate(_MARKED)
+    if b"||" in marked:
+        marked = _BOUNDARY_RUN.sub(b"|", marked)
+    return marked.translate(_SCREEN_TABLE).decode("ascii"), marked
+
+
+def screen_form(text: str, *, homoglyphs: bool = True) -> str:
+    """The first of :func:`screen_forms`."""
+    return screen_forms(text, homoglyphs=homoglyphs)[0]

@@ -11,12 +11,16 @@ pattern. A name whose last word is a *distinctive surname* (at least
 artist's name) is keyed on that surname, and the words before it are checked on a hit; so
 ``quellbrook`` alone matches too, while ``smith`` alone matches nobody.
 
-:meth:`ArtistIndex.match` first runs the automaton over all fields at once in a cheap,
-coarser form (:func:`~detectors.name_normalise.screen_form`: one bytes pass); only fields with
-a raw hit are tokenised properly, and a hit counts only when it starts and ends on word
+:meth:`ArtistIndex.match` first runs the automaton once over all fields joined, in a cheap
+screening form (:func:`~detectors.name_normalise.screen_forms`: two bytes passes, separators
+kept as ``|``); a raw hit that cannot end a word (``harbo`` in ``harbor``) is dropped at once,
+so most uploads never leave this pass. Fields with a raw hit left are tokenised properly (and
+remembered: tags recur across uploads), and a hit counts only when it starts and ends on word
 boundaries (``arthur`` does not match inside ``arthurian``; ``quellbrook-000010``,
 ``quellbrook_v2``, ``quellbrookV2`` and ``quellbrook style`` do match). A hit inside a longer
-hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``).
+hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``). Not matched: a surname
+glued behind other letters (``TheQuellbrook``; the full ``MaraQuellbrook`` does match) and
+a name split by a lone ``@`` or ``$`` between words.
 
 Scoring. Each hit has a *strength* (:data:`STRENGTH`) from what matched, the kind of field and
 whether the words around it say "this artist's style":
@@ -43,14 +47,16 @@ hit of each source (metadata key) by noisy-or, ``1 - prod(1 - s)``, capped at
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
 import ahocorasick
 
 from detectors.name_keys import NameKeys, build_keys
-from detectors.name_normalise import Token, screen_form, skeleton, tokens
+from detectors.name_normalise import Token, normalise, screen_forms, skeleton_words, tokens
 from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
 
 HitKind = Literal["name", "surname", "word"]
@@ -58,7 +64,9 @@ FieldKind = Literal["name", "tag", "text"]
 
 MAX_QUOTE_CHARS = 200
 MAX_SCORE = 0.99
+MAX_CACHED_FIELDS = 65_536
 _FIELD_SEPARATOR = "\x00"
+_FIELD_START = _FIELD_SEPARATOR + "|"
 
 STRENGTH: Mapping[tuple[HitKind, FieldKind, bool], float] = {
     ("name", "name", True): 0.95,
@@ -85,14 +93,16 @@ class NameHit:
     """One place a registered name matched, and why it counts as much as it does.
 
     ``text`` is the field as found (or a window of :data:`MAX_QUOTE_CHARS` around the hit);
-    ``matched`` the normalised words that matched; ``strength`` is :data:`STRENGTH` of
-    (``kind``, ``field_kind``, ``context``).
+    ``start``/``end`` the hit's span in the field's text; ``matched`` the normalised words
+    that matched; ``strength`` is :data:`STRENGTH` of (``kind``, ``field_kind``, ``context``).
     """
 
     artist_id: int
     artist: str
     source: str
     text: str
+    start: int
+    end: int
     matched: str
     kind: HitKind
     field_kind: FieldKind
@@ -116,6 +126,18 @@ class _Span:
     kind: HitKind
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A verified hit in a text, whatever field it came in: original span, words, context."""
+
+    artist: int
+    kind: HitKind
+    start: int
+    end: int
+    matched: str
+    context: bool
+
+
 def field_kind(source: str) -> FieldKind:
     """Whether a field names the training data, tags it, or is free text (see the table)."""
     lowered = source.lower()
@@ -133,12 +155,16 @@ def _has_part(source: str, parts: Sequence[str]) -> bool:
 class ArtistIndex:
     """Every registered artist's names in one automaton. Build once, match many times."""
 
-    __slots__ = ("_artists", "_automaton", "_keys")
+    __slots__ = ("_artists", "_automaton", "_field_cache", "_keys")
 
     def __init__(self, artists: tuple[ArtistRef, ...], keys: NameKeys) -> None:
         self._artists = artists
         self._keys = keys
         self._automaton: ahocorasick.Automaton | None = None
+        # Tags and folder names recur across uploads and fields ("10_quellbrook style" is in
+        # ss_dataset_dirs and ss_tag_frequency); a text the cheap pass flags is verified once.
+        # Bounded: cleared when full.
+        self._field_cache: dict[str, tuple[_Found, ...]] = {}
         if keys.keys:
             self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
             add_word = self._automaton.add_word
@@ -157,6 +183,10 @@ class ArtistIndex:
         """(artist_id, normalised name) of names too short to match safely (not indexed)."""
         return [(self._artists[owner].artist_id, name) for owner, name in self._keys.unindexed]
 
+    def clear_cache(self) -> None:
+        """Forget the verified fields (the cache is bounded; this is for memory and benchmarks)."""
+        self._field_cache.clear()
+
     @property
     def automaton(self) -> ahocorasick.Automaton | None:
         """The one automaton (for benchmarks and diagnostics; do not add words to it)."""
@@ -168,73 +198,107 @@ class ArtistIndex:
 
     def hits(self, fields: Iterable[TextField]) -> list[NameHit]:
         """Every verified hit, in field order, to explain a match."""
-        field_list = tuple(fields)
+        field_list = fields if isinstance(fields, list | tuple) else tuple(fields)
         if self._automaton is None or not field_list:
             return []
         found: list[NameHit] = []
         automaton = self._automaton
+        cache = self._field_cache
         for index in sorted(self._flagged(field_list, automaton)):
-            found.extend(self._field_hits(field_list[index], automaton))
+            field = field_list[index]
+            in_text = cache.get(field.text)
+            if in_text is None:
+                in_text = tuple(self._found(field.text, automaton))
+                if len(cache) >= MAX_CACHED_FIELDS:
+                    cache.clear()
+                cache[field.text] = in_text
+            found.extend(self._hit(field, where) for where in in_text)
         return found
 
     def _flagged(self, fields: Sequence[TextField], automaton: ahocorasick.Automaton) -> set[int]:
         """Indexes of the fields the cheap pass over all fields at once finds anything in."""
-        joined = _FIELD_SEPARATOR.join([field.text for field in fields])
+        texts = [field.text for field in fields]
+        joined = _FIELD_SEPARATOR.join(texts)
         if joined.count(_FIELD_SEPARATOR) != len(fields) - 1:
-            texts = [field.text.replace(_FIELD_SEPARATOR, " ") for field in fields]
-            joined = _FIELD_SEPARATOR.join(texts)
-        forms = [screen_form(joined)]
+            texts = [text.replace(_FIELD_SEPARATOR, " ") for text in texts]
+        # Each field starts with a separator, so keys anchored on "|" match at its start too.
+        joined = "|" + _FIELD_START.join(texts)
+        forms = [screen_forms(joined)]
         if not joined.isascii():
-            forms.append(screen_form(joined, homoglyphs=False))
+            forms.append(screen_forms(joined, homoglyphs=False))
         flagged: set[int] = set()
-        for form in forms:
+        for form, cased in forms:
             for end, _ in automaton.iter(form):
-                flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+                if _ends_word(cased, end):
+                    flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
         return flagged
 
-    def _field_hits(self, field: TextField, automaton: ahocorasick.Automaton) -> Iterator[NameHit]:
+    def _found(self, text: str, automaton: ahocorasick.Automaton) -> Iterator[_Found]:
+        """Verified hits in one text: cheap word lists first, offsets only when something holds."""
         seen: set[tuple[int, HitKind, int, int]] = set()
-        for words in _token_forms(field.text):
-            for span in _outermost(list(self._spans(words, automaton))):
-                start, end = words[span.first].start, words[span.last].end
+        for homoglyphs, words in _word_forms(text):
+            spans = _outermost(list(self._spans(words, automaton)))
+            if not spans:
+                continue
+            located = tokens(text, homoglyphs=homoglyphs)
+            for span in spans:
+                start, end = located[span.first].start, located[span.last].end
                 if (span.artist, span.kind, start, end) not in seen:
                     seen.add((span.artist, span.kind, start, end))
-                    yield self._hit(field, words, span)
+                    matched = " ".join(word.text for word in located[span.first : span.last + 1])
+                    context = _has_context(located, span.first, span.last)
+                    yield _Found(span.artist, span.kind, start, end, matched, context)
 
-    def _spans(self, words: Sequence[Token], automaton: ahocorasick.Automaton) -> Iterator[_Span]:
-        """Automaton hits on the field's skeleton that start and end on word boundaries."""
-        skeletons = [skeleton(word.text) for word in words]
+    def _spans(self, words: Sequence[str], automaton: ahocorasick.Automaton) -> Iterator[_Span]:
+        """Automaton hits on the words' skeleton that start and end on word boundaries."""
+        skeletons = skeleton_words(words)
         text = "".join(skeletons)
-        starts: dict[int, int] = {}
-        ends: dict[int, int] = {}
-        offset = 0
-        for index, part in enumerate(skeletons):
-            starts[offset] = index
-            offset += len(part)
-            ends[offset] = index
+        bounds = _WordBounds(list(accumulate(map(len, skeletons))))
         for end, key_id in automaton.iter(text):
-            last = ends.get(end + 1)
-            if last is not None:
+            if end + 1 in bounds.ends:
                 begin = end + 1 - len(self._keys.keys[key_id])
                 spellings = self._keys.spellings(key_id)
                 owner = self._keys.surname_of(key_id)
-                yield from _key_spans(spellings, owner, text, (begin, end + 1), starts, last)
+                yield from _key_spans(spellings, owner, text, (begin, end + 1), bounds)
 
-    def _hit(self, field: TextField, words: Sequence[Token], span: _Span) -> NameHit:
+    def _hit(self, field: TextField, where: _Found) -> NameHit:
         kind = field_kind(field.source)
-        context = _has_context(words, span.first, span.last)
-        start, end = words[span.first].start, words[span.last].end
+        ref = self._artists[where.artist]
         return NameHit(
-            artist_id=self._artists[span.artist].artist_id,
-            artist=self._artists[span.artist].name,
+            artist_id=ref.artist_id,
+            artist=ref.name,
             source=field.source,
-            text=quote(field.text, start, end),
-            matched=" ".join(word.text for word in words[span.first : span.last + 1]),
-            kind=span.kind,
+            text=quote(field.text, where.start, where.end),
+            start=where.start,
+            end=where.end,
+            matched=where.matched,
+            kind=where.kind,
             field_kind=kind,
-            context=context,
-            strength=STRENGTH["surname" if span.kind == "word" else span.kind, kind, context],
+            context=where.context,
+            strength=STRENGTH[
+                "surname" if where.kind == "word" else where.kind, kind, where.context
+            ],
         )
+
+
+class _WordBounds:
+    """Where the words of a skeleton text end, to test and index word boundaries."""
+
+    __slots__ = ("ends", "offsets")
+
+    def __init__(self, offsets: list[int]) -> None:
+        self.offsets = offsets
+        self.ends = set(offsets)
+
+    def starting_at(self, offset: int) -> int | None:
+        """The index of the word starting at ``offset``, or None inside a word."""
+        if offset == 0:
+            return 0
+        return bisect_left(self.offsets, offset) + 1 if offset in self.ends else None
+
+    def ending_at(self, offset: int) -> int:
+        """The index of the word ending at ``offset`` (which must be a word end)."""
+        return bisect_left(self.offsets, offset)
 
 
 def _key_spans(
@@ -242,20 +306,29 @@ def _key_spans(
     owner: int,
     text: str,
     span: tuple[int, int],
-    starts: Mapping[int, int],
-    last: int,
+    bounds: _WordBounds,
 ) -> Iterator[_Span]:
     """The spellings under a key whose words before the key are there too; then the surname."""
     begin, end = span
+    last = bounds.ending_at(end)
     named: set[int] = set()
     for artist, prefix, weak in spellings:
-        first = starts.get(begin - len(prefix))
+        first = bounds.starting_at(begin - len(prefix))
         if first is not None and text.startswith(prefix, begin - len(prefix)):
             named.add(artist)
             kind: HitKind = "word" if weak else "name"
             yield _Span(begin - len(prefix), end, first, last, artist, kind)
-    if owner >= 0 and owner not in named and begin in starts:
-        yield _Span(begin, end, starts[begin], last, owner, "surname")
+    if owner >= 0 and owner not in named and (first := bounds.starting_at(begin)) is not None:
+        yield _Span(begin, end, first, last, owner, "surname")
+
+
+def _ends_word(cased: bytes, end: int) -> bool:
+    """Whether a word can end after ``cased[end]`` (a screening form, separators as ``|``)."""
+    after = cased[end + 1 : end + 2]
+    if not after.isalpha():
+        return True  # a separator, the end, a digit (maybe leet), ``@`` or ``$``
+    before = cased[end : end + 1]
+    return not before.isalpha() or (before.islower() and after.isupper())
 
 
 def _outermost(spans: list[_Span]) -> list[_Span]:
@@ -272,14 +345,13 @@ def _outermost(spans: list[_Span]) -> list[_Span]:
     ]
 
 
-def _token_forms(text: str) -> list[list[Token]]:
-    """The field's words with homoglyphs folded, plus transliterated when that differs."""
-    folded = tokens(text)
+def _word_forms(text: str) -> list[tuple[bool, list[str]]]:
+    """The field's normalised words with homoglyphs folded, plus transliterated if different."""
+    folded = normalise(text).split(" ")
     if text.isascii():
-        return [folded]
-    plain = tokens(text, homoglyphs=False)
-    same = [t.text for t in plain] == [t.text for t in folded]
-    return [folded] if same else [folded, plain]
+        return [(True, folded)]
+    plain = normalise(text, homoglyphs=False).split(" ")
+    return [(True, folded)] if plain == folded else [(True, folded), (False, plain)]
 
 
 def _has_context(words: Sequence[Token], first: int, last: int) -> bool:
@@ -304,8 +376,10 @@ def quote(text: str, start: int, end: int) -> str:
     return text[left : left + MAX_QUOTE_CHARS]
 
 
-def matches_from_hits(hits: Iterable[NameHit]) -> list[ArtistMatch]:
+def matches_from_hits(hits: Sequence[NameHit]) -> list[ArtistMatch]:
     """Combine hits into one :class:`ArtistMatch` per artist (see the module's scoring)."""
+    if not hits:
+        return []
     by_artist: dict[int, list[NameHit]] = {}
     for hit in hits:
         by_artist.setdefault(hit.artist_id, []).append(hit)

@@ -165,12 +165,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _queue_needs_postgres(self) -> Settings:
-        if self.queue.backend == "procrastinate" and not self.database_url.startswith(
-            "postgresql"
-        ):
-            raise ValueError(
-                "queue.backend 'procrastinate' needs a postgresql [database] url"
-            )
+        if self.queue.backend == "procrastinate" and not self.database_url.startswith("postgresql"):
+            raise ValueError("queue.backend 'procrastinate' needs a postgresql [database] url")
         return self
 
 

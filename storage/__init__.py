@@ -1,3 +1,3 @@
-"""Persistence: SQLModel tables, the engine, migrations and the content-addressed blob store."""
+"""Persistence: the tables, the engine, migrations, the `Store` repository and the blob store."""
 
 from __future__ import annotations

@@ -28,8 +28,7 @@ def test_default_data_dir_is_the_users(monkeypatch, tmp_path):
 def test_env_overrides_toml_per_key(tmp_path, monkeypatch):
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        '[sources.civitai]\nbase_url = "http://from-file"\ninterval = 120\n'
-        '[web]\nport = 9000\n'
+        '[sources.civitai]\nbase_url = "http://from-file"\ninterval = 120\n[web]\nport = 9000\n'
     )
     monkeypatch.setenv("STYLEWATCH_SOURCES__CIVITAI__BASE_URL", "http://127.0.0.1:9000")
     monkeypatch.setenv("STYLEWATCH_DATA_DIR", str(tmp_path / "d"))

@@ -1,0 +1,253 @@
+"""The CLI commands. Each is thin: it parses options, calls the pieces, prints the result."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from monitor.artist_file import read_artist_file
+from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.json_views import flagged_uploads_json, upload_json
+from monitor.runtime import open_runtime, safe_database_url
+from monitor.scan_report import ScanFailure, ScanReport, render_report, render_summary
+from monitor.scanner import Scanner
+from storage.migrate import upgrade
+
+
+def init(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing config")] = False,
+) -> None:
+    """Write a commented config into the data dir and create the database."""
+    settings = cli_state(ctx).settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    target = settings.data_dir / "config.toml"
+    if target.exists() and not force:
+        raise fail(f"{target} exists; use --force to overwrite it")
+    target.write_text(_example_config(), encoding="utf-8")
+    runtime = open_runtime(settings)
+    runtime.close()
+    out.print(f"wrote {escape(str(target))}")
+    out.print(f"database ready: {escape(safe_database_url(settings.database_url))}")
+    out.print(f"use it with: stylewatch --config {escape(str(target))} serve")
+
+
+def _example_config() -> str:
+    from importlib.resources import files
+
+    return files("monitor").joinpath("config.example.toml").read_text(encoding="utf-8")
+
+
+def serve(ctx: typer.Context) -> None:
+    """Run the service: web UI, health endpoints (and pollers) until Ctrl-C or SIGTERM."""
+    from monitor.server import serve as run_server
+
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # a service logs one line per upload per stage
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        asyncio.run(run_server(runtime))
+    finally:
+        runtime.close()
+
+
+def scan(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A model file or a folder of model files")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="Screening only")] = False,
+) -> None:
+    """Scan a model file (or every model file in a folder) for registered artists.
+
+    Exit 0 clean, 1 flagged, 2 bad input or refused file.
+    """
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        scanner = Scanner(runtime, probe_requested=not no_probe)
+        path = Path(target)
+        if path.is_dir():
+            code = _scan_folder(scanner, path, as_json)
+        else:
+            code = _scan_one(scanner, path, as_json)
+    finally:
+        runtime.close()
+    raise typer.Exit(code)
+
+
+def _scan_one(scanner: Scanner, path: Path, as_json: bool) -> int:
+    result = scanner.scan_file(path)
+    if isinstance(result, ScanFailure):
+        if as_json:
+            print_json(result.to_json())
+        raise fail(result.message)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        render_report(out, result)
+    return 1 if result.flagged else 0
+
+
+def _scan_folder(scanner: Scanner, folder: Path, as_json: bool) -> int:
+    from rich.progress import Progress
+
+    paths = scanner.files_in(folder)
+    results: list[ScanReport | ScanFailure] = []
+    with Progress(console=err, transient=True, disable=not paths) as progress:
+        task = progress.add_task("scanning", total=len(paths))
+        for path in paths:
+            results.append(scanner.scan_file(path))
+            progress.advance(task)
+    if as_json:
+        print_json([r.to_json() for r in results])
+    else:
+        render_summary(out, results)
+    if any(isinstance(r, ScanReport) and r.flagged for r in results):
+        return 1
+    return 2 if any(isinstance(r, ScanFailure) for r in results) else 0
+
+
+def artist_add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The artist's name as it should be shown")],
+    alias: Annotated[
+        list[str] | None, typer.Option("--alias", help="Another name (repeatable)")
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Contact address")] = None,
+    images: Annotated[
+        Path | None, typer.Option("--images", help="A folder of reference images")
+    ] = None,
+) -> None:
+    """Register an artist with aliases, a contact address and reference images."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        artist = runtime.store.add_artist(name, aliases=tuple(alias or ()), email=email)
+        added = 0
+        if images is not None:
+            from monitor.reference_images import import_reference_images
+
+            added, skipped = import_reference_images(runtime, artist.id, images)
+            for problem in skipped:
+                err.print(f"warning: {problem}", markup=False)
+    finally:
+        runtime.close()
+    extra = f" and {added} reference images" if images is not None else ""
+    out.print(
+        f"registered {escape(artist.name)} (#{artist.id}) with {len(artist.aliases)} aliases{extra}"
+    )
+
+
+def artist_import(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A CSV (name, aliases, email) or TOML file")],
+) -> None:
+    """Register many artists at once; artists already registered gain any new aliases."""
+    entries = read_artist_file(file)
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
+    finally:
+        runtime.close()
+    out.print(f"{added} artists registered, {updated} updated, from {escape(str(file))}")
+
+
+def artist_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List the registered artists."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        artists = runtime.store.list_artists()
+    finally:
+        runtime.close()
+    if as_json:
+        print_json(
+            [
+                {"id": a.id, "name": a.name, "aliases": list(a.aliases), "email": a.email}
+                for a in artists
+            ]
+        )
+        return
+    table = Table(title=f"{len(artists)} artists")
+    for column in ("id", "name", "aliases", "email"):
+        table.add_column(column)
+    for a in artists:
+        table.add_row(
+            str(a.id), escape(a.name), escape(", ".join(a.aliases)), escape(a.email or "")
+        )
+    out.print(table)
+
+
+def uploads(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    source: Annotated[str | None, typer.Option("--source", help="Only this source")] = None,
+) -> None:
+    """Every upload the service has recorded, and its state."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        records = runtime.store.list_uploads(source=source)
+    finally:
+        runtime.close()
+    if as_json:
+        print_json([upload_json(r) for r in records])
+        return
+    table = Table(title=f"{len(records)} uploads")
+    for column in ("source", "upload", "name", "kind", "family", "state", "artists"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(
+            r.source,
+            escape(r.upload_id[:16]),
+            escape(r.name),
+            r.kind,
+            r.base_family,
+            r.state,
+            escape(", ".join(r.artists)),
+        )
+    out.print(table)
+
+
+def findings(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Flagged uploads with their evidence and triage state."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        records = runtime.store.list_findings()
+    finally:
+        runtime.close()
+    if as_json:
+        print_json(flagged_uploads_json(records))
+        return
+    if not records:
+        out.print("no findings")
+    for r in records:
+        out.print(
+            f"[bold]{escape(r.artist)}[/]  {r.score:.2f}  {r.state}  "
+            f"{escape(r.source)}:{escape(r.upload_id[:16])}  {escape(r.name)}"
+        )
+        for ev in r.evidence:
+            out.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}")
+
+
+def db_upgrade(ctx: typer.Context) -> None:
+    """Apply the database schema migrations (idempotent)."""
+    settings = cli_state(ctx).settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from storage.engine import create_db_engine
+
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    out.print(f"database up to date: {escape(safe_database_url(settings.database_url))}")

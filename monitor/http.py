@@ -1,0 +1,388 @@
+"""HTTP plumbing the hub adapters share: politeness, retries, error translation, redaction.
+
+One ``aiohttp.ClientSession`` per process is passed in by the composition root. Every
+request here:
+
+- waits for its host's concurrency slot and rate-limit spacing (a 429's Retry-After pushes
+  the whole host back, not just the one request);
+- has a timeout, a real User-Agent, and follows redirects by hand, so the credential (an
+  ``Authorization`` header) goes only to its own origin and a ``?token=`` never leaves it;
+- retries transient faults (connection errors, timeouts, 408/429/5xx) with exponential
+  backoff and jitter, honouring ``Retry-After`` and Hugging Face's ``RateLimit`` ``t=``;
+- leaves as ``SourceUnavailable`` (still transient after the last attempt) or
+  ``SourceRejected`` (4xx, a body that is not what was asked for); no aiohttp exception
+  escapes, and logs carry redacted URLs only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from yarl import URL
+
+from detectors.errors import SourceRejected, SourceUnavailable
+from monitor.sources.base import Fetched
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+SECRET_QUERY_KEYS = frozenset(
+    {"token", "api_key", "apikey", "key", "signature", "x-amz-signature", "x-amz-credential", "sig"}
+)
+READ_CHUNK_BYTES = 64 * 1024
+DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPolicy:
+    """How politely and how long to talk to a hub; the defaults suit the public hubs."""
+
+    user_agent: str = "stylewatch/0.1 (+https://github.com/stylewatch/stylewatch)"
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 15.0
+    max_attempts: int = 4
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 120.0
+    per_host_concurrency: int = 4
+    per_host_interval_s: float = 0.2
+    max_redirects: int = 5
+    max_json_bytes: int = 32 * 1024 * 1024
+    max_download_bytes: int = 64 * 1024**3
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A hub token, sent as ``Authorization: Bearer`` to ``origin`` (``scheme://host:port``)
+    and nowhere else. ``repr`` never shows the token."""
+
+    origin: str
+    token: str = field(repr=False)
+
+    @classmethod
+    def for_base(cls, base_url: str, token: str | None) -> Credential | None:
+        return None if not token else cls(origin=origin_of(URL(base_url)), token=token)
+
+    def applies_to(self, url: URL) -> bool:
+        return origin_of(url) == self.origin
+
+
+@dataclass(frozen=True, slots=True)
+class JsonReply:
+    """A decoded JSON body, the URL it came from and the Link header's ``rel`` targets."""
+
+    url: URL
+    data: Any  # JSON boundary: the adapter turns it into dataclasses
+    links: Mapping[str, URL]
+
+
+def origin_of(url: URL) -> str:
+    return f"{url.scheme}://{url.host}:{url.explicit_port or url.port}"
+
+
+def redact(url: URL | str) -> str:
+    """The URL with every credential-like query value masked: safe to log."""
+    parsed = URL(str(url))
+    if not parsed.query:
+        return str(parsed)
+    masked = [
+        (k, "REDACTED" if k.lower() in SECRET_QUERY_KEYS else v) for k, v in parsed.query.items()
+    ]
+    return str(parsed.with_query(masked))
+
+
+def strip_token(url: URL) -> URL:
+    """The URL without ``token`` query parameters (a hub credential)."""
+    kept = [(k, v) for k, v in url.query.items() if k.lower() != "token"]
+    return url.with_query(kept)
+
+
+def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or an HTTP date) or ``RateLimit`` ``t=``."""
+    value = headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+            except (TypeError, ValueError, IndexError):
+                pass
+    for part in headers.get("RateLimit", "").split(";"):
+        key, _, number = part.strip().partition("=")
+        if key == "t" and number.isdigit():
+            return float(number)
+    return None
+
+
+def parse_links(header: str, base: URL) -> dict[str, URL]:
+    """``Link: <url>; rel="next", …`` as ``{"next": URL}`` (relative targets resolved)."""
+    links: dict[str, URL] = {}
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        target = target.strip()
+        if not (target.startswith("<") and target.endswith(">")):
+            continue
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.lower() == "rel":
+                links[value.strip('"')] = base.join(URL(target[1:-1], encoded=True))
+    return links
+
+
+class _HostGate:
+    """One host's concurrency slots and the earliest time its next request may start."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.next_at = 0.0
+
+
+class HttpClient:
+    """The hub adapters' HTTP client over one shared ``ClientSession``.
+
+    ``clock`` (monotonic seconds), ``wall`` (epoch seconds), ``sleep`` and ``jitter``
+    (a float in [0, 1)) are injected so tests run the backoff without waiting.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        policy: HttpPolicy | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._session = session
+        self.policy = policy or HttpPolicy()
+        self._clock, self._wall, self._sleep, self._jitter = clock, wall, sleep, jitter
+        self._gates: dict[str, _HostGate] = {}
+        self._timeout = aiohttp.ClientTimeout(
+            total=self.policy.timeout_s, sock_connect=self.policy.connect_timeout_s
+        )
+
+    async def get_json(
+        self,
+        url: URL | str,
+        *,
+        params: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        credential: Credential | None = None,
+    ) -> JsonReply:
+        """GET a JSON document (with retries)."""
+        target = URL(str(url))
+        if params:
+            target = target.update_query(params)
+        return await self._retrying(target, lambda: self._json_once(target, credential))
+
+    async def get_range(
+        self, url: URL | str, *, start: int, length: int, credential: Credential | None = None
+    ) -> Fetched:
+        """At most ``length`` bytes from ``start`` with a Range request (with retries).
+
+        A server that ignores Range (200 with the whole body) is read only as far as needed,
+        then the connection is closed; ``Fetched.bytes_read`` counts what was read.
+        """
+        target = URL(str(url))
+        return await self._retrying(
+            target, lambda: self._range_once(target, start, length, credential)
+        )
+
+    async def download(self, url: URL | str, dest: Path, *, credential: Credential | None) -> int:
+        """Stream a whole file to ``dest`` (capped by ``max_download_bytes``); its size."""
+        target = URL(str(url))
+        return await self._retrying(target, lambda: self._download_once(target, dest, credential))
+
+    # -- one attempt each ---------------------------------------------------------------
+
+    async def _json_once(self, url: URL, credential: Credential | None) -> JsonReply:
+        async with self._open(url, {"Accept": "application/json"}, credential) as resp:
+            raw = await resp.content.read(self.policy.max_json_bytes + 1)
+            if len(raw) > self.policy.max_json_bytes:
+                raise SourceRejected(f"{redact(url)}: the JSON body is over the size cap")
+            try:
+                data = json.loads(raw)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise SourceRejected(f"{redact(url)}: the answer is not JSON") from exc
+            links = parse_links(resp.headers.get("Link", ""), resp.url)
+            return JsonReply(url=resp.url, data=data, links=links)
+
+    async def _range_once(
+        self, url: URL, start: int, length: int, credential: Credential | None
+    ) -> Fetched:
+        headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity"}
+        async with self._open(url, headers, credential) as resp:
+            skip = start if resp.status == 200 else 0
+            data, read = await _read_bounded(resp.content, skip, length)
+            total = _total_size(resp)
+            if resp.status == 200 and (total is None or total > start + length):
+                resp.close()  # Range ignored: drop the connection rather than drain the file
+            return Fetched(data=data, bytes_read=read, total_size=total)
+
+    async def _download_once(self, url: URL, dest: Path, credential: Credential | None) -> int:
+        written = 0
+        async with self._open(url, {"Accept-Encoding": "identity"}, credential) as resp:
+            with dest.open("wb") as fh:
+                async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > self.policy.max_download_bytes:
+                        raise SourceRejected(f"{redact(url)}: the file is over the size cap")
+                    fh.write(chunk)
+        return written
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _retrying(self, url: URL, attempt: Callable[[], Awaitable[T]]) -> T:
+        for number in range(1, self.policy.max_attempts + 1):
+            try:
+                return await attempt()
+            except SourceUnavailable as exc:
+                if number == self.policy.max_attempts:
+                    raise
+                delay = self._backoff_s(number, exc.retry_after_s)
+                log.warning(
+                    "http.retry",
+                    extra={
+                        "url": redact(url),
+                        "attempt": number,
+                        "delay_s": round(delay, 3),
+                        "reason": str(exc),
+                    },
+                )
+                await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _backoff_s(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.policy.backoff_max_s)
+        ceiling = min(self.policy.backoff_max_s, self.policy.backoff_base_s * 2.0 ** (attempt - 1))
+        return ceiling / 2 + self._jitter() * ceiling / 2
+
+    @asynccontextmanager
+    async def _open(
+        self, url: URL, headers: Mapping[str, str], credential: Credential | None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """A response with status 2xx after following redirects by hand; errors translated."""
+        for _ in range(self.policy.max_redirects + 1):
+            async with self._gate(url):
+                resp = await self._send(url, headers, credential)
+                try:
+                    location = self._redirect_target(resp)
+                    if location is None:
+                        self._check_status(resp)
+                        async with _translated(url):
+                            yield resp
+                        return
+                finally:
+                    resp.release()
+            url = (
+                location
+                if credential is None or credential.applies_to(location)
+                else (strip_token(location))
+            )
+        raise SourceRejected(f"{redact(url)}: too many redirects")
+
+    async def _send(
+        self, url: URL, headers: Mapping[str, str], credential: Credential | None
+    ) -> aiohttp.ClientResponse:
+        sent = {"User-Agent": self.policy.user_agent, **headers}
+        if credential is not None and credential.applies_to(url):
+            sent["Authorization"] = f"Bearer {credential.token}"
+        async with _translated(url):
+            return await self._session.get(
+                url, headers=sent, allow_redirects=False, timeout=self._timeout
+            )
+
+    def _redirect_target(self, resp: aiohttp.ClientResponse) -> URL | None:
+        if resp.status not in REDIRECT_STATUSES:
+            return None
+        location = resp.headers.get("Location")
+        if not location:
+            raise SourceRejected(f"{redact(resp.url)}: a redirect without a Location")
+        return resp.url.join(URL(location, encoded=True))
+
+    def _check_status(self, resp: aiohttp.ClientResponse) -> None:
+        if 200 <= resp.status < 300:
+            return
+        where = f"{redact(resp.url)}: HTTP {resp.status}"
+        if resp.status in RETRY_STATUSES:
+            wait = retry_after_s(resp.headers, self._wall())
+            if wait is not None:
+                self._hold_host(resp.url, wait)
+            raise SourceUnavailable(f"{where}, retry later", retry_after_s=wait)
+        raise SourceRejected(where)
+
+    def _hold_host(self, url: URL, wait_s: float) -> None:
+        gate = self._gates.get(origin_of(url))
+        if gate is not None:
+            gate.next_at = max(gate.next_at, self._clock() + min(wait_s, self.policy.backoff_max_s))
+
+    @asynccontextmanager
+    async def _gate(self, url: URL) -> AsyncIterator[None]:
+        gate = self._gates.setdefault(origin_of(url), _HostGate(self.policy.per_host_concurrency))
+        async with gate.slots:
+            now = self._clock()
+            wait = gate.next_at - now
+            gate.next_at = max(now, gate.next_at) + self.policy.per_host_interval_s
+            if wait > 0:
+                await self._sleep(wait)
+            yield
+
+
+@asynccontextmanager
+async def _translated(url: URL) -> AsyncIterator[None]:
+    """aiohttp's and the socket's exceptions as ``SourceUnavailable``/``SourceRejected``."""
+    try:
+        yield
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise SourceUnavailable(f"{redact(url)}: timed out, retry later") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+        raise SourceUnavailable(
+            f"{redact(url)}: connection failed ({type(exc).__name__}), retry later"
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise SourceRejected(f"{redact(url)}: unusable answer ({type(exc).__name__})") from exc
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, skip: int, length: int) -> tuple[bytes, int]:
+    """Skip ``skip`` bytes, then read up to ``length``; never takes more than that."""
+    read = 0
+    while read < skip:
+        chunk = await stream.read(min(READ_CHUNK_BYTES, skip - read))
+        if not chunk:
+            return b"", read
+        read += len(chunk)
+    parts: list[bytes] = []
+    wanted = length
+    while wanted > 0:
+        chunk = await stream.read(min(READ_CHUNK_BYTES, wanted))
+        if not chunk:
+            break
+        parts.append(chunk)
+        wanted -= len(chunk)
+    data = b"".join(parts)
+    return data, read + len(data)
+
+
+def _total_size(resp: aiohttp.ClientResponse) -> int | None:
+    content_range = resp.headers.get("Content-Range", "")
+    total = content_range.rpartition("/")[2]
+    if total.isdigit():
+        return int(total)
+    if resp.status == 200 and resp.content_length is not None:
+        return resp.content_length
+    return None

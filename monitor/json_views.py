@@ -1,0 +1,78 @@
+"""The JSON shapes of ``uploads --json`` and ``findings --json`` (INTERFACE.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from storage.records import FindingRecord, FindingState, UploadRecord
+
+# The state a flagged upload shows: the most pressing of its findings' states.
+_STATE_ORDER: tuple[FindingState, ...] = (
+    "escalated",
+    "needs_review",
+    "confirmed",
+    "taken_down",
+    "dismissed",
+)
+
+
+def upload_json(record: UploadRecord) -> dict[str, Any]:
+    return {
+        "source": record.source,
+        "upload_id": record.upload_id,
+        "name": record.name,
+        "state": record.state,
+        "kind": record.kind,
+        "base_family": record.base_family,
+        "artists": list(record.artists),
+        "url": record.url,
+        "uploader": record.uploader,
+        "error": record.error,
+        "reupload_of": (
+            None
+            if record.reupload_of is None
+            else {"source": record.reupload_of.source, "upload_id": record.reupload_of.upload_id}
+        ),
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def _finding_json(record: FindingRecord) -> dict[str, Any]:
+    return {
+        "artist": record.artist,
+        "score": round(record.score, 4),
+        "stage": record.stage,
+        "state": record.state,
+        "backscan": record.backscan,
+        "evidence": [{"source": e.source, "text": e.text} for e in record.evidence],
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+def flagged_uploads_json(findings: Sequence[FindingRecord]) -> list[dict[str, Any]]:
+    """One object per flagged upload, its findings nested, highest score first."""
+    grouped: dict[int, list[FindingRecord]] = {}
+    for finding in findings:
+        grouped.setdefault(finding.upload_pk, []).append(finding)
+    items: list[tuple[float, dict[str, Any]]] = []
+    for group in grouped.values():
+        group.sort(key=lambda f: (-f.score, f.artist))
+        first = group[0]
+        states = {f.state for f in group}
+        items.append(
+            (
+                first.score,
+                {
+                    "source": first.source,
+                    "upload_id": first.upload_id,
+                    "name": first.name,
+                    "state": next(s for s in _STATE_ORDER if s in states),
+                    "score": round(first.score, 4),
+                    "artists": [f.artist for f in group],
+                    "findings": [_finding_json(f) for f in group],
+                },
+            )
+        )
+    items.sort(key=lambda item: -item[0])
+    return [item for _, item in items]

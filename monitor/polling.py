@@ -1,0 +1,387 @@
+"""One poll of one source: list what is new, hydrate it, read each header, screen it, and
+record the upload and its findings exactly once.
+
+Exactly once rests on three things: storage keys uploads by (source, hub id), so a repeat
+is a no-op; a listed upload already past the "new" state is skipped before any request; and
+the source's cursor is saved only after a listing that reached its high-water mark, so an
+interrupted poll (or a killed process) reads the same stretch again. An upload whose hub
+was unavailable is recorded as "failed" with its error and kept in the source's retry
+queue (saved at once, with what the listing said about it), then tried again on the next
+polls until it is screened or ``retry_limit`` tries are spent. A fault of one upload is
+recorded and logged, and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from detectors.errors import (
+    HeaderError,
+    InputError,
+    NeedMoreBytes,
+    RefusedFile,
+    SourceError,
+    SourceUnavailable,
+    StorageError,
+)
+from detectors.names import ArtistIndex
+from detectors.results import ArtistMatch, FileFormat, SafetensorsHeader
+from detectors.screening import PREFIX_BYTES, Screening, read_header, screen_header
+from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
+from storage.records import FileRecord
+from storage.source_state import SourceState
+from storage.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_REMOTE_HEADER_BYTES = 32 * 1024 * 1024  # a full SDXL checkpoint's header is ~0.2 MB
+RETRY_LIMIT = 6
+UPLOAD_CONCURRENCY = 4
+
+
+@dataclass
+class PollCounters:
+    """Running totals for /metrics (one instance per process, shared by the pollers)."""
+
+    polls: int = 0
+    incomplete_polls: int = 0
+    listed: int = 0
+    screened: int = 0
+    flagged: int = 0
+    failed: int = 0
+    retried: int = 0
+    bytes_fetched: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PollSummary:
+    """What one poll of one source did; ``bytes_per_upload`` for each upload it screened."""
+
+    source: str
+    listed: int
+    screened: int
+    flagged: int
+    failed: int
+    retried: int
+    bytes_fetched: int
+    bytes_per_upload: tuple[int, ...] = ()
+    complete: bool = True
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    state: Literal["screened", "failed"]
+    flagged: bool = False
+    bytes_read: int = 0
+
+
+@dataclass
+class _Meter:
+    bytes_read: int = 0
+
+
+@dataclass
+class _Screened:
+    files: list[FileRecord] = field(default_factory=list)
+    matches: list[ArtistMatch] = field(default_factory=list)
+    first: Screening | None = None
+    error: str | None = None
+
+
+async def fetch_header(source: Source, file: RemoteFile, meter: _Meter) -> SafetensorsHeader:
+    """The file's safetensors header from a Range read of ``PREFIX_BYTES``, plus one more
+    read of only the missing bytes when the header is longer. Raises ``InputError``s for a
+    bad, refused or oversized header and ``SourceError``s from the source."""
+    first = await source.read_bytes(file, 0, PREFIX_BYTES)
+    meter.bytes_read += first.bytes_read
+    try:
+        return read_header(first.data, file_size=first.total_size, filename=file.name)
+    except NeedMoreBytes as more:
+        if more.needed > MAX_REMOTE_HEADER_BYTES:
+            raise HeaderError(
+                f"{file.name}: a {more.needed}-byte header is over the remote read cap"
+            ) from more
+        needed = more.needed
+    rest = await source.read_bytes(file, len(first.data), needed - len(first.data))
+    meter.bytes_read += rest.bytes_read
+    data = first.data + rest.data
+    if len(data) < needed:
+        raise HeaderError(f"{file.name}: the file ends inside its header")
+    return read_header(data, file_size=first.total_size, filename=file.name)
+
+
+class Poller:
+    """Polls one source into storage. ``poll`` never raises for a hub fault."""
+
+    def __init__(
+        self,
+        source: Source,
+        store: Store,
+        state: SourceState,
+        *,
+        threshold: float,
+        counters: PollCounters | None = None,
+        concurrency: int = UPLOAD_CONCURRENCY,
+        retry_limit: int = RETRY_LIMIT,
+    ) -> None:
+        self.source = source
+        self._store, self._state = store, state
+        self._threshold = threshold
+        self.counters = counters or PollCounters()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._retry_limit = retry_limit
+        self._queue: dict[str, dict[str, Any]] = {}
+        self._saved = Cursor()
+        self._save_lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.source.name
+
+    async def poll(self) -> PollSummary:
+        """One cycle: list, then screen and record every unsettled and queued upload."""
+        record = await asyncio.to_thread(self._store.get_source, self.name)
+        self._saved = Cursor(record.high_water, _mapping(record.state.get("cursor")))
+        self._queue = dict(_mapping(record.state.get("retry")))
+        index = ArtistIndex.build(await asyncio.to_thread(self._store.artist_refs))
+        listing = await self._list()
+        fresh, queued = await self._work(listing)
+        outcomes = await asyncio.gather(*(self._guarded(u, index) for u in fresh + queued))
+        if listing.complete:
+            self._saved = listing.cursor
+        await self._save()
+        return self._summarise(listing, outcomes, retried=len(queued))
+
+    async def _list(self) -> Listing:
+        try:
+            return await self.source.list_new(self._saved)
+        except SourceError as exc:
+            log.warning("poll.list.failed", extra={"source": self.name, "reason": str(exc)})
+            return Listing((), self._saved, complete=False, error=str(exc))
+
+    async def _work(self, listing: Listing) -> tuple[list[ListedUpload], list[ListedUpload]]:
+        """The listed uploads not yet settled, and the retry queue's uploads."""
+        ids = [u.upload_id for u in listing.uploads]
+        settled = await asyncio.to_thread(self._state.settled_upload_ids, self.name, ids)
+        fresh = [
+            u
+            for u in listing.uploads
+            if u.upload_id not in settled and u.upload_id not in self._queue
+        ]
+        queued = [_from_entry(k, v) for k, v in self._queue.items()]
+        return fresh, queued
+
+    async def _guarded(self, listed: ListedUpload, index: ArtistIndex) -> _Outcome:
+        async with self._slots:
+            try:
+                return await self._process(listed, index)
+            except StorageError as exc:
+                log.warning(
+                    "poll.upload.unrecorded",
+                    extra={"source": self.name, "upload_id": listed.upload_id, "reason": str(exc)},
+                )
+            except Exception:  # a bug: logged with its traceback, the loop goes on
+                log.exception(
+                    "poll.upload.bug", extra={"source": self.name, "upload_id": listed.upload_id}
+                )
+            return _Outcome("failed")
+
+    async def _process(self, listed: ListedUpload, index: ArtistIndex) -> _Outcome:
+        upload: Upload | None = None
+        meter = _Meter()
+        try:
+            upload = await self.source.hydrate(listed)
+            screened = await self._screen(upload, index, meter)
+        except SourceUnavailable as exc:
+            return await self._fail(listed, upload, str(exc), meter, retry=True)
+        except SourceError as exc:
+            return await self._fail(listed, upload, str(exc), meter, retry=False)
+        return await self._record(listed, upload, screened, meter)
+
+    async def _screen(self, upload: Upload, index: ArtistIndex, meter: _Meter) -> _Screened:
+        result = _Screened()
+        for file in upload.files:
+            if not file.screen:
+                result.files.append(_file_record(file))
+                continue
+            try:
+                header = await fetch_header(self.source, file, meter)
+            except InputError as exc:
+                fmt = "pickle" if isinstance(exc, RefusedFile) and exc.format == "pickle" else None
+                result.files.append(_file_record(file, format=fmt))
+                result.error = result.error or str(exc)
+                continue
+            hub_text = upload.hub_text if result.first is None else ()
+            screening = await asyncio.to_thread(screen_header, header, index, hub_text)
+            result.first = result.first or screening
+            result.matches.extend(screening.matches)
+            result.files.append(_file_record(file, screening=screening))
+        if result.first is None:
+            result.matches = index.match(upload.hub_text)
+        else:
+            result.error = None  # one readable file is enough to screen the upload
+        return result
+
+    async def _record(
+        self, listed: ListedUpload, upload: Upload, screened: _Screened, meter: _Meter
+    ) -> _Outcome:
+        first = screened.first
+        kind = first.kind if first else "unknown"
+        family = first.base_family if first else "unknown"
+        pk = await self._record_upload(upload, (), listed)
+        await asyncio.to_thread(self._state.save_files, pk, screened.files)
+        await asyncio.to_thread(self._store.record_findings, pk, screened.matches)
+        hashes = [f.sha256 for f in screened.files if f.sha256]
+        earlier = await asyncio.to_thread(self._state.earliest_upload_with, hashes, besides=pk)
+        state: Literal["screened", "failed"] = "failed" if screened.error else "screened"
+        await asyncio.to_thread(
+            self._store.set_upload_state,
+            pk,
+            state,
+            error=screened.error,
+            kind=kind,
+            base_family=family,
+            reupload_of=earlier if earlier and earlier < pk else None,
+        )
+        await self._dequeue(listed.upload_id)
+        flagged = any(m.score >= self._threshold for m in screened.matches)
+        log.info(
+            "poll.upload.%s",
+            "flagged" if flagged else state,
+            extra={
+                "source": self.name,
+                "upload_id": upload.upload_id,
+                "stage": "screening",
+                "bytes": meter.bytes_read,
+            },
+        )
+        return _Outcome(state, flagged=flagged, bytes_read=meter.bytes_read)
+
+    async def _record_upload(
+        self, upload: Upload | None, files: Sequence[FileRecord], listed: ListedUpload
+    ) -> int:
+        record, _ = await asyncio.to_thread(
+            lambda: self._store.record_upload(
+                self.name,
+                listed.upload_id,
+                upload.name if upload else listed.name,
+                url=upload.url if upload else None,
+                uploader=upload.uploader if upload else None,
+                files=files,
+                hub_text=upload.hub_text if upload else (),
+            )
+        )
+        return record.id
+
+    async def _fail(
+        self, listed: ListedUpload, upload: Upload | None, error: str, meter: _Meter, *, retry: bool
+    ) -> _Outcome:
+        attempts = int(self._queue.get(listed.upload_id, {}).get("attempts", 0)) + 1
+        if retry and attempts < self._retry_limit:
+            await self._enqueue(listed, attempts, error)
+        else:
+            await self._dequeue(listed.upload_id)
+        files = [_file_record(f) for f in upload.files] if upload else []
+        pk = await self._record_upload(upload, files, listed)
+        await asyncio.to_thread(self._store.set_upload_state, pk, "failed", error=error)
+        log.warning(
+            "poll.upload.failed",
+            extra={
+                "source": self.name,
+                "upload_id": listed.upload_id,
+                "reason": error,
+                "attempts": attempts,
+                "will_retry": retry and attempts < self._retry_limit,
+            },
+        )
+        return _Outcome("failed", bytes_read=meter.bytes_read)
+
+    async def _enqueue(self, listed: ListedUpload, attempts: int, error: str) -> None:
+        self._queue[listed.upload_id] = {
+            "name": listed.name,
+            "position": listed.position,
+            "hint": dict(listed.hint),
+            "attempts": attempts,
+            "error": error,
+        }
+        await self._save()  # before the failure is recorded: a crash cannot lose the retry
+
+    async def _dequeue(self, upload_id: str) -> None:
+        if self._queue.pop(upload_id, None) is not None:
+            await self._save()
+
+    async def _save(self) -> None:
+        async with self._save_lock:
+            state = {"cursor": dict(self._saved.extra), "retry": dict(self._queue)}
+            await asyncio.to_thread(
+                self._store.save_source, self.name, high_water=self._saved.high_water, state=state
+            )
+
+    def _summarise(
+        self, listing: Listing, outcomes: Sequence[_Outcome], *, retried: int
+    ) -> PollSummary:
+        summary = PollSummary(
+            source=self.name,
+            listed=len(listing.uploads),
+            screened=sum(o.state == "screened" for o in outcomes),
+            flagged=sum(o.flagged for o in outcomes),
+            failed=sum(o.state == "failed" for o in outcomes),
+            retried=retried,
+            bytes_fetched=sum(o.bytes_read for o in outcomes),
+            bytes_per_upload=tuple(o.bytes_read for o in outcomes if o.state == "screened"),
+            complete=listing.complete,
+            error=listing.error,
+        )
+        _count(self.counters, summary)
+        return summary
+
+
+def _count(counters: PollCounters, summary: PollSummary) -> None:
+    counters.polls += 1
+    counters.incomplete_polls += not summary.complete
+    counters.listed += summary.listed
+    counters.screened += summary.screened
+    counters.flagged += summary.flagged
+    counters.failed += summary.failed
+    counters.retried += summary.retried
+    counters.bytes_fetched += summary.bytes_fetched
+
+
+def _file_record(
+    file: RemoteFile, *, screening: Screening | None = None, format: str | None = None
+) -> FileRecord:
+    hashes = {k: v.lower() if k == "sha256" else v for k, v in file.hashes.items()}
+    if screening is None:
+        fmt: FileFormat = "pickle" if format == "pickle" else "unknown"
+        return FileRecord(file.name, file.sha256, file.size, format=fmt, hashes=hashes)
+    return FileRecord(
+        filename=file.name,
+        sha256=file.sha256,
+        size=screening.header.file_size,
+        format=screening.format,
+        kind=screening.kind,
+        base_family=screening.base_family,
+        layout=screening.layout,
+        metadata=dict(screening.header.metadata),
+        hashes=hashes,
+    )
+
+
+def _mapping(raw: object) -> Mapping[str, Any]:
+    return raw if isinstance(raw, dict) else {}
+
+
+def _from_entry(upload_id: str, entry: Any) -> ListedUpload:
+    entry = _mapping(entry)
+    position = entry.get("position")
+    return ListedUpload(
+        upload_id=upload_id,
+        name=str(entry.get("name") or upload_id),
+        position=position if isinstance(position, str) else None,
+        hint=_mapping(entry.get("hint")),
+    )

@@ -1,0 +1,303 @@
+"""Hugging Face: new LoRA and adapter repos, newest first, with their card text.
+
+Why aiohttp against the Hub's REST endpoints rather than ``huggingface_hub.HfApi``: the sync
+client would need a thread per call and its own HTTP stack, so the per-host limits, backoff,
+redaction and the bounded Range reads of ``monitor.http`` would not apply to it; it follows
+only relative redirects and assumes a 206 (a CDN that ignores Range makes it read the whole
+file); and the test environment sets ``HF_HUB_OFFLINE=1``, which it honours by refusing every
+request. The endpoints and parameters are the ones ``HfApi`` sends (hubs/README.md §2).
+
+Listing: ``/api/models?sort=createdAt`` per feed (``filter=lora``, and text-to-image repos,
+kept only when their tags say adapter), following ``Link: rel="next"`` verbatim, until
+``overlap_s`` past the stored high-water mark. Hydrating: ``/api/models/{repo}?blobs=true``
+for siblings (sizes, LFS sha256) and ``cardData``, plus the README text. Headers are read
+from ``/{repo}/resolve/{sha}/{file}`` by Range, a few files per repo, skipping ai-toolkit's
+intermediate ``_<9 digits>.safetensors`` checkpoints when the final file is there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from yarl import URL
+
+from detectors.errors import SourceError, SourceRejected, SourceUnavailable
+from detectors.results import TextField
+from monitor.http import Credential, HttpClient
+from monitor.settings import HuggingFaceSettings
+from monitor.sources import hub_json as j
+from monitor.sources.base import Cursor, Fetched, ListedUpload, Listing, RemoteFile, Upload
+
+log = logging.getLogger(__name__)
+
+FEEDS: tuple[tuple[tuple[str, str], ...], ...] = (
+    (("filter", "lora"),),
+    (("pipeline_tag", "text-to-image"),),
+)
+PAGE_LIMIT = 100
+OVERLAP_S = 3600.0
+MAX_PAGES = 10
+FIRST_POLL_PAGES = 1
+MAX_FILES_PER_REPO = 4
+README_MAX_BYTES = 64 * 1024
+MAX_CARD_CHARS = 20_000
+MODEL_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
+INTERMEDIATE = re.compile(r"_\d{9}\.safetensors$")
+ADAPTER_TAGS = frozenset({"lora", "lycoris", "dora", "peft", "template:sd-lora"})
+NOISE_TAG_PREFIXES = ("base_model:", "license:", "region:", "dataset:", "arxiv:", "doi:")
+
+
+@dataclass(frozen=True, slots=True)
+class Sibling:
+    """A file of a repo: its path, and size and LFS sha256 when ``blobs=true`` was asked."""
+
+    rfilename: str
+    size: int | None = None
+    sha256: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> Sibling | None:
+        if not isinstance(raw, dict) or j.text(raw.get("rfilename")) is None:
+            return None
+        lfs = j.sub(raw, "lfs")
+        return cls(str(raw["rfilename"]), j.opt_int(raw.get("size")), j.text(lfs.get("sha256")))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A repo as ``/api/models`` or ``/api/models/{repo}`` describes it (tolerant read)."""
+
+    id: str
+    author: str | None
+    sha: str | None
+    created_at: datetime | None
+    tags: tuple[str, ...]
+    library_name: str | None
+    siblings: tuple[Sibling, ...]
+    card_data: Mapping[str, Any]
+
+    @classmethod
+    def parse(cls, raw: Any) -> ModelInfo:
+        obj = j.obj(raw, "model")
+        repo_id = j.text(obj.get("id")) or j.text(obj.get("modelId"))
+        if repo_id is None:
+            raise SourceRejected("huggingface sent a model without an id")
+        siblings = (Sibling.parse(s) for s in j.items(obj.get("siblings")))
+        return cls(
+            id=repo_id,
+            author=j.text(obj.get("author")) or repo_id.partition("/")[0],
+            sha=j.text(obj.get("sha")),
+            created_at=j.parse_time(obj.get("createdAt")),
+            tags=tuple(j.strings(obj.get("tags"))),
+            library_name=j.text(obj.get("library_name")),
+            siblings=tuple(s for s in siblings if s is not None),
+            card_data=j.sub(obj, "cardData"),
+        )
+
+    @property
+    def is_adapter(self) -> bool:
+        tags = {t.lower() for t in self.tags}
+        return (
+            bool(tags & ADAPTER_TAGS)
+            or any(t.startswith("base_model:adapter:") for t in tags)
+            or self.library_name == "peft"
+        )
+
+    def listed(self) -> ListedUpload:
+        position = self.created_at.isoformat() if self.created_at else None
+        return ListedUpload(self.id, self.id, position, {"sha": self.sha})
+
+
+class HuggingFaceSource:
+    """The Hugging Face adapter of the ``Source`` port."""
+
+    name = "huggingface"
+
+    def __init__(
+        self,
+        settings: HuggingFaceSettings,
+        http: HttpClient,
+        *,
+        page_limit: int = PAGE_LIMIT,
+        overlap_s: float = OVERLAP_S,
+        max_pages: int = MAX_PAGES,
+        first_poll_pages: int = FIRST_POLL_PAGES,
+        max_files: int = MAX_FILES_PER_REPO,
+    ) -> None:
+        self._base = URL(settings.endpoint.rstrip("/") + "/")
+        token = settings.token.get_secret_value() if settings.token else None
+        self._credential = Credential.for_base(settings.endpoint, token)
+        self._http = http
+        self._limit, self._overlap = page_limit, timedelta(seconds=overlap_s)
+        self._max_pages, self._first_pages, self._max_files = max_pages, first_poll_pages, max_files
+
+    async def list_new(self, cursor: Cursor) -> Listing:
+        mark = j.parse_time(cursor.high_water)
+        floor = mark - self._overlap if mark else None
+        found: dict[str, ModelInfo] = {}
+        errors = []
+        for feed in FEEDS:
+            error = await self._read_feed(feed, floor, found)
+            if error:
+                errors.append(error)
+        newest = max((m.created_at for m in found.values() if m.created_at), default=None)
+        high = max(filter(None, (mark, newest)), default=None)
+        fresh = [m for m in found.values() if _at_or_after(m.created_at, floor)]
+        fresh.sort(key=lambda m: m.created_at.isoformat() if m.created_at else "", reverse=True)
+        return Listing(
+            uploads=tuple(m.listed() for m in fresh if m.is_adapter),
+            cursor=Cursor(high.isoformat() if high else None),
+            complete=not errors,
+            error="; ".join(errors) or None,
+        )
+
+    async def hydrate(self, listed: ListedUpload) -> Upload:
+        reply = await self._http.get_json(
+            self._base.join(URL(f"api/models/{quote(listed.upload_id)}")),
+            params={"blobs": "true"},
+            credential=self._credential,
+        )
+        info = ModelInfo.parse(reply.data)
+        files = tuple(self._remote_files(info))
+        if not files:
+            raise SourceUnavailable(f"huggingface repo {info.id} has no model file yet")
+        readme = await self._readme(info)
+        return Upload(
+            upload_id=info.id,
+            name=info.id,
+            files=files,
+            hub_text=tuple(_hub_text(info, readme)),
+            url=str(self._base.join(URL(quote(info.id)))),
+            uploader=info.author,
+            base_model=next(j.strings(info.card_data.get("base_model")), None),
+        )
+
+    async def read_bytes(self, file: RemoteFile, start: int, length: int) -> Fetched:
+        return await self._http.get_range(
+            file.url, start=start, length=length, credential=self._credential
+        )
+
+    async def download(self, file: RemoteFile, dest: Path) -> int:
+        return await self._http.download(file.url, dest, credential=self._credential)
+
+    # -- listing --------------------------------------------------------------------------
+
+    async def _read_feed(
+        self, feed: Iterable[tuple[str, str]], floor: datetime | None, found: dict[str, ModelInfo]
+    ) -> str | None:
+        params = [*feed, ("sort", "createdAt"), ("limit", str(self._limit)), ("full", "true")]
+        url: URL | None = self._base.join(URL("api/models")).update_query(params)
+        pages = self._max_pages if floor else self._first_pages
+        for _ in range(pages):
+            if url is None:
+                break
+            try:
+                reply = await self._http.get_json(url, credential=self._credential)
+            except SourceError as exc:
+                log.warning(
+                    "huggingface.feed.incomplete", extra={"source": self.name, "reason": str(exc)}
+                )
+                return str(exc)
+            page = list(_models(reply.data))
+            for model in page:
+                found.setdefault(model.id, model)
+            url = reply.links.get("next")
+            if _past(page, floor):
+                break
+        return None
+
+    # -- hydrating ------------------------------------------------------------------------
+
+    def _remote_files(self, info: ModelInfo) -> Iterator[RemoteFile]:
+        for sibling in choose_files(info.siblings, self._max_files):
+            yield RemoteFile(
+                name=sibling.rfilename,
+                url=str(self._resolve_url(info, sibling.rfilename)),
+                size=sibling.size,
+                hashes={"sha256": sibling.sha256.upper()} if sibling.sha256 else {},
+            )
+
+    def _resolve_url(self, info: ModelInfo, path: str) -> URL:
+        revision = info.sha or "main"
+        path = f"{quote(info.id)}/resolve/{quote(revision, safe='')}/{quote(path)}"
+        return self._base.join(URL(path, encoded=True))
+
+    async def _readme(self, info: ModelInfo) -> str:
+        if not any(s.rfilename == "README.md" for s in info.siblings):
+            return ""
+        try:
+            fetched = await self._http.get_range(
+                self._resolve_url(info, "README.md"),
+                start=0,
+                length=README_MAX_BYTES,
+                credential=self._credential,
+            )
+        except SourceError as exc:  # the card data still gets screened
+            log.warning(
+                "huggingface.readme.unread", extra={"upload_id": info.id, "reason": str(exc)}
+            )
+            return ""
+        return fetched.data.decode("utf-8", errors="replace")
+
+
+def choose_files(siblings: Iterable[Sibling], cap: int) -> list[Sibling]:
+    """The repo's model files worth a header read: final safetensors first (intermediate
+    ``_<step>.safetensors`` only when no final file exists, latest step first), pickles only
+    when nothing else (they are reported and refused, never loaded)."""
+    models = [s for s in siblings if s.rfilename.lower().endswith(MODEL_SUFFIXES)]
+    finals = [s for s in models if not INTERMEDIATE.search(s.rfilename)]
+    if finals:
+        return sorted(finals, key=lambda s: (s.rfilename.count("/"), s.rfilename))[:cap]
+    if models:
+        return sorted(models, key=lambda s: s.rfilename, reverse=True)[:cap]
+    return [s for s in siblings if s.rfilename.lower().endswith(PICKLE_SUFFIXES)][:cap]
+
+
+def _models(raw: Any) -> Iterator[ModelInfo]:
+    for item in j.items(raw):
+        try:
+            yield ModelInfo.parse(item)
+        except SourceError:
+            continue
+
+
+def _at_or_after(when: datetime | None, floor: datetime | None) -> bool:
+    return floor is None or when is None or when >= floor
+
+
+def _past(page: list[ModelInfo], floor: datetime | None) -> bool:
+    if floor is None:
+        return False
+    times = [m.created_at for m in page if m.created_at is not None]
+    return bool(times) and min(times) < floor
+
+
+def _hub_text(info: ModelInfo, readme: str) -> Iterator[TextField]:
+    yield TextField("name", info.id.partition("/")[2] or info.id)
+    card = info.card_data
+    for prompt in j.strings(card.get("instance_prompt")):
+        yield TextField("instance_prompt", prompt)
+    for widget in j.items(card.get("widget")):
+        if isinstance(widget, dict) and j.text(widget.get("text")):
+            yield TextField("prompt", str(widget["text"]))
+    tags = [*j.strings(card.get("tags")), *info.tags]
+    for tag in dict.fromkeys(t for t in tags if not t.startswith(NOISE_TAG_PREFIXES)):
+        yield TextField("tags", tag)
+    body = _without_front_matter(readme).strip()
+    if body:
+        yield TextField("card", body[:MAX_CARD_CHARS])
+
+
+def _without_front_matter(text: str) -> str:
+    if not text.startswith("---"):
+        return text
+    end = text.find("\n---", 3)
+    return text if end < 0 else text[end + 4 :]

@@ -1,0 +1,1 @@
+"""Alembic migrations of the stylewatch schema; run them with `storage.migrate.upgrade`."""

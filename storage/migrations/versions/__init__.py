@@ -1,0 +1,1 @@
+"""Revisions, oldest first: ``NNNN_slug.py`` with ``revision = "NNNN"``."""

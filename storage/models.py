@@ -1,0 +1,210 @@
+"""The tables. Unique keys make every pipeline stage idempotent: a repeat finds its row.
+
+Closed sets are plain strings in the database (no DB enums, so migrations stay simple);
+their ``Literal`` types live in `storage.records`. Timestamps are aware UTC
+(`UTCDateTime`). Foreign keys to ``upload.id`` are named ``upload_pk`` because
+``upload_id`` is the hub's own id.
+Rows are written only by `storage.store.Store`; the rest of the code sees records.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+from storage.columns import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Base(SQLModel, registry=registry(metadata=metadata)):
+    """Every stylewatch table; its own metadata keeps constraint names stable for Alembic."""
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _json_dict(name: str | None = None) -> Any:
+    column = Column(name, JSON, nullable=False) if name else Column(JSON, nullable=False)
+    return Field(default_factory=dict, sa_column=column)
+
+
+def _when(nullable: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable)
+
+
+class Artist(Base, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String, unique=True)
+    email: str | None = Field(default=None, sa_type=String)
+    created_at: datetime = _when()
+
+
+class Alias(Base, table=True):
+    __table_args__ = (UniqueConstraint("artist_id", "alias"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    artist_id: int = Field(foreign_key="artist.id", ondelete="CASCADE")
+    alias: str = Field(sa_type=String)
+
+
+class ReferenceImage(Base, table=True):
+    __tablename__ = "reference_image"
+    __table_args__ = (UniqueConstraint("artist_id", "sha256"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    artist_id: int = Field(foreign_key="artist.id", ondelete="CASCADE")
+    sha256: str = Field(sa_type=String)
+    mime: str = Field(sa_type=String)
+    width: int
+    height: int
+    size: int = Field(sa_type=BigInteger)
+    created_at: datetime = _when()
+
+
+class Source(Base, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String, unique=True)
+    high_water: str | None = Field(default=None, sa_type=String)
+    state: dict[str, Any] = _json_dict()
+    updated_at: datetime = _when()
+
+
+class Upload(Base, table=True):
+    __table_args__ = (
+        UniqueConstraint("source_id", "upload_id"),
+        Index("ix_upload_state", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id")
+    upload_id: str = Field(sa_type=String)
+    name: str = Field(sa_type=String)
+    url: str | None = Field(default=None, sa_type=String)
+    uploader: str | None = Field(default=None, sa_type=String)
+    kind: str = Field(default="unknown", sa_type=String)
+    base_family: str = Field(default="unknown", sa_type=String)
+    state: str = Field(default="new", sa_type=String)
+    error: str | None = Field(default=None, sa_type=Text)
+    hub_text: list[dict[str, str]] = _json_list()
+    reupload_of: int | None = Field(default=None, foreign_key="upload.id", ondelete="SET NULL")
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class ModelFile(Base, table=True):
+    __tablename__ = "model_file"
+    __table_args__ = (
+        UniqueConstraint("upload_pk", "filename"),
+        Index("ix_model_file_sha256", "sha256"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    upload_pk: int = Field(foreign_key="upload.id", ondelete="CASCADE")
+    filename: str = Field(sa_type=String)
+    sha256: str | None = Field(default=None, sa_type=String)
+    size: int | None = Field(default=None, sa_type=BigInteger)
+    format: str = Field(default="unknown", sa_type=String)
+    kind: str = Field(default="unknown", sa_type=String)
+    base_family: str = Field(default="unknown", sa_type=String)
+    layout: str = Field(default="unknown", sa_type=String)
+    # ``metadata`` is reserved on declarative classes; the column keeps the domain name.
+    header_metadata: dict[str, Any] = _json_dict("metadata")
+    hashes: dict[str, Any] = _json_dict()
+
+
+class Finding(Base, table=True):
+    __table_args__ = (
+        UniqueConstraint("upload_pk", "artist_id"),
+        Index("ix_finding_state", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    upload_pk: int = Field(foreign_key="upload.id", ondelete="CASCADE")
+    artist_id: int = Field(foreign_key="artist.id", ondelete="CASCADE")
+    score: float
+    stage: str = Field(sa_type=String)
+    state: str = Field(default="needs_review", sa_type=String)
+    backscan: bool = False
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Evidence(Base, table=True):
+    __table_args__ = (UniqueConstraint("finding_id", "source", "text"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(foreign_key="finding.id", ondelete="CASCADE")
+    source: str = Field(sa_type=String)
+    text: str = Field(sa_type=Text)
+    blob_sha256: str | None = Field(default=None, sa_type=String)
+    created_at: datetime = _when()
+
+
+class Subscription(Base, table=True):
+    # NULLs are distinct in unique keys: team subscriptions (artist NULL) are not deduplicated here.
+    __table_args__ = (UniqueConstraint("artist_id", "channel", "address"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    artist_id: int | None = Field(default=None, foreign_key="artist.id", ondelete="CASCADE")
+    team: str | None = Field(default=None, sa_type=String)
+    channel: str = Field(sa_type=String)
+    address: str = Field(sa_type=String)
+    min_score: float = 0.0
+    confirmed_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+
+
+class Outbox(Base, table=True):
+    """One row per delivery; ``idempotency_key`` is (finding, subscriber, channel)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(sa_type=String, unique=True)
+    finding_id: int | None = Field(default=None, foreign_key="finding.id", ondelete="SET NULL")
+    subscription_id: int = Field(foreign_key="subscription.id", ondelete="CASCADE")
+    channel: str = Field(sa_type=String)
+    payload: dict[str, Any] = _json_dict()
+    status: str = Field(default="pending", sa_type=String)
+    attempts: int = 0
+    next_attempt_at: datetime = _when()
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _when()
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class TriageEvent(Base, table=True):
+    """Append-only: every triage action on a finding, with who and why."""
+
+    __tablename__ = "triage_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(foreign_key="finding.id", ondelete="CASCADE", index=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id", ondelete="SET NULL")
+    action: str = Field(sa_type=String)
+    reason: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = _when()
+
+
+class User(Base, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_type=String, unique=True)
+    role: str = Field(sa_type=String)
+    password_hash: str = Field(sa_type=String)
+    artist_id: int | None = Field(default=None, foreign_key="artist.id", ondelete="SET NULL")
+    created_at: datetime = _when()

@@ -1,0 +1,84 @@
+"""Values to rows: the inserts `storage.store.Store` shares between its write steps.
+
+Each function works inside the caller's transaction and flushes, so ids are ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from detectors.errors import StorageError
+from detectors.results import ArtistMatch
+from detectors.results import Evidence as EvidenceValue
+from storage.models import Artist, Evidence, ModelFile
+from storage.records import FileRecord
+
+# Evidence text is part of a unique key; PostgreSQL btree entries must stay well under 2.7 kB.
+MAX_EVIDENCE_CHARS = 1000
+
+
+def add_files(session: Session, upload_pk: int, files: Sequence[FileRecord]) -> None:
+    """Add an upload's files; a filename given twice keeps its first entry."""
+    unique: dict[str, FileRecord] = {}
+    for f in files:
+        unique.setdefault(f.filename, f)
+    for f in unique.values():
+        session.add(
+            ModelFile(
+                upload_pk=upload_pk,
+                filename=f.filename,
+                sha256=f.sha256,
+                size=f.size,
+                format=f.format,
+                kind=f.kind,
+                base_family=f.base_family,
+                layout=f.layout,
+                header_metadata=dict(f.metadata),
+                hashes=dict(f.hashes),
+            )
+        )
+    session.flush()
+
+
+def merge_matches(matches: Sequence[ArtistMatch]) -> dict[int, ArtistMatch]:
+    """One match per artist: the best score and stage, with every piece of evidence."""
+    merged: dict[int, ArtistMatch] = {}
+    for m in matches:
+        prior = merged.get(m.artist_id)
+        if prior is None:
+            merged[m.artist_id] = m
+            continue
+        best = m if m.score > prior.score else prior
+        merged[m.artist_id] = ArtistMatch(
+            m.artist_id, best.artist, best.score, best.stage, prior.evidence + m.evidence
+        )
+    return merged
+
+
+def check_artists(session: Session, ids: set[int]) -> None:
+    known = set(session.exec(select(Artist.id).where(col(Artist.id).in_(ids))).all())
+    missing = sorted(ids - known)
+    if missing:
+        raise StorageError(f"no artist with id {missing[0]}: findings need a registered artist")
+
+
+def add_evidence(
+    session: Session, finding_pk: int, evidence: Iterable[EvidenceValue], now: datetime
+) -> bool:
+    """Add the evidence the finding lacks; True when anything was added."""
+    rows = session.exec(
+        select(Evidence.source, Evidence.text).where(Evidence.finding_id == finding_pk)
+    ).all()
+    known = {(source, text) for source, text in rows}
+    added = False
+    for item in evidence:
+        key = (item.source, item.text[:MAX_EVIDENCE_CHARS])
+        if key not in known:
+            known.add(key)
+            session.add(Evidence(finding_id=finding_pk, source=key[0], text=key[1], created_at=now))
+            added = True
+    session.flush()
+    return added

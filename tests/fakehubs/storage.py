@@ -1,0 +1,113 @@
+"""A fake presigned-URL storage host: answers 400 to any Authorization header (as R2/B2
+do), records every request it received, honours Range unless told to ignore it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A file: its first bytes (the header) followed by zeros up to ``size``."""
+
+    prefix: bytes
+    size: int
+
+    @classmethod
+    def whole(cls, data: bytes) -> Blob:
+        return cls(data, len(data))
+
+    @property
+    def sha256(self) -> str:
+        """The real SHA-256 of a whole blob; of its prefix and size for a virtual one (the
+        zeros of a multi-GB checkpoint are never materialised)."""
+        import hashlib
+
+        if len(self.prefix) == self.size:
+            return hashlib.sha256(self.prefix).hexdigest()
+        return hashlib.sha256(self.prefix + str(self.size).encode()).hexdigest()
+
+    def read(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        head = self.prefix[start:end]
+        return head + b"\0" * max(0, end - max(start, len(self.prefix)))
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+
+
+@dataclass
+class FakeStorage:
+    blobs: dict[str, Blob] = field(default_factory=dict)
+    ignore_range: set[str] = field(default_factory=set)
+    received: list[Received] = field(default_factory=list)
+    origin: str = ""
+
+    def put(self, key: str, blob: Blob) -> str:
+        self.blobs[key] = blob
+        return key
+
+    def url_for(self, key: str) -> str:
+        signature = secrets.token_hex(8)
+        return f"{self.origin}/obj/{key}?X-Amz-Expires=86400&X-Amz-Signature={signature}"
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/obj/{key}", self._get)
+        return app
+
+    async def _get(self, request: web.Request) -> web.StreamResponse:
+        key = request.match_info["key"]
+        self.received.append(Received(request.path, dict(request.headers), dict(request.query)))
+        if "Authorization" in request.headers:
+            return web.Response(status=400, text="<Error>Only one auth mechanism allowed</Error>")
+        blob = self.blobs.get(key)
+        if blob is None:
+            return web.Response(status=404)
+        wanted = _range(request.headers.get("Range", ""), blob.size)
+        if wanted is None or key in self.ignore_range:
+            return await _stream(request, blob)
+        start, end = wanted
+        if start >= blob.size:
+            return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
+        body = blob.read(start, end + 1)
+        headers = {
+            "Content-Range": f"bytes {start}-{start + len(body) - 1}/{blob.size}",
+            "Accept-Ranges": "bytes",
+        }
+        return web.Response(
+            status=206, body=body, headers=headers, content_type="application/octet-stream"
+        )
+
+
+def _range(header: str, size: int) -> tuple[int, int] | None:
+    if not header.startswith("bytes="):
+        return None
+    first, _, last = header[6:].partition("-")
+    if not first.isdigit():
+        return None
+    end = int(last) if last.isdigit() else size - 1
+    return int(first), min(end, size - 1)
+
+
+async def _stream(request: web.Request, blob: Blob) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={"Content-Length": str(blob.size)})
+    resp.content_type = "application/octet-stream"
+    await resp.prepare(request)
+    try:
+        for start in range(0, blob.size, CHUNK):
+            await resp.write(blob.read(start, start + CHUNK))
+    except (ConnectionResetError, ConnectionError):
+        return resp  # the client read what it needed and closed: expected
+    await resp.write_eof()
+    return resp
