@@ -17,6 +17,7 @@ import typer
 from detectors.errors import StylewatchError
 from monitor import commands
 from monitor.cli_context import CliState, err
+from monitor.log_format import configure_logging
 from monitor.settings import CONFIG_ENV_VAR
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
 app.command("scan")(commands.scan)
+app.command("poll")(commands.poll)
 app.command("uploads")(commands.uploads)
 app.command("findings")(commands.findings)
 artist_app.command("add")(commands.artist_add)
@@ -60,14 +62,7 @@ def _root(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug detail")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if not verbose:
-        for noisy in ("alembic", "aiohttp.access", "httpx", "filelock"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = CliState(config, data_dir)
 
 

@@ -251,3 +251,53 @@ def db_upgrade(ctx: typer.Context) -> None:
     finally:
         engine.dispose()
     out.print(f"database up to date: {escape(safe_database_url(settings.database_url))}")
+
+
+def poll(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="One poll-screen cycle, then exit")] = False,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", help="Only this source: civitai, huggingface, folder (repeatable)"
+        ),
+    ] = None,
+) -> None:
+    """One poll-screen cycle over the enabled sources (or --source), then exit."""
+    from monitor.polling_service import poll_once
+
+    if not once:
+        raise fail("use --once for one cycle; `stylewatch serve` polls continuously")
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        with err.status("polling…"):
+            summaries = asyncio.run(
+                poll_once(
+                    runtime,
+                    source or None,
+                    progress=lambda s: err.print(
+                        f"  {s.source}: {s.screened} screened, {s.flagged} flagged"
+                    ),
+                )
+            )
+    finally:
+        runtime.close()
+    table = Table(title="poll")
+    for column in ("source", "listed", "screened", "flagged", "failed", "bytes", "status"):
+        table.add_column(column)
+    for s in summaries:
+        status = (
+            "[green]complete[/]" if s.complete else f"[yellow]{escape(s.error or 'incomplete')}[/]"
+        )
+        table.add_row(
+            s.source,
+            str(s.listed),
+            str(s.screened),
+            str(s.flagged),
+            str(s.failed),
+            f"{s.bytes_fetched:,}",
+            status,
+        )
+    out.print(table)
+    if not summaries:
+        out.print("no source is enabled: see [sources.*] enabled in the config")

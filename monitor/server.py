@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from detectors.errors import ConfigError
+from monitor.polling_service import create_session, scheduled_polling
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
 
@@ -39,8 +40,8 @@ def _database_ready(runtime: Runtime) -> bool:
 
 
 async def serve(runtime: Runtime) -> None:
-    """Run the web app (and, as they are built, the pollers) until a stop signal."""
-    web_settings = runtime.settings.web
+    """Run the web app and the pollers until SIGINT or SIGTERM."""
+    host, port = runtime.settings.web.host, runtime.settings.web.port
     status = ServiceStatus(
         version=stylewatch_version(),
         database=safe_database_url(runtime.settings.database_url),
@@ -50,27 +51,37 @@ async def serve(runtime: Runtime) -> None:
     )
     runner = web.AppRunner(create_app(status), handle_signals=False, access_log=None)
     await runner.setup()
+    try:
+        await _start_site(runner, host, port)
+        log.info(
+            "stylewatch %s serving on http://%s:%d (database %s, polling %s)",
+            status.version,
+            host,
+            port,
+            status.database,
+            ", ".join(status.sources) or "nothing",
+        )
+        async with create_session() as session, scheduled_polling(runtime, session):
+            await _wait_for_stop_signal()
+        log.info("stylewatch shutting down")
+    finally:
+        await runner.cleanup()
+
+
+async def _start_site(runner: web.AppRunner, host: str, port: int) -> None:
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ConfigError([f"web: cannot listen on {host}:{port}: {exc.strerror or exc}"]) from exc
+
+
+async def _wait_for_stop_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, web_settings.host, web_settings.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            where = f"{web_settings.host}:{web_settings.port}"
-            raise ConfigError([f"web: cannot listen on {where}: {exc.strerror or exc}"]) from exc
-        log.info(
-            "stylewatch %s serving on http://%s:%d (database %s)",
-            status.version,
-            web_settings.host,
-            web_settings.port,
-            status.database,
-        )
         await stop.wait()
-        log.info("stylewatch shutting down")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
