@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -99,3 +99,18 @@ class ArtistMatch:
     score: float
     stage: Stage
     evidence: tuple[Evidence, ...] = field(default_factory=tuple)
+
+
+def merge_matches(matches: Iterable[ArtistMatch]) -> dict[int, ArtistMatch]:
+    """One match per artist: the best score and stage, with every piece of evidence."""
+    merged: dict[int, ArtistMatch] = {}
+    for m in matches:
+        prior = merged.get(m.artist_id)
+        if prior is None:
+            merged[m.artist_id] = m
+            continue
+        best = m if m.score > prior.score else prior
+        merged[m.artist_id] = ArtistMatch(
+            m.artist_id, best.artist, best.score, best.stage, prior.evidence + m.evidence
+        )
+    return merged

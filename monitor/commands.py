@@ -13,8 +13,9 @@ from rich.table import Table
 
 from monitor.artist_file import read_artist_file
 from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.hub_targets import HubTarget, parse_hub_target
 from monitor.json_views import flagged_uploads_json, upload_json
-from monitor.runtime import open_runtime, safe_database_url
+from monitor.runtime import Runtime, open_runtime, safe_database_url
 from monitor.scan_report import ScanFailure, ScanReport, render_report, render_summary
 from monitor.scanner import Scanner
 from storage.migrate import upgrade
@@ -68,11 +69,15 @@ def scan(
 
     Exit 0 clean, 1 flagged, 2 bad input or refused file.
     """
-    runtime = open_runtime(cli_state(ctx).settings)
+    settings = cli_state(ctx).settings
+    hub = parse_hub_target(target, settings)
+    runtime = open_runtime(settings)
     try:
         scanner = Scanner(runtime, probe_requested=not no_probe)
         path = Path(target)
-        if path.is_dir():
+        if hub is not None:
+            code = _scan_hub(runtime, target, hub, scanner.probe_reason, as_json)
+        elif path.is_dir():
             code = _scan_folder(scanner, path, as_json)
         else:
             code = _scan_one(scanner, path, as_json)
@@ -81,8 +86,19 @@ def scan(
     raise typer.Exit(code)
 
 
+def _scan_hub(runtime: Runtime, target: str, hub: HubTarget, reason: str, as_json: bool) -> int:
+    from monitor.hub_scan import scan_hub_target
+
+    with err.status(f"reading {target}…"):
+        result = asyncio.run(scan_hub_target(runtime, target, hub, probe_reason=reason))
+    return _report_one(result, as_json)
+
+
 def _scan_one(scanner: Scanner, path: Path, as_json: bool) -> int:
-    result = scanner.scan_file(path)
+    return _report_one(scanner.scan_file(path), as_json)
+
+
+def _report_one(result: ScanReport | ScanFailure, as_json: bool) -> int:
     if isinstance(result, ScanFailure):
         if as_json:
             print_json(result.to_json())

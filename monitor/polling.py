@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from detectors.errors import (
@@ -115,6 +115,18 @@ async def fetch_header(source: Source, file: RemoteFile, meter: _Meter) -> Safet
     return read_header(data, file_size=first.total_size, filename=file.name)
 
 
+@dataclass(frozen=True, slots=True)
+class UploadScan:
+    """One upload screened on demand (``stylewatch scan hf:…``): what was found and recorded."""
+
+    upload: Upload
+    files: tuple[FileRecord, ...]
+    first: Screening | None
+    matches: tuple[ArtistMatch, ...]
+    error: str | None
+    bytes_read: int
+
+
 class Poller:
     """Polls one source into storage. ``poll`` never raises for a hub fault."""
 
@@ -156,6 +168,32 @@ class Poller:
             self._saved = listing.cursor
         await self._save()
         return self._summarise(listing, outcomes, retried=len(queued))
+
+    async def scan_one(self, listed: ListedUpload, only_file: str | None = None) -> UploadScan:
+        """Hydrate, screen and record one upload now, as a poll would.
+
+        Raises ``SourceError`` when the hub fails and ``InputError`` when ``only_file`` is
+        not one of the upload's files.
+        """
+        index = ArtistIndex.build(await asyncio.to_thread(self._store.artist_refs))
+        upload = await self.source.hydrate(listed)
+        if only_file is not None:
+            chosen = tuple(replace(f, screen=True) for f in upload.files if f.name == only_file)
+            if not chosen:
+                names = ", ".join(f.name for f in upload.files) or "none"
+                raise InputError(f"{upload.upload_id} has no file {only_file} (files: {names})")
+            upload = replace(upload, files=chosen)
+        meter = _Meter()
+        screened = await self._screen(upload, index, meter)
+        await self._record(listed, upload, screened, meter)
+        return UploadScan(
+            upload,
+            tuple(screened.files),
+            screened.first,
+            tuple(screened.matches),
+            screened.error,
+            meter.bytes_read,
+        )
 
     async def _list(self) -> Listing:
         try:

@@ -9,37 +9,57 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from detectors.results import ArtistMatch, FileFormat
+from detectors.results import ArtistMatch, BaseFamily, FileFormat, Kind, merge_matches
 from detectors.screening import Screening
 
 
 @dataclass(frozen=True, slots=True)
 class ScanReport:
-    """One scanned target: what it is, the verdict, the findings, and whether a probe ran."""
+    """One scanned target: what it is, the verdict, the findings, and whether a probe ran.
+
+    ``sha256`` and ``size`` are None for a hub upload whose hub did not give them.
+    """
 
     target: str
-    sha256: str
-    size: int
-    screening: Screening
+    sha256: str | None
+    size: int | None
+    format: FileFormat
+    kind: Kind
+    base_family: BaseFamily
+    matches: tuple[ArtistMatch, ...]
     verdict_threshold: float
     probe_ran: bool
     probe_reason: str
 
+    @classmethod
+    def from_screening(
+        cls, target: str, sha256: str | None, size: int | None, screening: Screening, **rest: Any
+    ) -> ScanReport:
+        return cls(
+            target=target,
+            sha256=sha256,
+            size=size,
+            format=screening.format,
+            kind=screening.kind,
+            base_family=screening.base_family,
+            matches=screening.matches,
+            **rest,
+        )
+
     @property
     def flagged(self) -> bool:
-        return self.screening.flagged(self.verdict_threshold)
+        return any(m.score >= self.verdict_threshold for m in self.matches)
 
     def to_json(self) -> dict[str, Any]:
-        s = self.screening
         return {
             "target": self.target,
             "sha256": self.sha256,
             "size": self.size,
-            "format": s.format,
-            "kind": s.kind,
-            "base_family": s.base_family,
+            "format": self.format,
+            "kind": self.kind,
+            "base_family": self.base_family,
             "verdict": "flagged" if self.flagged else "clean",
-            "findings": [finding_json(m) for m in sorted_matches(s.matches)],
+            "findings": [finding_json(m) for m in sorted_matches(self.matches)],
             "probe": {"ran": self.probe_ran, "reason": self.probe_reason},
         }
 
@@ -57,7 +77,8 @@ class ScanFailure:
 
 
 def sorted_matches(matches: tuple[ArtistMatch, ...]) -> list[ArtistMatch]:
-    return sorted(matches, key=lambda m: (-m.score, m.artist))
+    """One match per artist (merged across files), highest score first."""
+    return sorted(merge_matches(matches).values(), key=lambda m: (-m.score, m.artist))
 
 
 def finding_json(match: ArtistMatch) -> dict[str, Any]:
@@ -71,13 +92,14 @@ def finding_json(match: ArtistMatch) -> dict[str, Any]:
 
 def render_report(console: Console, report: ScanReport) -> None:
     """A person's view of one report: verdict line, then each artist with its evidence."""
-    s = report.screening
     verdict = "[bold red]FLAGGED[/]" if report.flagged else "[bold green]clean[/]"
-    console.print(
-        f"{verdict}  {escape(report.target)}  "
-        f"[dim]{s.kind}, {s.base_family}, {report.size:,} bytes, sha256 {report.sha256[:12]}[/]"
-    )
-    for match in sorted_matches(s.matches):
+    facts: list[str] = [report.kind, report.base_family]
+    if report.size is not None:
+        facts.append(f"{report.size:,} bytes")
+    if report.sha256:
+        facts.append(f"sha256 {report.sha256[:12]}")
+    console.print(f"{verdict}  {escape(report.target)}  [dim]{', '.join(facts)}[/]")
+    for match in sorted_matches(report.matches):
         console.print(f"  [bold]{escape(match.artist)}[/]  score {match.score:.2f} ({match.stage})")
         for ev in match.evidence:
             console.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}")
@@ -94,15 +116,9 @@ def render_summary(console: Console, results: list[ScanReport | ScanFailure]) ->
         if isinstance(item, ScanFailure):
             table.add_row(escape(item.target), "[yellow]error[/]", "", "", escape(item.message))
             continue
-        artists = ", ".join(m.artist for m in sorted_matches(item.screening.matches))
+        artists = ", ".join(m.artist for m in sorted_matches(item.matches))
         verdict = "[red]flagged[/]" if item.flagged else "[green]clean[/]"
-        table.add_row(
-            escape(item.target),
-            verdict,
-            item.screening.kind,
-            item.screening.base_family,
-            escape(artists),
-        )
+        table.add_row(escape(item.target), verdict, item.kind, item.base_family, escape(artists))
     console.print(table)
     flagged = sum(1 for r in results if isinstance(r, ScanReport) and r.flagged)
     failed = sum(1 for r in results if isinstance(r, ScanFailure))

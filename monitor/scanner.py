@@ -7,6 +7,7 @@ from pathlib import Path
 
 from detectors.errors import InputError, RefusedFile
 from detectors.names import ArtistIndex
+from detectors.screening import Screening, screen_header
 from monitor.local_files import LocalFile, model_files_in, read_local_file
 from monitor.runtime import Runtime
 from monitor.scan_report import ScanFailure, ScanReport
@@ -26,7 +27,7 @@ class Scanner:
     def __init__(self, runtime: Runtime, *, probe_requested: bool) -> None:
         self._runtime = runtime
         self._threshold = runtime.settings.screening.flag_threshold
-        self._probe_reason = (
+        self.probe_reason = (
             "--no-probe given"
             if not probe_requested
             else "the GPU probe is not available in this version"
@@ -46,26 +47,19 @@ class Scanner:
             )
         except InputError as exc:
             return ScanFailure(str(path), str(exc))
-        report = self._screen(local)
-        self._record(local, report)
-        return report
-
-    def _screen(self, local: LocalFile) -> ScanReport:
-        from detectors.screening import screen_header
-
         screening = screen_header(local.header, self._index)
-        return ScanReport(
-            target=str(local.path),
-            sha256=local.sha256,
-            size=local.size,
-            screening=screening,
+        self._record(local, screening)
+        return ScanReport.from_screening(
+            str(local.path),
+            local.sha256,
+            local.size,
+            screening,
             verdict_threshold=self._threshold,
             probe_ran=False,
-            probe_reason=self._probe_reason,
+            probe_reason=self.probe_reason,
         )
 
-    def _record(self, local: LocalFile, report: ScanReport) -> None:
-        s = report.screening
+    def _record(self, local: LocalFile, s: Screening) -> None:
         store = self._runtime.store
         upload, _ = store.record_upload(
             source=LOCAL_SOURCE,
@@ -89,8 +83,6 @@ class Scanner:
         store.record_findings(upload.id, s.matches)
         store.set_upload_state(upload.id, "screened")
         log.info(
-            "screened %s: %s",
-            local.path.name,
-            "flagged" if report.flagged else "clean",
+            "scan.screened",
             extra={"source": LOCAL_SOURCE, "upload_id": local.sha256, "stage": "screening"},
         )

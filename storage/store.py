@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
-from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Kind, TextField
+from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Kind, TextField, merge_matches
 from storage import artists
 from storage.engine import error_summary, write_engine
 from storage.loaders import (
@@ -40,7 +40,7 @@ from storage.records import (
     UploadRecord,
     UploadState,
 )
-from storage.writers import add_evidence, add_files, check_artists, merge_matches
+from storage.writers import add_evidence, add_files, check_artists
 
 logger = logging.getLogger(__name__)
 

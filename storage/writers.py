@@ -11,7 +11,6 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
-from detectors.results import ArtistMatch
 from detectors.results import Evidence as EvidenceValue
 from storage.models import Artist, Evidence, ModelFile
 from storage.records import FileRecord
@@ -41,21 +40,6 @@ def add_files(session: Session, upload_pk: int, files: Sequence[FileRecord]) -> 
             )
         )
     session.flush()
-
-
-def merge_matches(matches: Sequence[ArtistMatch]) -> dict[int, ArtistMatch]:
-    """One match per artist: the best score and stage, with every piece of evidence."""
-    merged: dict[int, ArtistMatch] = {}
-    for m in matches:
-        prior = merged.get(m.artist_id)
-        if prior is None:
-            merged[m.artist_id] = m
-            continue
-        best = m if m.score > prior.score else prior
-        merged[m.artist_id] = ArtistMatch(
-            m.artist_id, best.artist, best.score, best.stage, prior.evidence + m.evidence
-        )
-    return merged
 
 
 def check_artists(session: Session, ids: set[int]) -> None:

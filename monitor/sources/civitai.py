@@ -194,6 +194,17 @@ class CivitaiSource:
             base_model=version.base_model,
         )
 
+    async def model_upload(self, model_id: str) -> ListedUpload:
+        """The newest published version of a model (for a pasted ``/models/<id>`` URL)."""
+        reply = await self._http.get_json(
+            self._api(f"models/{model_id}"), credential=self._credential
+        )
+        model = CivitaiModel.parse(reply.data)
+        dated = [v for v in model.versions if v.published_at is not None]
+        if not dated:
+            raise SourceRejected(f"civitai model {model_id} has no published version")
+        return model.listed(max(dated, key=lambda v: v.published_at or datetime.min))
+
     async def read_bytes(self, file: RemoteFile, start: int, length: int) -> Fetched:
         return await self._http.get_range(
             file.url, start=start, length=length, credential=self._credential

@@ -77,3 +77,50 @@ async def test_poll_once_with_an_unknown_source_is_one_line(hubs, tmp_path):
     code, _, err = await cli(hubs, tmp_path, "poll", "--once", "--source", "myspace")
     assert code == 2
     assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "artist"),
+    [
+        ("civitai:3219871", None),
+        ("hf:gallowmere-ai/hastmoor-linocut-flux", "Oriel Hastmoor"),
+        ("hf:gallowmere-ai/hastmoor-linocut-flux/hastmoor_linocut_flux.safetensors", "Oriel Hastmoor"),
+    ],
+)
+async def test_scan_one_hub_upload(hubs, tmp_path, target, artist):
+    for name in ("Mara Quellbrook", "Oriel Hastmoor"):
+        assert (await cli(hubs, tmp_path, "artist", "add", name))[0] == 0
+    code, out, err = await cli(hubs, tmp_path, "scan", target, "--json")
+    assert code == (1 if artist else 0), err
+    report = json.loads(out)
+    assert report["target"] == target
+    assert report["format"] == "safetensors"
+    assert [f["artist"] for f in report["findings"]][:1] == ([artist] if artist else [])
+    code, out, _ = await cli(hubs, tmp_path, "uploads", "--json")
+    assert len(json.loads(out)) == 1
+
+
+async def test_scan_pasted_civitai_url_of_a_model(hubs, tmp_path):
+    assert (await cli(hubs, tmp_path, "artist", "add", "Mara Quellbrook"))[0] == 0
+    url = f"{hubs.civitai_url}/models/3214770/quellbrook-watercolor-style"
+    code, out, err = await cli(hubs, tmp_path, "scan", url, "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["findings"][0]["artist"] == "Mara Quellbrook"
+    assert report["kind"] == "lora"
+    assert report["base_family"] == "sd1"
+
+
+@pytest.mark.parametrize("target", ["civitai:abc", "hf:not-a-repo", "https://example.org/x"])
+async def test_malformed_hub_targets_are_one_line(hubs, tmp_path, target):
+    code, out, err = await cli(hubs, tmp_path, "scan", target)
+    assert code == 2
+    assert err.strip().startswith("error:")
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_an_unknown_version_is_one_line(hubs, tmp_path):
+    code, _, err = await cli(hubs, tmp_path, "scan", "civitai:999999999")
+    assert code == 2
+    assert err.strip().startswith("error:")
+    assert len(err.strip().splitlines()) == 1
