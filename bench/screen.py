@@ -1,15 +1,20 @@
 """Benchmark: name screening of LoRA metadata against 100,000 registered artists.
 
 Builds an :class:`~detectors.names.ArtistIndex` for generated artists (a name and three
-aliases each), then screens about 2,000 uploads made from the header fixtures in
-``shared/hubs/safetensors`` with varied metadata (some name an artist, most do not):
+aliases each), then screens 2,000 uploads made from the header fixtures in
+``shared/hubs/safetensors`` with varied metadata, :data:`NAMED_SHARE` of them naming an
+artist (as on a hub: most uploads name nobody), plus 2,000 uploads that all name one (the
+worst case). Two figures, each against its own baseline measured in the same run:
 
-- *full*: ``parse_header`` + ``metadata_fields`` + ``ArtistIndex.match`` per upload;
-- *match*: ``ArtistIndex.match`` alone over the same fields;
-- *bare*: the same automaton's ``iter`` over the fields' text joined and lower-cased.
+- *screening* (the headline, what the issue's >= 0.5 target is about): ``ArtistIndex.match``
+  over the upload's text fields (folding, the automaton pass, verifying hits, scoring) vs
+  *bare*: the same automaton's ``iter`` over the same fields' text joined and lower-cased;
+- *end to end*: ``parse_header`` + ``metadata_fields`` + ``match`` per upload vs a floor of
+  ``json.loads`` of the same header bytes + the bare automaton. Parsing untrusted JSON within
+  caps costs more than the automaton itself, so this figure is far below the first.
 
-Each measurement is repeated and the best kept. The last line printed is one JSON object.
-Run: ``.venv/bin/python bench/screen.py``.
+Each measurement is repeated and the best kept; the field cache starts cold in every repeat.
+The last line printed is one JSON object. Run: ``.venv/bin/python bench/screen.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +46,7 @@ SEED = 20260810
 ARTISTS = 100_000
 UPLOADS = 2_000
 NAMED_SHARE = 0.05  # uploads whose metadata names a registered artist
+WORST_SHARE = 1.0  # the worst case: every upload names one
 BUILD_REPEATS = 3
 SCREEN_REPEATS = 5
 
@@ -136,11 +143,13 @@ def vary(rng: random.Random, header: dict[str, Any], artist: ArtistRef | None) -
     return varied
 
 
-def make_uploads(rng: random.Random, artists: Sequence[ArtistRef]) -> list[bytes]:
+def make_uploads(
+    rng: random.Random, artists: Sequence[ArtistRef], named_share: float = NAMED_SHARE
+) -> list[bytes]:
     fixtures = load_fixtures()
     uploads = []
     for _ in range(UPLOADS):
-        artist = rng.choice(artists) if rng.random() < NAMED_SHARE else None
+        artist = rng.choice(artists) if rng.random() < named_share else None
         uploads.append(materialise(vary(rng, rng.choice(fixtures), artist)))
     return uploads
 
@@ -169,7 +178,34 @@ def measure_build(artists: Sequence[ArtistRef]) -> tuple[float, ArtistIndex]:
     return best, index
 
 
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    """Uploads as file bytes, their header JSON, parsed metadata, text fields and text."""
+
+    uploads: list[bytes]
+    header_json: list[bytes]
+    fields: list[list[TextField]]
+    texts: list[str]
+
+    @classmethod
+    def of(cls, uploads: list[bytes]) -> Corpus:
+        headers = [parse_header(data) for data in uploads]
+        fields = [metadata_fields(header.metadata) for header in headers]
+        header_json = [data[8 : h.data_offset] for data, h in zip(uploads, headers, strict=True)]
+        texts = ["\n".join(field.text for field in upload) for upload in fields]
+        return cls(uploads, header_json, fields, texts)
+
+    @property
+    def text_mb(self) -> float:
+        return sum(len(text) for text in self.texts) / 1e6
+
+    @property
+    def header_mb(self) -> float:
+        return sum(len(raw) for raw in self.header_json) / 1e6
+
+
 def screen_all(index: ArtistIndex, uploads: Sequence[bytes]) -> int:
+    """End to end: parse each header, extract its text fields, match; uploads flagged."""
     flagged = 0
     for data in uploads:
         header = parse_header(data)
@@ -177,86 +213,133 @@ def screen_all(index: ArtistIndex, uploads: Sequence[bytes]) -> int:
     return flagged
 
 
+def match_all(index: ArtistIndex, fields: Sequence[list[TextField]]) -> None:
+    for upload in fields:
+        index.match(upload)
+
+
+def bare_all(automaton: Any, texts: Sequence[str]) -> None:
+    """The floor for screening: the automaton alone over the same text, lower-cased."""
+    for text in texts:
+        for _ in automaton.iter(text.lower()):
+            pass
+
+
+def floor_all(automaton: Any, corpus: Corpus) -> None:
+    """The floor end to end: plain ``json.loads`` of each header, then the bare automaton."""
+    for raw, text in zip(corpus.header_json, corpus.texts, strict=True):
+        json.loads(raw)
+        for _ in automaton.iter(text.lower()):
+            pass
+
+
+def each(step: Callable[[Any], object], items: Sequence[Any]) -> None:
+    """Run ``step`` on each item, keeping no result (as screening does: no GC pile-up)."""
+    for item in items:
+        step(item)
+
+
+def screening_figures(index: ArtistIndex, corpus: Corpus, label: str) -> dict[str, float]:
+    """Screening (match) vs bare automaton over ``corpus``, per upload and in all."""
+    automaton = index.automaton
+    count = len(corpus.fields)
+    match_s = best_of(SCREEN_REPEATS, lambda: match_all(index, corpus.fields), index)
+    bare_s = best_of(SCREEN_REPEATS, lambda: bare_all(automaton, corpus.texts))
+    return {
+        f"{label}_match_us_per_upload": round(match_s / count * 1e6, 1),
+        f"{label}_bare_us_per_upload": round(bare_s / count * 1e6, 1),
+        f"{label}_match_uploads_per_s": round(count / match_s),
+        f"{label}_match_text_mb_per_s": round(corpus.text_mb / match_s, 2),
+        f"{label}_bare_text_mb_per_s": round(corpus.text_mb / bare_s, 2),
+        f"{label}_ratio_match_vs_bare": round(bare_s / match_s, 3),
+    }
+
+
+def end_to_end_figures(index: ArtistIndex, corpus: Corpus) -> dict[str, float]:
+    """Parse + fields + match per upload vs json.loads + bare automaton, with the parts."""
+    count = len(corpus.uploads)
+    headers = [parse_header(data) for data in corpus.uploads]
+    full_s = best_of(SCREEN_REPEATS, lambda: screen_all(index, corpus.uploads), index)
+    floor_s = best_of(SCREEN_REPEATS, lambda: floor_all(index.automaton, corpus))
+    parse_s = best_of(SCREEN_REPEATS, lambda: each(parse_header, corpus.uploads))
+    fields_s = best_of(SCREEN_REPEATS, lambda: each(metadata_fields, [h.metadata for h in headers]))
+    loads_s = best_of(SCREEN_REPEATS, lambda: each(json.loads, corpus.header_json))
+    return {
+        "e2e_us_per_upload": round(full_s / count * 1e6, 1),
+        "e2e_floor_us_per_upload": round(floor_s / count * 1e6, 1),
+        "e2e_uploads_per_s": round(count / full_s),
+        "e2e_header_mb_per_s": round(corpus.header_mb / full_s, 2),
+        "e2e_ratio_vs_floor": round(floor_s / full_s, 3),
+        "parse_us_per_upload": round(parse_s / count * 1e6, 1),
+        "json_loads_us_per_upload": round(loads_s / count * 1e6, 1),
+        "fields_us_per_upload": round(fields_s / count * 1e6, 1),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    f = figures
+    print(
+        f"uploads: {f['uploads']:,} made with {f['named_share']:.0%} naming an artist;"
+        f" {f['named_uploads']} ({f['named_pct']}%) flagged; worst case: {f['worst_flagged']:,}"
+        f" of {f['uploads']:,} flagged"
+    )
+    print(f"text: {f['text_mb']:.2f} MB, header JSON: {f['header_mb']:.2f} MB")
+    print(
+        f"screening (match vs bare automaton, same text): ratio {f['mix_ratio_match_vs_bare']}"
+        f" [target >= 0.5]; {f['mix_match_us_per_upload']} vs {f['mix_bare_us_per_upload']}"
+        f" us/upload, {f['mix_match_uploads_per_s']:,} uploads/s,"
+        f" {f['mix_match_text_mb_per_s']} vs {f['mix_bare_text_mb_per_s']} MB/s of text"
+    )
+    for label, what in (("clean", "naming nobody"), ("worst", "all naming an artist")):
+        print(
+            f"  uploads {what}: ratio {f[f'{label}_ratio_match_vs_bare']};"
+            f" {f[f'{label}_match_us_per_upload']} vs {f[f'{label}_bare_us_per_upload']} us/upload"
+        )
+    print(
+        f"end to end (parse + fields + match vs json.loads + bare): ratio"
+        f" {f['e2e_ratio_vs_floor']}; {f['e2e_us_per_upload']} vs"
+        f" {f['e2e_floor_us_per_upload']} us/upload, {f['e2e_uploads_per_s']:,} uploads/s,"
+        f" {f['e2e_header_mb_per_s']} MB/s of header"
+    )
+    print(
+        f"  parts: parse {f['parse_us_per_upload']} us (json.loads alone"
+        f" {f['json_loads_us_per_upload']} us), fields {f['fields_us_per_upload']} us"
+    )
+    print(json.dumps(figures))
+
+
 def main() -> None:
     rng = random.Random(SEED)
     artists = generate_artists(rng, ARTISTS)
     names = sum(1 + len(a.aliases) for a in artists)
     build_s, index = measure_build(artists)
-    print(f"build: {ARTISTS:,} artists, {names:,} names -> {build_s:.2f} s")
+    print(f"build: {ARTISTS:,} artists, {names:,} names -> {build_s:.2f} s [target <= 2 s]")
 
-    uploads = make_uploads(rng, artists)
-    headers = [parse_header(data) for data in uploads]
-    fields: list[list[TextField]] = [metadata_fields(h.metadata) for h in headers]
-    texts = ["\n".join(f.text for f in upload) for upload in fields]
-    text_mb = sum(len(t) for t in texts) / 1e6
-    file_mb = sum(h.data_offset for h in headers) / 1e6
-    automaton = index.automaton
-    assert automaton is not None
-
-    def bare() -> None:
-        for text in texts:
-            for _ in automaton.iter(text.lower()):
-                pass
-
-    def match_only(subset: Sequence[list[TextField]]) -> None:
-        for upload in subset:
-            index.match(upload)
-
-    flagged = screen_all(index, uploads)
-    named = [upload for upload in fields if index.match(upload)]
-    clean = [upload for upload in fields if not index.match(upload)]
-    full_s = best_of(SCREEN_REPEATS, lambda: screen_all(index, uploads), index)
-    match_s = best_of(SCREEN_REPEATS, lambda: match_only(fields), index)
-    named_s = best_of(SCREEN_REPEATS, lambda: match_only(named), index)
-    clean_s = best_of(SCREEN_REPEATS, lambda: match_only(clean), index)
-    bare_s = best_of(SCREEN_REPEATS, bare)
-    parse_s = best_of(SCREEN_REPEATS, lambda: [parse_header(d) for d in uploads])
-    fields_s = best_of(SCREEN_REPEATS, lambda: [metadata_fields(h.metadata) for h in headers])
-
-    figures = {
+    mix = Corpus.of(make_uploads(rng, artists))
+    worst = Corpus.of(make_uploads(rng, artists, WORST_SHARE))
+    flagged = screen_all(index, mix.uploads)
+    clean = Corpus.of(
+        [u for u, f in zip(mix.uploads, mix.fields, strict=True) if not index.match(f)]
+    )
+    named = len(mix.uploads) - len(clean.uploads)
+    figures: dict[str, Any] = {
         "artists": ARTISTS,
         "names": names,
         "build_s": round(build_s, 3),
         "uploads": UPLOADS,
+        "named_share": NAMED_SHARE,
+        "named_uploads": named,
+        "named_pct": round(100 * named / UPLOADS, 1),
         "flagged": flagged,
-        "text_mb": round(text_mb, 3),
-        "header_mb": round(file_mb, 3),
-        "full_uploads_per_s": round(UPLOADS / full_s),
-        "full_text_mb_per_s": round(text_mb / full_s, 3),
-        "match_uploads_per_s": round(UPLOADS / match_s),
-        "match_text_mb_per_s": round(text_mb / match_s, 3),
-        "bare_uploads_per_s": round(UPLOADS / bare_s),
-        "bare_text_mb_per_s": round(text_mb / bare_s, 3),
-        "ratio_full_vs_bare": round(bare_s / full_s, 3),
-        "ratio_match_vs_bare": round(bare_s / match_s, 3),
-        "named_uploads": len(named),
-        "match_us_per_named_upload": round(named_s / max(1, len(named)) * 1e6, 1),
-        "match_us_per_clean_upload": round(clean_s / max(1, len(clean)) * 1e6, 1),
-        "ratio_match_vs_bare_clean_uploads": round(
-            (bare_s / UPLOADS) / (clean_s / max(1, len(clean))), 3
-        ),
-        "parse_us_per_upload": round(parse_s / UPLOADS * 1e6, 1),
-        "fields_us_per_upload": round(fields_s / UPLOADS * 1e6, 1),
-        "match_us_per_upload": round(match_s / UPLOADS * 1e6, 1),
-        "bare_us_per_upload": round(bare_s / UPLOADS * 1e6, 1),
+        "text_mb": round(mix.text_mb, 3),
+        "header_mb": round(mix.header_mb, 3),
+        **screening_figures(index, mix, "mix"),
+        **screening_figures(index, clean, "clean"),
+        **screening_figures(index, worst, "worst"),
+        "worst_flagged": sum(bool(index.match(f)) for f in worst.fields),
+        **end_to_end_figures(index, mix),
     }
-    print(f"uploads: {UPLOADS:,} ({flagged:,} flagged), {text_mb:.2f} MB of text")
-    for what in ("full", "match", "bare"):
-        rate, mbs = figures[f"{what}_uploads_per_s"], figures[f"{what}_text_mb_per_s"]
-        print(f"{what:>5}: {rate:>9,} uploads/s  {mbs:8.3f} MB/s of text")
-    print(f"ratio full/bare: {figures['ratio_full_vs_bare']}")
-    print(f"ratio match/bare: {figures['ratio_match_vs_bare']} (all uploads), ", end="")
-    print(f"{figures['ratio_match_vs_bare_clean_uploads']} (uploads naming nobody)")
-    print(
-        f"per upload: parse {figures['parse_us_per_upload']} us, fields "
-        f"{figures['fields_us_per_upload']} us, match {figures['match_us_per_upload']} us, "
-        f"bare {figures['bare_us_per_upload']} us"
-    )
-    print(
-        f"match per upload naming an artist: {figures['match_us_per_named_upload']} us, "
-        f"naming nobody: {figures['match_us_per_clean_upload']} us"
-    )
-    print(json.dumps(figures))
+    report(figures)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 ``json.loads`` recurses once per nesting level and builds every value it reads, so a hostile
 header (``[[[[…`` ten thousand deep, or millions of tiny items) could raise ``RecursionError``
-or exhaust memory. :func:`loads_bounded` first scans the text linearly (escapes and strings
-blanked out, then items counted and brackets followed) and parses only what fits the caps.
+or exhaust memory. :func:`loads_bounded` first scans the text in a few linear bytes passes
+(escapes dropped, every byte but quotes, commas and brackets deleted, strings blanked out,
+then items counted and bracket pairs peeled off level by level) and parses only what fits
+the caps.
 Duplicate keys, ``NaN``/``Infinity`` and lone surrogates are refused too, because two
 readers of such JSON need not agree on what it says.
 """
@@ -21,8 +23,11 @@ from detectors.results import JSONValue
 MAX_JSON_DEPTH = 16  # levels of nested objects/arrays; a safetensors header needs 3
 MAX_JSON_ITEMS = 4_000_000  # strings, commas and opening brackets: about 22 per tensor entry
 
-_STRING = re.compile(r'"[^"]*"')
-_BRACKET = re.compile(r"[\[\]{}]")
+_STRING = re.compile(rb'"[^"]*"')
+# Only quotes, commas and brackets tell where strings are, how many items and how deep.
+_NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'"[]{},')
+# Brackets as one pair of parentheses, commas and stray quotes deleted: for the depth check.
+_PARENS = bytes.maketrans(b"[{]}", b"(())")
 
 
 def loads_bounded(text: str, what: str) -> JSONValue:
@@ -54,17 +59,35 @@ def check_text(text: str, what: str) -> str:
 
 
 def _check_shape(text: str, what: str) -> None:
-    # Only \\ and \" matter to where strings end; str.replace pairs them as JSON does.
-    unescaped = text.replace("\\\\", "").replace('\\"', "")
-    items = unescaped.count('"') // 2
+    """Refuse ``text`` if its strings and items break :data:`MAX_JSON_ITEMS` or it nests
+    deeper than :data:`MAX_JSON_DEPTH`, without parsing it (linear bytes passes only)."""
+    raw = text.encode("utf-8", "surrogatepass")  # multi-byte sequences hold no ASCII bytes
+    if b"\\" in raw:
+        # Only \\ and \" matter to where strings end; bytes.replace pairs them as JSON does.
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = raw.translate(None, _NOT_STRUCTURAL)
+    items = marks.count(b'"') // 2
     _check_items(items, what)
-    bare = _STRING.sub("", unescaped)
-    _check_items(items + bare.count(",") + bare.count("[") + bare.count("{"), what)
-    depth = 0
-    for match in _BRACKET.finditer(bare):
-        depth += 1 if match.group() in "[{" else -1
-        if depth > MAX_JSON_DEPTH:
-            raise HeaderError(f"{what} nests deeper than the {MAX_JSON_DEPTH}-level cap")
+    # Two adjacent quotes open and close an empty string, or close one string and open the
+    # next: dropping them keeps every other byte as inside or outside a string as it was.
+    bare = _STRING.sub(b"", marks.replace(b'""', b""))
+    _check_items(items + bare.count(b",") + bare.count(b"[") + bare.count(b"{"), what)
+    if _depth_over_cap(bare.translate(_PARENS, b',"')):
+        raise HeaderError(f"{what} nests deeper than the {MAX_JSON_DEPTH}-level cap")
+
+
+def _depth_over_cap(parens: bytes) -> bool:
+    """Whether brackets (as ``(``/``)``) may nest deeper than :data:`MAX_JSON_DEPTH`.
+
+    Each pass drops the innermost pairs, so balanced brackets vanish in as many passes as
+    they nest deep. Unbalanced brackets (never valid JSON) count their unclosed openers on
+    top of the passes taken, so a truncated header still reaches the parser for its message.
+    """
+    for passes in range(MAX_JSON_DEPTH + 1):
+        if b"()" not in parens:
+            return parens.count(b"(") + passes > MAX_JSON_DEPTH
+        parens = parens.replace(b"()", b"")
+    return True
 
 
 def _check_items(items: int, what: str) -> None:
@@ -73,11 +96,13 @@ def _check_items(items: int, what: str) -> None:
 
 
 def _unique_object(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
-    result: dict[str, JSONValue] = {}
-    for key, value in pairs:
-        if key in result:
-            raise HeaderError(f"JSON object repeats the key {quote(key)}")
-        result[key] = value
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise HeaderError(f"JSON object repeats the key {quote(key)}")
+            seen.add(key)
     return result
 
 

@@ -58,6 +58,8 @@ _SKIP_KEYS = frozenset(
         "modelspec.is_negative_embedding",
     }
 )
+# Keys read although a skip rule covers them.
+_READ_KEYS = frozenset({*TEXT_KEYS, *DIR_KEYS, "ss_tag_frequency", "ss_datasets", "ot_config"})
 _NOT_TEXT = re.compile(
     r"none|null|true|false|nan|[-+]?[\d.]+(?:e[-+]?\d+)?|(?:0x)?[0-9a-f]{8,}|\(?[\d.,\s]+\)?|[\d.x]+",
     re.IGNORECASE,
@@ -75,8 +77,28 @@ def metadata_fields(metadata: Mapping[str, str]) -> list[TextField]:
     Deduplicated on (source, text), cut to :data:`MAX_FIELD_CHARS` per field and capped at
     :data:`MAX_TEXT_FIELDS` fields and :data:`MAX_TOTAL_CHARS` characters in all.
     """
-    decoded = decode_metadata(metadata)
-    return _capped(_dedupe(_candidates(decoded)))
+    # Only keys that can hold text are decoded: most of a kohya header is parameters.
+    decoded = {
+        key: _decode(value)
+        for key, value in metadata.items()
+        if key in _READ_KEYS or not (key in _SKIP_KEYS or key.startswith(_SKIP_PREFIXES))
+    }
+    kept: list[TextField] = []
+    seen: set[tuple[str, str]] = set()
+    total = 0
+    for source, values in _candidates(decoded):
+        for value in values:
+            if not isinstance(value, str) or not _is_free_text(value):
+                continue
+            text = value[:MAX_FIELD_CHARS]
+            if (source, text) in seen:
+                continue
+            if len(kept) >= MAX_TEXT_FIELDS or total + len(text) > MAX_TOTAL_CHARS:
+                return kept
+            seen.add((source, text))
+            kept.append(TextField(source=source, text=text))
+            total += len(text)
+    return kept
 
 
 def _decode(value: str) -> JSONValue:
@@ -88,30 +110,34 @@ def _decode(value: str) -> JSONValue:
         return value
 
 
-def _candidates(decoded: Mapping[str, JSONValue]) -> Iterator[TextField]:
+# A group of candidate values, all from one metadata key, most telling first.
+_Group = tuple[str, Iterable[JSONValue]]
+
+
+def _candidates(decoded: Mapping[str, JSONValue]) -> Iterator[_Group]:
     for key in TEXT_KEYS:
-        yield from _texts(key, _strings(decoded.get(key)))
+        yield key, _strings(decoded.get(key))
     yield from _other_texts(decoded)
     for key in DIR_KEYS:
-        yield from _texts(key, _keys(decoded.get(key)))
+        yield key, _keys(decoded.get(key))
     yield from _tag_frequency("ss_tag_frequency", decoded.get("ss_tag_frequency"))
     yield from _datasets(decoded.get("ss_datasets"))
     yield from _ot_concepts(decoded.get("ot_config"))
 
 
-def _other_texts(decoded: Mapping[str, JSONValue]) -> Iterator[TextField]:
+def _other_texts(decoded: Mapping[str, JSONValue]) -> Iterator[_Group]:
     """Keys no trainer documented (``trigger``, ``artist``, …) that hold free text."""
     for key, value in decoded.items():
         known = key in TEXT_KEYS or key in _SKIP_KEYS or key.startswith(_SKIP_PREFIXES)
         if not known:
-            yield from _texts(key, _strings(value))
+            yield key, _strings(value)
 
 
-def _tag_frequency(source: str, value: JSONValue) -> Iterator[TextField]:
+def _tag_frequency(source: str, value: JSONValue) -> Iterator[_Group]:
     """Folder names, then every tag, most frequent first (the cap keeps the common ones)."""
     if not isinstance(value, dict):
         return
-    yield from _texts(source, value)
+    yield source, value
     counts: dict[str, float] = {}
     for tags in value.values():
         if isinstance(tags, dict):
@@ -119,10 +145,10 @@ def _tag_frequency(source: str, value: JSONValue) -> Iterator[TextField]:
                 weight = count if isinstance(count, int | float) else 0
                 counts[tag] = counts.get(tag, 0) + weight
     ranked = sorted(counts, key=counts.__getitem__, reverse=True)
-    yield from _texts(source, ranked)
+    yield source, ranked
 
 
-def _datasets(value: JSONValue) -> Iterator[TextField]:
+def _datasets(value: JSONValue) -> Iterator[_Group]:
     """kohya's dataset-config form: per dataset ``subsets`` and ``tag_frequency``."""
     if not isinstance(value, list):
         return
@@ -132,23 +158,17 @@ def _datasets(value: JSONValue) -> Iterator[TextField]:
         for subset in _list(dataset.get("subsets")):
             if isinstance(subset, dict):
                 names = ("image_dir", "class_tokens", "metadata_file")
-                yield from _texts("ss_datasets", [subset.get(name) for name in names])
+                yield "ss_datasets", [subset.get(name) for name in names]
         yield from _tag_frequency("ss_datasets", dataset.get("tag_frequency"))
 
 
-def _ot_concepts(value: JSONValue) -> Iterator[TextField]:
+def _ot_concepts(value: JSONValue) -> Iterator[_Group]:
     """OneTrainer's saved config: each concept's name and image folder."""
     if not isinstance(value, dict):
         return
     for concept in _list(value.get("concepts")):
         if isinstance(concept, dict):
-            yield from _texts("ot_config", [concept.get("name"), concept.get("path")])
-
-
-def _texts(source: str, values: Iterable[object]) -> Iterator[TextField]:
-    for value in values:
-        if isinstance(value, str) and _is_free_text(value):
-            yield TextField(source=source, text=value[:MAX_FIELD_CHARS])
+            yield "ot_config", [concept.get("name"), concept.get("path")]
 
 
 def _is_free_text(text: str) -> bool:
@@ -169,22 +189,3 @@ def _keys(value: JSONValue) -> list[JSONValue]:
 
 def _list(value: JSONValue) -> list[JSONValue]:
     return value if isinstance(value, list) else []
-
-
-def _dedupe(fields: Iterable[TextField]) -> Iterator[TextField]:
-    seen: set[TextField] = set()
-    for field in fields:
-        if field not in seen:
-            seen.add(field)
-            yield field
-
-
-def _capped(fields: Iterable[TextField]) -> list[TextField]:
-    kept: list[TextField] = []
-    total = 0
-    for field in fields:
-        if len(kept) >= MAX_TEXT_FIELDS or total + len(field.text) > MAX_TOTAL_CHARS:
-            break
-        kept.append(field)
-        total += len(field.text)
-    return kept

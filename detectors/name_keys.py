@@ -16,9 +16,10 @@ the garbage collector rescan them all again and again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
 
 from detectors.name_normalise import normalise_many, skeleton_lines
 from detectors.name_stoplist import COMMON_SURNAMES
@@ -26,6 +27,7 @@ from detectors.results import ArtistRef
 
 MIN_KEY_CHARS = 4  # shorter names (after folding) are not indexed: they match everywhere
 MIN_SURNAME_CHARS = 5
+T = TypeVar("T")
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
 
 
@@ -60,38 +62,65 @@ class NameKeys:
 def build_keys(refs: Sequence[ArtistRef]) -> NameKeys:
     """Key every spelling of every artist (see the module docstring)."""
     owners, lines = _spellings(refs)
-    surnames = _distinctive_surnames(owners, lines)
+    lasts = [line[line.rfind(" ") + 1 :] for line in lines]
+    surnames = _distinctive_surnames(owners, lasts)
+    # Whole-list passes, not one loop with helper calls: they run once per spelling and
+    # dominate the build time. A spelling is keyed on its surname or on all its words.
+    on_surname = [
+        len(last) < len(line) and surnames.get(last) == owner
+        for owner, line, last in zip(owners, lines, lasts, strict=True)
+    ]
+    keys = [
+        last if surname else line.replace(" ", "")
+        for surname, line, last in zip(on_surname, lines, lasts, strict=True)
+    ]
+    unindexed = [
+        (o, line) for o, line, k in zip(owners, lines, keys, strict=True) if len(k) < MIN_KEY_CHARS
+    ]
+    if unindexed:
+        kept = [index for index, key in enumerate(keys) if len(key) >= MIN_KEY_CHARS]
+        owners, lines, lasts = _pick(owners, kept), _pick(lines, kept), _pick(lasts, kept)
+        keys, on_surname = _pick(keys, kept), _pick(on_surname, kept)
     common = _common_skeletons()
+    prefix = [
+        line[: -len(last) - 1].replace(" ", "") if surname else ""
+        for surname, line, last in zip(on_surname, lines, lasts, strict=True)
+    ]
+    weak = [
+        len(key) == len(line) and (len(key) < MIN_SURNAME_CHARS or key in common)
+        for key, line in zip(keys, lines, strict=True)
+    ]
     heads: dict[str, int] = {}
-    artist: list[int] = []
-    prefix: list[str] = []
-    weak: list[bool] = []
     chain: list[int] = []
-    unindexed: list[tuple[int, str]] = []
-    # One loop, no helper calls: it runs once per spelling and dominates the build time.
-    for owner, line in zip(owners, lines, strict=True):
-        cut = line.rfind(" ")
-        last = line[cut + 1 :]
-        if cut >= 0 and surnames.get(last) == owner:
-            key, before, is_weak = last, line[:cut].replace(" ", ""), False
-        else:
-            key, before = line.replace(" ", ""), ""
-            is_weak = cut < 0 and (len(key) < MIN_SURNAME_CHARS or key in common)
-            if cut >= 0 and len(key) >= MIN_KEY_CHARS:
-                # The screening pass sees separators as "|": this key only flags the field.
-                heads.setdefault("|" + line.replace(" ", "|"), -1)
-        if len(key) < MIN_KEY_CHARS:
-            unindexed.append((owner, line))
-            continue
+    for index, key in enumerate(keys):
         chain.append(heads.get(key, -1))
-        heads[key] = len(artist)
-        artist.append(owner)
-        prefix.append(before)
-        weak.append(is_weak)
+        heads[key] = index
+    multi_word = zip(lines, keys, on_surname, strict=True)
+    _add_screening_keys(
+        heads, (line for line, k, on in multi_word if not on and len(k) < len(line))
+    )
     used = {key: owner for key, owner in surnames.items() if key in heads}
     return NameKeys(
-        list(heads), list(heads.values()), artist, prefix, weak, chain, used, tuple(unindexed)
+        list(heads), list(heads.values()), owners, prefix, weak, chain, used, tuple(unindexed)
     )
+
+
+def _pick(values: list[T], indexes: Iterable[int]) -> list[T]:
+    return [values[index] for index in indexes]
+
+
+def _add_screening_keys(heads: dict[str, int], lines: Iterable[str]) -> None:
+    """Key multi-word spellings as the screening pass sees them (``|john|smith``).
+
+    The screening pass sees separators as ``|``, so ``johnsmith`` alone would not flag the
+    field ``john smith``. A spelling one of whose words is a key already needs no key of its
+    own: that word, ending on a word boundary, flags the same fields.
+    """
+    keyed = heads.keys()
+    for line in lines:
+        words = line.split(" ")
+        if keyed.isdisjoint(words):
+            heads.setdefault("|" + "|".join(words), -1)
 
 
 def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str]]:
@@ -114,17 +143,12 @@ def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str]]:
     return owners, skeleton_lines(forms)
 
 
-def _distinctive_surnames(owners: Sequence[int], lines: Sequence[str]) -> dict[str, int]:
+def _distinctive_surnames(owners: Sequence[int], lasts: Sequence[str]) -> dict[str, int]:
     """Skeleton of each distinctive last word -> the one artist it belongs to."""
     owner_of: dict[str, int] = {}
     common = _common_skeletons()
-    for owner, line in zip(owners, lines, strict=True):
-        last = line[line.rfind(" ") + 1 :]
-        if (
-            owner_of.setdefault(last, owner) != owner
-            or len(last) < MIN_SURNAME_CHARS
-            or last in common
-        ):
+    for owner, last in zip(owners, lasts, strict=True):
+        if owner_of.setdefault(last, owner) != owner:
             owner_of[last] = -1
     return {
         surname: owner

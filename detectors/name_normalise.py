@@ -42,8 +42,9 @@ _LEET_LOWER = str.maketrans(
 _LEET_UPPER = str.maketrans(
     {"0": "O", "1": "I", "3": "E", "4": "A", "5": "S", "7": "T", "@": "A", "$": "S"}
 )
-# A letter, a run of leet characters, and (looked at, not taken) the letter after it.
-_LEET_RUN = re.compile(r"[A-Za-z]([013457@$]+)(?=([A-Za-z]))")
+# A run of leet characters with a letter after it (the letter before is checked on a match:
+# a pattern that starts with the rare leet characters lets the regex engine skip ahead).
+_LEET_RUN = re.compile(r"[013457@$]+(?=[A-Za-z])")
 _LEET_ANY = re.compile(r"[013457@$]")
 _WORD = re.compile(r"[A-Z]*[a-z]+|[A-Z]+|[0-9]+")
 _LINE = "\n"
@@ -137,8 +138,12 @@ def fold(text: str, *, homoglyphs: bool = True) -> str:
 
 
 def _unleet_match(match: re.Match[str]) -> str:
-    table = _LEET_LOWER if match.group(2).islower() else _LEET_UPPER
-    return match.group()[0] + match.group(1).translate(table)
+    text, start = match.string, match.start()
+    before = text[start - 1 : start]
+    if not (before.isascii() and before.isalpha()):
+        return match.group()
+    table = _LEET_LOWER if text[match.end()].islower() else _LEET_UPPER
+    return match.group().translate(table)
 
 
 def _unleet(text: str) -> str:
@@ -192,7 +197,9 @@ def normalise_many(texts: Sequence[str], *, homoglyphs: bool = True) -> list[str
         return []
     joined = _LINE.join(texts)
     if joined.count(_LINE) == len(texts) - 1:
-        words = _WORD_OR_LINE.findall(_unleet(fold(joined, homoglyphs=homoglyphs)))
+        if not joined.isascii():  # fold the few non-ASCII texts alone, not every character
+            joined = _LINE.join([fold(text, homoglyphs=homoglyphs) for text in texts])
+        words = _WORD_OR_LINE.findall(_unleet(joined))
         lines = " ".join(words).lower().split(_LINE)
         if len(lines) == len(texts):
             return [line.strip(" ") for line in lines]

@@ -50,6 +50,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import accumulate
 from typing import Literal
 
@@ -148,6 +149,10 @@ def field_kind(source: str) -> FieldKind:
     return "tag" if _has_part(lowered, _TAG_SOURCE_PARTS) else "text"
 
 
+# Sources are metadata keys, a few dozen names in practice; bounded against hostile headers.
+_field_kind = lru_cache(maxsize=4096)(field_kind)
+
+
 def _has_part(source: str, parts: Sequence[str]) -> bool:
     return any(part in source for part in parts)
 
@@ -194,14 +199,23 @@ class ArtistIndex:
 
     def match(self, fields: Iterable[TextField]) -> list[ArtistMatch]:
         """One :class:`ArtistMatch` per artist named in ``fields``, highest score first."""
-        return matches_from_hits(self.hits(fields))
+        scored: list[_Scored] = []
+        for field, where in self._located(fields):
+            ref = self._artists[where.artist]
+            strength = _strength(where, _field_kind(field.source))
+            scored.append((ref.artist_id, ref.name, field.source, field.text, where, strength))
+        return _combine(scored)
 
     def hits(self, fields: Iterable[TextField]) -> list[NameHit]:
         """Every verified hit, in field order, to explain a match."""
+        return [self._hit(field, where) for field, where in self._located(fields)]
+
+    def _located(self, fields: Iterable[TextField]) -> list[tuple[TextField, _Found]]:
+        """Each verified hit with the field it is in, in field order."""
         field_list = fields if isinstance(fields, list | tuple) else tuple(fields)
         if self._automaton is None or not field_list:
             return []
-        found: list[NameHit] = []
+        found: list[tuple[TextField, _Found]] = []
         automaton = self._automaton
         cache = self._field_cache
         for index in sorted(self._flagged(field_list, automaton)):
@@ -212,7 +226,7 @@ class ArtistIndex:
                 if len(cache) >= MAX_CACHED_FIELDS:
                     cache.clear()
                 cache[field.text] = in_text
-            found.extend(self._hit(field, where) for where in in_text)
+            found.extend((field, where) for where in in_text)
         return found
 
     def _flagged(self, fields: Sequence[TextField], automaton: ahocorasick.Automaton) -> set[int]:
@@ -262,7 +276,7 @@ class ArtistIndex:
                 yield from _key_spans(spellings, owner, text, (begin, end + 1), bounds)
 
     def _hit(self, field: TextField, where: _Found) -> NameHit:
-        kind = field_kind(field.source)
+        kind = _field_kind(field.source)
         ref = self._artists[where.artist]
         return NameHit(
             artist_id=ref.artist_id,
@@ -275,10 +289,12 @@ class ArtistIndex:
             kind=where.kind,
             field_kind=kind,
             context=where.context,
-            strength=STRENGTH[
-                "surname" if where.kind == "word" else where.kind, kind, where.context
-            ],
+            strength=_strength(where, kind),
         )
+
+
+def _strength(where: _Found, field: FieldKind) -> float:
+    return STRENGTH["surname" if where.kind == "word" else where.kind, field, where.context]
 
 
 class _WordBounds:
@@ -378,29 +394,38 @@ def quote(text: str, start: int, end: int) -> str:
 
 def matches_from_hits(hits: Sequence[NameHit]) -> list[ArtistMatch]:
     """Combine hits into one :class:`ArtistMatch` per artist (see the module's scoring)."""
-    if not hits:
+    return _combine([(h.artist_id, h.artist, h.source, h.text, None, h.strength) for h in hits])
+
+
+# A hit as scoring needs it: artist id and name, source, the field's text (quoted as is when
+# the place is None), the place in it, strength.
+_Scored = tuple[int, str, str, str, "_Found | None", float]
+
+
+def _combine(scored: Sequence[_Scored]) -> list[ArtistMatch]:
+    if not scored:
         return []
-    by_artist: dict[int, list[NameHit]] = {}
-    for hit in hits:
-        by_artist.setdefault(hit.artist_id, []).append(hit)
+    by_artist: dict[int, list[_Scored]] = {}
+    for hit in scored:
+        by_artist.setdefault(hit[0], []).append(hit)
     matches = [_artist_match(artist_hits) for artist_hits in by_artist.values()]
     return sorted(matches, key=lambda m: (-m.score, m.artist, m.artist_id))
 
 
-def _artist_match(hits: Sequence[NameHit]) -> ArtistMatch:
+def _artist_match(hits: Sequence[_Scored]) -> ArtistMatch:
     best_per_source: dict[str, float] = {}
     best_per_quote: dict[tuple[str, str], float] = {}
-    for hit in hits:
-        best_per_source[hit.source] = max(best_per_source.get(hit.source, 0.0), hit.strength)
-        quoted = (hit.source, hit.text)
-        best_per_quote[quoted] = max(best_per_quote.get(quoted, 0.0), hit.strength)
+    for _, _, source, text, where, strength in hits:
+        best_per_source[source] = max(best_per_source.get(source, 0.0), strength)
+        quoted = (source, text if where is None else quote(text, where.start, where.end))
+        best_per_quote[quoted] = max(best_per_quote.get(quoted, 0.0), strength)
     missing = 1.0
     for strength in best_per_source.values():
         missing *= 1.0 - strength
     ranked = sorted(best_per_quote, key=lambda q: (-best_per_quote[q], q))
     return ArtistMatch(
-        artist_id=hits[0].artist_id,
-        artist=hits[0].artist,
+        artist_id=hits[0][0],
+        artist=hits[0][1],
         score=round(min(MAX_SCORE, 1.0 - missing), 4),
         stage="metadata",
         evidence=tuple(Evidence(source=source, text=text) for source, text in ranked),

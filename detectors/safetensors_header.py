@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 from detectors.bounded_json import check_text, loads_bounded, quote
 from detectors.errors import HeaderError, NeedMoreBytes
@@ -118,54 +119,76 @@ def _metadata(value: JSONValue) -> dict[str, str]:
         raise HeaderError(f"{METADATA_KEY} is not a JSON object")
     if len(value) > MAX_METADATA_KEYS:
         raise HeaderError(f"{METADATA_KEY} has {len(value)} keys, over the {MAX_METADATA_KEYS} cap")
-    metadata: dict[str, str] = {}
-    for key, item in value.items():
-        text = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
-        metadata[check_text(key, "a metadata key")] = check_text(text, f"metadata {quote(key)}")
+    metadata = {
+        key: item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        for key, item in value.items()
+    }
+    if not _encodes("".join(metadata) + "".join(metadata.values())):
+        for key, text in metadata.items():
+            check_text(key, "a metadata key")
+            check_text(text, f"metadata {quote(key)}")
     return metadata
 
 
+def _encodes(text: str) -> bool:
+    """Whether ``text`` is valid UTF-8 material (no lone surrogate from a JSON escape)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _tensor(name: str, entry: JSONValue) -> TensorInfo:
-    where = f"tensor {quote(name)}"
     check_text(name, "a tensor name")
     if not isinstance(entry, dict):
-        raise HeaderError(f"{where} is not a JSON object")
+        raise HeaderError(f"tensor {quote(name)} is not a JSON object")
     dtype = entry.get("dtype")
     if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
-        raise HeaderError(f"{where} has unknown dtype {quote(str(dtype))}")
-    shape = _ints(entry.get("shape"), f"{where} shape")
+        raise HeaderError(f"tensor {quote(name)} has unknown dtype {quote(str(dtype))}")
+    shape = _ints(entry.get("shape"), name, "shape")
     if len(shape) > MAX_TENSOR_DIMS:
-        raise HeaderError(f"{where} has {len(shape)} dims, over the {MAX_TENSOR_DIMS} cap")
-    offsets = _ints(entry.get("data_offsets"), f"{where} data_offsets")
+        dims = f"{len(shape)} dims, over the {MAX_TENSOR_DIMS} cap"
+        raise HeaderError(f"tensor {quote(name)} has {dims}")
+    offsets = _ints(entry.get("data_offsets"), name, "data_offsets")
     if len(offsets) != 2 or offsets[0] > offsets[1]:
-        raise HeaderError(f"{where} data_offsets must be [start, end] with start <= end")
-    _check_size(where, dtype, shape, offsets[1] - offsets[0])
+        must = "must be [start, end] with start <= end"
+        raise HeaderError(f"tensor {quote(name)} data_offsets {must}")
+    _check_size(name, dtype, shape, offsets[1] - offsets[0])
     return TensorInfo(name=name, dtype=dtype, shape=shape, start=offsets[0], end=offsets[1])
 
 
-def _ints(value: JSONValue, where: str) -> tuple[int, ...]:
+def _ints(value: JSONValue, name: str, field: str) -> tuple[int, ...]:
+    """``value`` as a tuple of integers in [0, 2**64), or a :class:`HeaderError`."""
     if not isinstance(value, list):
-        raise HeaderError(f"{where} is not a JSON list")
-    for item in value:
-        # bool is an int subclass; JSON true is not a dimension.
-        if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item <= MAX_DATA_BYTES:
-            raise HeaderError(f"{where} must hold integers in [0, 2**64)")
-    # Checked above: every item is an int.
-    return tuple(item for item in value if isinstance(item, int))
+        raise HeaderError(f"tensor {quote(name)} {field} is not a JSON list")
+    # A JSON list, its items unchecked yet: the condition below refuses any that is not an
+    # int (type, not isinstance: bool is an int subclass and JSON true is not a dimension).
+    ints = cast("list[int]", value)
+    if ints and (set(map(type, ints)) != {int} or min(ints) < 0 or max(ints) > MAX_DATA_BYTES):
+        raise HeaderError(f"tensor {quote(name)} {field} must hold integers in [0, 2**64)")
+    return tuple(ints)
 
 
-def _check_size(where: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
+def _check_size(name: str, dtype: str, shape: tuple[int, ...], nbytes: int) -> None:
     bits = math.prod(shape) * DTYPE_BITS[dtype]
     if bits % 8:
-        raise HeaderError(f"{where} of {dtype} does not fill whole bytes")
+        raise HeaderError(f"tensor {quote(name)} of {dtype} does not fill whole bytes")
     if bits // 8 != nbytes:
-        raise HeaderError(f"{where} spans {nbytes} bytes, its shape and dtype need {bits // 8}")
+        need = f"its shape and dtype need {bits // 8}"
+        raise HeaderError(f"tensor {quote(name)} spans {nbytes} bytes, {need}")
+
+
+def _span(tensor: TensorInfo) -> tuple[int, int]:
+    return tensor.start, tensor.end
 
 
 def _data_len(tensors: Iterable[TensorInfo]) -> int:
     """Check the tensors tile the data section from 0 without gaps or overlaps; its length."""
     end = 0
-    for tensor in sorted(tensors, key=lambda t: (t.start, t.end)):
+    for tensor in sorted(tensors, key=_span):
         if tensor.start < end:
             raise HeaderError(f"tensor {quote(tensor.name)} overlaps the one before it")
         if tensor.start > end:

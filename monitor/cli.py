@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from detectors.errors import StylewatchError
-from monitor import commands
+from monitor import alert_commands, commands, user_commands
 from monitor.cli_context import CliState, err
 from monitor.log_format import configure_logging
 from monitor.settings import CONFIG_ENV_VAR
@@ -29,8 +29,10 @@ app = typer.Typer(
 )
 artist_app = typer.Typer(help="Register and list artists.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+user_app = typer.Typer(help="Web UI users and API tokens.", no_args_is_help=True)
 app.add_typer(artist_app, name="artist")
 app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
 
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
@@ -42,6 +44,15 @@ artist_app.command("add")(commands.artist_add)
 artist_app.command("import")(commands.artist_import)
 artist_app.command("list")(commands.artist_list)
 db_app.command("upgrade")(commands.db_upgrade)
+user_app.command("add")(user_commands.user_add)
+user_app.command("token")(user_commands.user_token)
+app.command("subscribe")(alert_commands.subscribe)
+app.command("subscriptions")(alert_commands.subscriptions)
+app.command("unsubscribe")(alert_commands.unsubscribe)
+app.command("confirm")(alert_commands.confirm)
+app.command("deliveries")(alert_commands.deliveries)
+app.command("deliver")(alert_commands.deliver)
+app.command("digest")(alert_commands.digest)
 
 
 @app.callback()

@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 _MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 
 
-def _check_image(data: bytes) -> tuple[str, int, int]:
+def check_image(data: bytes) -> tuple[str, int, int]:
     """(mime, width, height) of an image, or ValueError saying why it is refused."""
     try:
         with Image.open(io.BytesIO(data)) as img:
@@ -53,7 +53,7 @@ def import_reference_images(
             continue
         data = path.read_bytes()
         try:
-            mime, width, height = _check_image(data)
+            mime, width, height = check_image(data)
         except ValueError as exc:
             skipped.append(f"{path.name}: {exc}; skipped")
             continue

@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from detectors.errors import ConfigError
+from monitor.alert_service import alert_delivery
 from monitor.polling_service import create_session, scheduled_polling
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
@@ -48,6 +49,7 @@ async def serve(runtime: Runtime) -> None:
         sources=enabled_sources(runtime),
         store=runtime.store,
         ready=lambda: _database_ready(runtime),
+        runtime=runtime,
     )
     runner = web.AppRunner(create_app(status), handle_signals=False, access_log=None)
     await runner.setup()
@@ -61,7 +63,11 @@ async def serve(runtime: Runtime) -> None:
             status.database,
             ", ".join(status.sources) or "nothing",
         )
-        async with create_session() as session, scheduled_polling(runtime, session):
+        async with (
+            create_session() as session,
+            scheduled_polling(runtime, session),
+            alert_delivery(runtime),
+        ):
             await _wait_for_stop_signal()
         log.info("stylewatch shutting down")
     finally:

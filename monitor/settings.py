@@ -99,6 +99,8 @@ class EmailSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     from_addr: str = "stylewatch@localhost"
+    tls: bool = False  # implicit TLS (usually port 465); starttls is then not used
+    timeout_s: float = Field(default=30.0, gt=0, description="seconds per SMTP operation")
 
 
 class WebhookSettings(_Section):
@@ -106,11 +108,21 @@ class WebhookSettings(_Section):
     secret: SecretStr | None = None
     format: Literal["standard", "slack", "discord"] = "standard"
     events: list[str] = Field(default_factory=lambda: ["finding.created"])
+    # Destinations resolving to private (RFC 1918, ULA) or loopback addresses are refused
+    # unless allowed here (link-local, multicast and reserved ones always are).
+    allow_private: bool = False
+    allow_loopback: bool = False
+    timeout_s: float = Field(default=10.0, gt=0, description="seconds per delivery")
 
 
 class AlertsSettings(_Section):
     email: EmailSettings = EmailSettings()
     webhooks: list[WebhookSettings] = Field(default_factory=list)
+    batch_window_s: float = Field(default=180.0, ge=0, description="findings batched per message")
+    max_attempts: int = Field(default=8, ge=1, le=50)
+    retry_base_s: float = Field(default=30.0, gt=0)
+    retry_cap_s: float = Field(default=3600.0, gt=0)
+    poll_interval_s: float = Field(default=5.0, gt=0)
 
 
 class DigestSettings(_Section):

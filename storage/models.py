@@ -166,13 +166,19 @@ class Subscription(Base, table=True):
     min_score: float = 0.0
     confirmed_at: datetime | None = _when(nullable=True)
     created_at: datetime = _when()
+    # Set when the endpoint said it is gone (HTTP 410): nothing more is enqueued for it.
+    disabled_at: datetime | None = _when(nullable=True)
+    disabled_reason: str | None = Field(default=None, sa_type=Text)
 
 
 class Outbox(Base, table=True):
     """One row per delivery; ``idempotency_key`` is (finding, subscriber, channel)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_batch_key", "batch_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(sa_type=String, unique=True)
@@ -186,6 +192,9 @@ class Outbox(Base, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = _when()
     sent_at: datetime | None = _when(nullable=True)
+    # The message this row went out in: set when first claimed, kept across retries, so a
+    # resend carries the same Message-ID / webhook-id (receivers dedupe on it).
+    batch_key: str | None = Field(default=None, sa_type=String)
 
 
 class TriageEvent(Base, table=True):
@@ -208,3 +217,26 @@ class User(Base, table=True):
     password_hash: str = Field(sa_type=String)
     artist_id: int | None = Field(default=None, foreign_key="artist.id", ondelete="SET NULL")
     created_at: datetime = _when()
+
+
+class FindingLease(Base, table=True):
+    """Who is working a finding, until when: a moderator's claim keeps others off it."""
+
+    __tablename__ = "finding_lease"
+
+    finding_id: int = Field(foreign_key="finding.id", ondelete="CASCADE", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
+    expires_at: datetime = _when()
+
+
+class ApiToken(Base, table=True):
+    """An integration's bearer token; only its sha256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    name: str = Field(sa_type=String)
+    token_sha256: str = Field(sa_type=String, unique=True)
+    created_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)

@@ -30,6 +30,7 @@ from storage.loaders import (
     upload_records,
 )
 from storage.models import Artist, Finding, Source, Upload
+from storage.outbox import enqueue_alerts
 from storage.records import (
     ArtistRecord,
     FileRecord,
@@ -337,6 +338,7 @@ class Store:
     def _enqueue_alerts(self, session: Session, findings: list[Finding]) -> None:
         """Outbox hook: alerts/ writes one delivery per subscriber here, in the same
         transaction as the findings, for findings that are new or whose score rose."""
+        enqueue_alerts(session, findings, self._clock())
 
     # -- plumbing --------------------------------------------------------------------
 

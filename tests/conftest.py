@@ -16,3 +16,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("STYLEWATCH_") or key in _SECRET_VARS:
             monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+# The tiny diffusion model and LoRAs the probe tests share (built once, on first use).
+pytest_plugins = ["tests.probe_fixtures"]

@@ -1,3 +1,3 @@
-"""detectors.probe."""
+"""detectors.probe: generating images with an upload's LoRA on a local base model (GPU)."""
 
 from __future__ import annotations

@@ -1,32 +1,63 @@
-"""The web application: health endpoints and the home page.
+"""The web application: health endpoints, sign-in, the moderator queue, the artist portal,
+the JSON API and /metrics.
 
-The moderator queue, artist portal and JSON API grow here (see the web issue); for now the
-home page says what is running.
+Public routes: ``/``, ``/livez``, ``/readyz``, ``/metrics``, ``/login``, ``/static/…`` and
+the alert links (confirm, one-click unsubscribe). Everything else needs a signed-in user of
+the right role (pages: see `monitor.web.auth`; API: bearer tokens, see `monitor.web.api`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import aiohttp_jinja2
+import jinja2
 from aiohttp import web
 
+from monitor.passwords import Passwords
+from monitor.reference_images import MAX_IMAGE_BYTES
+from monitor.runtime import Runtime
+from monitor.secret_key import web_secret_key
+from monitor.web.alert_routes import add_alert_routes
+from monitor.web.api import add_api_routes
+from monitor.web.auth import csrf_middleware, security_headers_middleware, session_user_middleware
+from monitor.web.blob_routes import add_blob_routes
+from monitor.web.context import CONTEXT_KEY, WebContext
+from monitor.web.filters import FILTERS
+from monitor.web.login import login, login_form, logout
+from monitor.web.login_limits import LoginLimiter
+from monitor.web.metrics import METRICS_KEY, WebMetrics, metrics_handler
+from monitor.web.portal_pages import add_portal_routes
+from monitor.web.queue_pages import add_queue_routes
+from monitor.web.rendering import render
+from monitor.web.reports import add_report_routes
+from monitor.web.sessions import CookieSessions
 from storage.store import Store
+from storage.triage import TriageStore
+from storage.users import UserStore
+from storage.web_queries import WebQueries
 
 STATUS_KEY: web.AppKey[ServiceStatus] = web.AppKey("status")
+SESSION_COOKIE = "stylewatch_session"
+SESSION_MAX_AGE_S = 12 * 3600
+MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
+WEB_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceStatus:
-    """What the running service tells the home page and /readyz."""
+    """What the running service tells the home page and /readyz, and what the web UI uses."""
 
     version: str
     database: str  # rendered without its password
     sources: tuple[str, ...]
     store: Store
     ready: Callable[[], bool]
+    runtime: Runtime
+    metrics: WebMetrics = field(default_factory=WebMetrics)
 
 
 async def livez(request: web.Request) -> web.Response:
@@ -42,48 +73,75 @@ async def readyz(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     status = request.app[STATUS_KEY]
     counts = await asyncio.to_thread(status.store.counts)
-    sources = ", ".join(status.sources) or "none"
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in (
-            ("version", status.version),
-            ("database", status.database),
-            ("sources polled", sources),
-            ("artists registered", counts.artists),
-            ("uploads recorded", counts.uploads),
-            ("findings", counts.findings),
-        )
+    rows = (
+        ("version", status.version),
+        ("database", status.database),
+        ("sources polled", ", ".join(status.sources) or "none"),
+        ("artists registered", counts.artists),
+        ("uploads recorded", counts.uploads),
+        ("findings", counts.findings),
     )
-    page = _PAGE.format(rows=rows)
-    return web.Response(text=page, content_type="text/html")
+    return await render(request, "home.html", {"rows": rows}, forms=False)
 
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>stylewatch</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem;
-       color: #1b1b1b; }}
-h1 {{ font-size: 1.6rem; margin-bottom: .2rem; }}
-p.lead {{ color: #555; margin-top: 0; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ text-align: left; padding: .45rem .6rem; border-bottom: 1px solid #ddd; }}
-th {{ width: 40%; font-weight: 600; color: #333; }}
-</style></head>
-<body>
-<h1>stylewatch is running</h1>
-<p class="lead">Watching model hubs for uploads that imitate registered artists' styles.</p>
-<table>{rows}</table>
-<p><a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
-</body></html>
-"""
+def web_context(status: ServiceStatus, passwords: Passwords | None) -> WebContext:
+    runtime = status.runtime
+    base_url = runtime.settings.web.base_url or ""
+    return WebContext(
+        store=status.store,
+        users=UserStore(runtime.engine),
+        triage=TriageStore(runtime.engine),
+        queries=WebQueries(runtime.engine),
+        blobs=runtime.blobs,
+        passwords=passwords or Passwords(),
+        limiter=LoginLimiter(),
+        metrics=status.metrics,
+        secure_cookies=base_url.lower().startswith("https://"),
+    )
 
 
-def create_app(status: ServiceStatus) -> web.Application:
-    app = web.Application()
+def create_app(status: ServiceStatus, *, passwords: Passwords | None = None) -> web.Application:
+    """The whole web app; ``passwords`` may be a cheaper hasher in tests."""
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES, middlewares=[security_headers_middleware]
+    )
     app[STATUS_KEY] = status
+    app[CONTEXT_KEY] = context = web_context(status, passwords)
+    app[METRICS_KEY] = status.metrics
+    status.metrics.watch_database(context.queries)
+    _setup_sessions(app, status.runtime, context.secure_cookies)
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(WEB_DIR / "templates"), autoescape=True
+    )
+    env.filters.update(FILTERS)
+    _add_routes(app, status.runtime)
+    return app
+
+
+def _setup_sessions(app: web.Application, runtime: Runtime, secure: bool) -> None:
+    sessions = CookieSessions(
+        web_secret_key(runtime.settings),
+        cookie=SESSION_COOKIE,
+        max_age_s=SESSION_MAX_AGE_S,
+        secure=secure,
+    )
+    app.middlewares.append(sessions.middleware)
+    app.middlewares.append(session_user_middleware)
+    app.middlewares.append(csrf_middleware)
+
+
+def _add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)
-    return app
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_static("/static", WEB_DIR / "static")
+    add_queue_routes(app)
+    add_report_routes(app)
+    add_portal_routes(app)
+    add_blob_routes(app)
+    add_api_routes(app)
+    add_alert_routes(app, runtime)

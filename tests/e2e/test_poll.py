@@ -84,7 +84,10 @@ async def test_poll_once_with_an_unknown_source_is_one_line(hubs, tmp_path):
     [
         ("civitai:3219871", None),
         ("hf:gallowmere-ai/hastmoor-linocut-flux", "Oriel Hastmoor"),
-        ("hf:gallowmere-ai/hastmoor-linocut-flux/hastmoor_linocut_flux.safetensors", "Oriel Hastmoor"),
+        (
+            "hf:gallowmere-ai/hastmoor-linocut-flux/hastmoor_linocut_flux.safetensors",
+            "Oriel Hastmoor",
+        ),
     ],
 )
 async def test_scan_one_hub_upload(hubs, tmp_path, target, artist):
@@ -113,7 +116,7 @@ async def test_scan_pasted_civitai_url_of_a_model(hubs, tmp_path):
 
 @pytest.mark.parametrize("target", ["civitai:abc", "hf:not-a-repo", "https://example.org/x"])
 async def test_malformed_hub_targets_are_one_line(hubs, tmp_path, target):
-    code, out, err = await cli(hubs, tmp_path, "scan", target)
+    code, _, err = await cli(hubs, tmp_path, "scan", target)
     assert code == 2
     assert err.strip().startswith("error:")
     assert len(err.strip().splitlines()) == 1

@@ -27,7 +27,7 @@ def test_upgrade_from_empty_is_idempotent(empty_db_url):
         upgrade(engine)
         upgrade(engine)
         upgrade(empty_db_url)
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() is not None
         assert is_up_to_date(engine)
         tables = set(inspect(engine).get_table_names())
         assert set(metadata.tables) <= tables

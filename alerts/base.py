@@ -1,0 +1,83 @@
+"""The `Channel` port and the values a channel delivers.
+
+A channel gets one `Alert` (one message: one or many findings for one subscriber, or a
+ready-made digest) and either delivers it or raises one of the errors below; the
+dispatcher decides from the class whether to retry, dead-letter or disable the endpoint.
+``Alert.message_id`` is stable across retries: channels put it where the receiver can
+drop a duplicate (Message-ID, webhook-id).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from detectors.errors import DeliveryError
+
+
+class DeliveryFailed(DeliveryError):
+    """Transient: try again later (timeouts, refused connections, 5xx, redirects)."""
+
+
+class DeliveryRejected(DeliveryError):
+    """Permanent for this message: dead-letter it now (recipient refused, bad address)."""
+
+
+class EndpointGone(DeliveryRejected):
+    """The endpoint said it is gone for good (HTTP 410): disable its subscription."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceLine:
+    source: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class FindingAlert:
+    """One finding inside a message, as it was when it was found."""
+
+    finding_id: int | None
+    artist: str
+    score: float
+    stage: str
+    source: str
+    upload_id: str
+    name: str
+    upload_url: str | None
+    finding_url: str | None
+    evidence: tuple[EvidenceLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """A message rendered ahead of time (digests, confirmations)."""
+
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One message to one subscriber. ``findings`` is empty when ``prepared`` is set."""
+
+    message_id: str
+    recipient: str
+    subscription_id: int
+    artist: str | None
+    findings: tuple[FindingAlert, ...]
+    created_at: datetime
+    unsubscribe_url: str | None = None
+    prepared: PreparedMessage | None = None
+
+
+class Channel(Protocol):
+    """Delivers alerts over one medium (email, webhooks)."""
+
+    async def send(self, alert: Alert) -> None:
+        """Deliver ``alert`` once. Raises `DeliveryFailed` (retry later),
+        `DeliveryRejected` (never retry) or `EndpointGone` (disable the subscription);
+        no other exception leaves a channel."""
+        ...

@@ -1,0 +1,234 @@
+"""``DiffusersProbe``: the probe backend on diffusers pipelines loaded from local folders.
+
+One pipeline per family, loaded on first use from the operator's folder with
+``local_files_only`` and ``use_safetensors`` (a pickle is never read). A LoRA file is read
+with safetensors into a state dict and handed to the pipeline's own loader, which accepts
+the kohya and the PEFT/diffusers key layouts; after the images it is unloaded, and the
+pipeline is checked to hold no adapter layer, so the next image is the base model's again.
+Torch and diffusers are imported only when a pipeline is first needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from detectors.errors import ProbeError
+from detectors.probe.base import Draw, GenerationSettings
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+ADAPTER_NAME = "stylewatch_probe"
+MAX_LORA_BYTES = 2 * 1024**3
+
+
+class DiffusersProbe:
+    """Probe backend over ``{family: diffusers folder}``; not thread-safe (one worker owns it).
+
+    ``device`` is ``"auto"`` (CUDA when present, else CPU) or a torch device string. On
+    CUDA the pipelines run in float16 with PyTorch's SDPA attention and a sliced VAE decode;
+    on CPU in float32, where outputs are bit-for-bit repeatable.
+    """
+
+    def __init__(
+        self,
+        base_models: Mapping[str, Path],
+        *,
+        device: str = "auto",
+        lora_scale: float = 1.0,
+        generation: GenerationSettings | None = None,
+    ) -> None:
+        self._base_models = dict(base_models)
+        self._device_name = device
+        self._lora_scale = lora_scale
+        self._generation = generation or GenerationSettings()
+        self._pipelines: dict[str, Any] = {}
+        self.unet_evaluations = 0
+
+    def families(self) -> frozenset[str]:
+        return frozenset(self._base_models)
+
+    def settings_key(self, family: str) -> str:
+        """Identifies the base model folder and every setting that changes its images."""
+        folder = self._folder(family)
+        index = folder / "model_index.json"
+        stamp = index.stat().st_mtime_ns if index.is_file() else 0
+        g = self._generation
+        parts = [str(folder.resolve()), stamp, g.steps, g.guidance_scale, g.size_px, self._dtype()]
+        return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:32]
+
+    def generate(
+        self,
+        family: str,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        lora: Path | None = None,
+    ) -> list[Image.Image]:
+        if lora is None:
+            return self._draw(self.pipeline(family), prompts, seeds)
+        with self.lora(family, lora) as draw:
+            return draw(prompts, seeds)
+
+    @contextlib.contextmanager
+    def lora(self, family: str, path: Path) -> Iterator[Draw]:
+        """Apply the LoRA file for the block; yields a ``draw(prompts, seeds)`` function."""
+        pipe = self.pipeline(family)
+        self._apply(pipe, path)
+        try:
+            yield lambda prompts, seeds: self._draw(pipe, prompts, seeds)
+        finally:
+            self._remove(family, pipe)
+
+    def pipeline(self, family: str) -> Any:
+        """The family's pipeline, loaded on first use."""
+        if family not in self._pipelines:
+            self._pipelines[family] = self._load(family)
+        return self._pipelines[family]
+
+    def _folder(self, family: str) -> Path:
+        try:
+            return self._base_models[family]
+        except KeyError:
+            raise ProbeError(
+                f"no base model configured for family {family}: set [probe] base_models.{family}"
+            ) from None
+
+    def _device(self) -> str:
+        import torch
+
+        if self._device_name == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device_name
+
+    def _dtype(self) -> str:
+        return "float16" if self._device().startswith("cuda") else "float32"
+
+    def _load(self, family: str) -> Any:
+        import torch
+        from diffusers import DiffusionPipeline
+
+        folder = self._folder(family)
+        if not (folder / "model_index.json").is_file():
+            raise ProbeError(
+                f"cannot load the {family} base model from {folder}: no model_index.json there"
+            )
+        extra = _without_safety_checker(folder)
+        load: Any = DiffusionPipeline.from_pretrained  # diffusers is untyped
+        try:
+            pipe = load(
+                folder,
+                torch_dtype=getattr(torch, self._dtype()),
+                local_files_only=True,
+                use_safetensors=True,
+                **extra,
+            )
+        except (OSError, ValueError) as exc:
+            raise ProbeError(
+                f"cannot load the {family} base model from {folder}: {exc}".splitlines()[0]
+            ) from exc
+        pipe.to(self._device())
+        pipe.set_progress_bar_config(disable=True)
+        if self._device().startswith("cuda"):
+            pipe.vae.enable_slicing()
+            pipe.unet.set_default_attn_processor()  # AttnProcessor2_0: PyTorch SDPA kernels
+        pipe.unet.register_forward_pre_hook(self._count)
+        log.info("probe base model loaded", extra={"family": family, "stage": "probe"})
+        return pipe
+
+    def _count(self, _module: Any, args: tuple[Any, ...]) -> None:
+        if args:
+            self.unet_evaluations += int(args[0].shape[0])
+
+    def _apply(self, pipe: Any, lora: Path) -> None:
+        state = _read_lora(lora)
+        try:
+            pipe.load_lora_weights(state, adapter_name=ADAPTER_NAME)
+            if self._lora_scale != 1.0:  # 1.0 is what loading sets; skipping saves a pass
+                pipe.set_adapters([ADAPTER_NAME], adapter_weights=[self._lora_scale])
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            pipe.unload_lora_weights()
+            raise ProbeError(f"cannot apply the LoRA {lora.name}: {exc}".splitlines()[0]) from exc
+
+    def _remove(self, family: str, pipe: Any) -> None:
+        pipe.unload_lora_weights()
+        if _has_adapter_layers(pipe):
+            # Never draw another "base" image with a leftover adapter: reload on next use.
+            del self._pipelines[family]
+            log.warning(
+                "probe pipeline not clean after unload; reloading", extra={"family": family}
+            )
+
+    def _draw(self, pipe: Any, prompts: Sequence[str], seeds: Sequence[int]) -> list[Image.Image]:
+        import torch
+
+        if len(prompts) != len(seeds):
+            raise ProbeError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        size = self._generation.size_px
+        images: list[Image.Image] = []
+        step = self._generation.batch_images
+        with torch.inference_mode():
+            for start in range(0, len(prompts), step):
+                chunk = slice(start, start + step)
+                out = pipe(
+                    prompt=list(prompts[chunk]),
+                    generator=[_generator(seed) for seed in seeds[chunk]],
+                    num_inference_steps=self._generation.steps,
+                    guidance_scale=self._generation.guidance_scale,
+                    height=size,
+                    width=size,
+                    output_type="pil",
+                )
+                images.extend(out.images)
+        return images
+
+
+def _generator(seed: int) -> torch.Generator:
+    import torch
+
+    # CPU generators draw the same starting noise on every device, so a seed means one image.
+    return torch.Generator("cpu").manual_seed(seed)
+
+
+def _read_lora(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if path.suffix.lower() != ".safetensors":
+        raise ProbeError(f"{path.name} is not a .safetensors file; the probe never loads pickles")
+    try:
+        if path.stat().st_size > MAX_LORA_BYTES:
+            raise ProbeError(f"{path.name} is larger than {MAX_LORA_BYTES // 2**20} MiB")
+        return load_file(str(path))
+    except (OSError, SafetensorError) as exc:
+        raise ProbeError(f"cannot read the LoRA {path.name}: {exc}") from exc
+
+
+def _without_safety_checker(folder: Path) -> dict[str, Any]:
+    """Skip a bundled safety checker: it costs time and blanks images the probe must see."""
+    try:
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if isinstance(index, dict) and "safety_checker" in index:
+        return {"safety_checker": None, "requires_safety_checker": False}
+    return {}
+
+
+def _has_adapter_layers(pipe: Any) -> bool:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name in ("unet", "transformer", "text_encoder", "text_encoder_2"):
+        model = getattr(pipe, name, None)
+        if model is not None and any(isinstance(m, BaseTunerLayer) for m in model.modules()):
+            return True
+    return False

@@ -1,0 +1,210 @@
+"""Building alert delivery from the settings (the composition side of ``alerts/``): the
+channels, the dispatcher, the digest, and `alert_delivery` for ``stylewatch serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from alerts.base import Alert, Channel
+from alerts.destination import GuardedResolver
+from alerts.digest import DigestBuilder, enqueue_digests
+from alerts.dispatcher import DeliveryPolicy, Dispatcher, DispatchSummary
+from alerts.email import EmailChannel
+from alerts.links import Links
+from alerts.render import MessageRenderer
+from alerts.webhook import WebhookChannel
+from monitor.runtime import Runtime
+from monitor.secret_key import web_secret_key
+from monitor.settings import Settings
+from storage.alert_records import SubscriptionRecord
+from storage.digest_data import DigestData
+from storage.outbox import OutboxStore
+from storage.subscriptions import SubscriptionStore
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def base_url(settings: Settings) -> str:
+    web = settings.web
+    return (web.base_url or f"http://{web.host}:{web.port}").rstrip("/")
+
+
+def build_links(settings: Settings) -> Links:
+    return Links(base_url(settings), web_secret_key(settings))
+
+
+def delivery_policy(settings: Settings) -> DeliveryPolicy:
+    alerts = settings.alerts
+    timeouts = [alerts.email.timeout_s, *(w.timeout_s for w in alerts.webhooks)]
+    return DeliveryPolicy(
+        window_s=alerts.batch_window_s,
+        lease_s=max(300.0, 4 * max(timeouts)),
+        max_attempts=alerts.max_attempts,
+        retry_base_s=alerts.retry_base_s,
+        retry_cap_s=alerts.retry_cap_s,
+        poll_interval_s=alerts.poll_interval_s,
+    )
+
+
+def create_webhook_session() -> aiohttp.ClientSession:
+    """The session webhooks go through: its resolver refuses private and loopback
+    addresses (per endpoint policy) and it caches no DNS, so every connection is checked."""
+    connector = aiohttp.TCPConnector(resolver=GuardedResolver(), use_dns_cache=False, limit=16)
+    return aiohttp.ClientSession(connector=connector)
+
+
+def build_channels(
+    settings: Settings, webhook_session: aiohttp.ClientSession, clock: Clock = utc_now
+) -> dict[str, Channel]:
+    """The channels the settings enable, keyed by outbox channel name; a channel left out
+    keeps its deliveries pending until it is configured."""
+    channels: dict[str, Channel] = {}
+    if settings.alerts.email.enabled:
+        renderer = MessageRenderer(base_url(settings))
+        email = EmailChannel(settings.alerts.email, renderer, clock)
+        channels |= {"email": email, "digest": email}
+    if settings.alerts.webhooks:
+        channels["webhook"] = WebhookChannel(settings.alerts.webhooks, webhook_session, clock)
+    return channels
+
+
+def build_dispatcher(
+    runtime: Runtime,
+    webhook_session: aiohttp.ClientSession,
+    *,
+    clock: Clock = utc_now,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    policy: DeliveryPolicy | None = None,
+) -> Dispatcher:
+    settings = runtime.settings
+    return Dispatcher(
+        OutboxStore(runtime.engine, clock),
+        SubscriptionStore(runtime.engine, clock),
+        build_channels(settings, webhook_session, clock),
+        build_links(settings),
+        policy or delivery_policy(settings),
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def sync_webhooks(runtime: Runtime) -> list[SubscriptionRecord]:
+    """One team subscription per ``[[alerts.webhooks]]`` endpoint (all findings)."""
+    endpoints = [(w.url, 0.0) for w in runtime.settings.alerts.webhooks]
+    return SubscriptionStore(runtime.engine).ensure_webhooks(endpoints)
+
+
+def digest_builder(runtime: Runtime) -> DigestBuilder:
+    settings = runtime.settings
+    return DigestBuilder(
+        DigestData(runtime.engine), MessageRenderer(base_url(settings)), build_links(settings)
+    )
+
+
+async def send_digests(runtime: Runtime, dispatcher: Dispatcher, now: datetime) -> int:
+    """Enqueue this week's digests (once per recipient and week) and deliver what is due."""
+    added = await asyncio.to_thread(
+        enqueue_digests,
+        digest_builder(runtime),
+        SubscriptionStore(runtime.engine),
+        OutboxStore(runtime.engine),
+        now,
+    )
+    await dispatcher.run_once()
+    return added
+
+
+async def deliver_once(runtime: Runtime, *, clock: Clock = utc_now) -> DispatchSummary:
+    """Sync the webhooks and deliver every due batch once (``stylewatch deliver --once``)."""
+    await asyncio.to_thread(sync_webhooks, runtime)
+    async with create_webhook_session() as session:
+        return await build_dispatcher(runtime, session, clock=clock).run_once()
+
+
+async def send_confirmation(runtime: Runtime, subscription: SubscriptionRecord) -> bool:
+    """Mail the confirmation link when email is enabled; False when it is not."""
+    settings = runtime.settings
+    if not settings.alerts.email.enabled:
+        return False
+    renderer = MessageRenderer(base_url(settings))
+    what = f"alerts about {subscription.artist or subscription.team}"
+    prepared = renderer.render(
+        "confirm",
+        "stylewatch: confirm your subscription",
+        what=what,
+        address=subscription.address,
+        confirm_url=build_links(settings).confirm(subscription.id, subscription.address),
+    )
+    alert = Alert(
+        message_id=f"confirm-{subscription.id}",
+        recipient=subscription.address,
+        subscription_id=subscription.id,
+        artist=subscription.artist,
+        findings=(),
+        created_at=utc_now(),
+        prepared=prepared,
+    )
+    await EmailChannel(settings.alerts.email, renderer).send(alert)
+    return True
+
+
+@asynccontextmanager
+async def alert_delivery(runtime: Runtime) -> AsyncIterator[Dispatcher]:
+    """For ``serve``: the dispatcher polls the outbox and the weekly digest runs on its
+    cron (``[digest]``) until the block exits. A send cut off by the exit is resent after
+    its lease expires, with the same message id."""
+    await asyncio.to_thread(sync_webhooks, runtime)
+    async with create_webhook_session() as session:
+        dispatcher = build_dispatcher(runtime, session)
+        task = asyncio.create_task(dispatcher.run_forever(), name="alerts.dispatcher")
+        scheduler = _digest_scheduler(runtime, dispatcher)
+        scheduler.start()
+        try:
+            yield dispatcher
+        finally:
+            scheduler.shutdown(wait=False)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher) -> AsyncIOScheduler:
+    digest = runtime.settings.digest
+    scheduler = AsyncIOScheduler(timezone=ZoneInfo(digest.timezone))
+    scheduler.add_job(
+        _digest_job,
+        "cron",
+        args=[runtime, dispatcher],
+        day_of_week=digest.weekday,
+        hour=digest.hour,
+        minute=0,
+        id="digest:weekly",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=6 * 3600,
+    )
+    return scheduler
+
+
+async def _digest_job(runtime: Runtime, dispatcher: Dispatcher) -> None:
+    try:
+        added = await send_digests(runtime, dispatcher, utc_now())
+    except Exception:  # a scheduled job must not die silently: log it with its traceback
+        log.exception("alerts.digest.failed")
+        return
+    log.info("alerts.digest.enqueued", extra={"count": added})

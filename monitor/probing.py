@@ -1,0 +1,292 @@
+"""The probe stage: one LoRA file through the prompt plan, the base cache and the lift scoring.
+
+``Prober.probe`` is synchronous and GPU-bound; ``Prober.probe_async`` runs it on the one
+worker thread that owns the pipelines (and the CUDA context), so the event loop never
+waits on torch. The plan is drawn in two passes under one LoRA load: a quick pass
+(neutral and trigger-word prompts) whose lifts pick the nearest artists, then artist-name
+prompts for those and for the artists screening named. Base-model images come from
+``ProbeCache`` and are drawn only on a miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from detectors.errors import ConfigError, ProbeError
+from detectors.probe import plan as prompt_plan
+from detectors.probe.base import Draw, GenerationSettings, ProbeBackend
+from detectors.probe.plan import PlannedImage
+from detectors.probe.scoring import DEFAULT_LIFT_THRESHOLD, StyleLift, probe_matches, style_lifts
+from detectors.probe.sheet import evidence_sheet
+from detectors.results import ArtistMatch, ArtistRef
+from detectors.screening import Screening
+from detectors.style.artists import ArtistGallery
+from detectors.style.base import Embeddings, StyleEmbedder
+from monitor.runtime import Runtime
+from storage.blobs import BlobStore
+from storage.probe_cache import ProbeCache
+from storage.references import reference_blobs
+
+log = logging.getLogger(__name__)
+
+TRIGGER_SOURCES = frozenset({"trainedWords", "modelspec.trigger_phrase", "trigger_words"})
+NEAREST_ARTISTS = 2
+SHEET_REFERENCES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What the probe found: ``ran`` False with a ``reason`` when it could not run.
+
+    ``sheets`` maps an artist id to the evidence sheet's blob key; ``lifts`` every artist
+    with references to its style lift (what ``calibrate_threshold`` takes the max of, per
+    benign LoRA); ``unet_evaluations`` counts the denoiser evaluations this probe cost
+    (base-cache hits cost none).
+    """
+
+    ran: bool
+    reason: str = ""
+    matches: tuple[ArtistMatch, ...] = ()
+    sheets: Mapping[int, str] = field(default_factory=dict)
+    lifts: Mapping[int, float] = field(default_factory=dict)
+    images: int = 0
+    unet_evaluations: int = 0
+
+
+class Prober:
+    """Probes LoRA files; one instance per process, its backend used by one thread only."""
+
+    def __init__(
+        self,
+        backend: ProbeBackend,
+        embedder: StyleEmbedder,
+        cache: ProbeCache,
+        blobs: BlobStore,
+        *,
+        max_images: int = 8,
+        lift_threshold: float = DEFAULT_LIFT_THRESHOLD,
+        nearest_artists: int = NEAREST_ARTISTS,
+    ) -> None:
+        self._backend = backend
+        self._embedder = embedder
+        self._cache = cache
+        self._blobs = blobs
+        self._max_images = max_images
+        self._threshold = lift_threshold
+        self._nearest = nearest_artists
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
+
+    def unavailable(self, family: str) -> str | None:
+        """Why a file of ``family`` cannot be probed, or None when it can."""
+        if family not in self._backend.families():
+            return f"no base model configured for family {family}"
+        return None
+
+    async def probe_async(
+        self,
+        lora: Path,
+        screening: Screening,
+        artists: Sequence[ArtistRef],
+        references: Mapping[int, Sequence[str]],
+        *,
+        family: str | None = None,
+    ) -> ProbeOutcome:
+        """``probe`` on the probe thread; the caller's loop stays free."""
+        call = functools.partial(self.probe, lora, screening, artists, references, family=family)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, call)
+
+    def close(self) -> None:
+        self._worker.shutdown(wait=True)
+
+    def probe(
+        self,
+        lora: Path,
+        screening: Screening,
+        artists: Sequence[ArtistRef],
+        references: Mapping[int, Sequence[str]],
+        *,
+        family: str | None = None,
+    ) -> ProbeOutcome:
+        """Probe one LoRA file. ``references`` maps artist ids to reference blob keys;
+        ``family`` overrides the screening's base family. Raises ProbeError when the
+        backend fails (the LoRA does not fit the base model, a load failed)."""
+        family = family or screening.base_family
+        reason = self.unavailable(family) or _no_references(references)
+        if reason:
+            return ProbeOutcome(ran=False, reason=reason)
+        names = {a.artist_id: a.name for a in artists}
+        gallery, labels = self._gallery(references, names)
+        start = self._backend.unet_evaluations
+        images = _PlanImages()
+        quick = prompt_plan.quick_pass(_trigger_words(screening), self._max_images)
+        self._ensure_base(family, quick, images)
+        with self._backend.lora(family, lora) as draw:
+            self._draw(draw, quick, images)
+            nearest = self._nearest_artists(gallery, images, names)
+            named = [(m.artist_id, m.artist) for m in screening.matches]
+            chosen = prompt_plan.candidates(named, nearest, self._nearest)
+            second = prompt_plan.artist_pass(chosen, self._max_images, len(quick))
+            self._draw(draw, second, images)
+        self._ensure_base(family, second, images)
+        lifts = self._lifts(gallery, images)
+        matches = probe_matches(
+            lifts, {str(k): v for k, v in names.items()}, screening.matches, self._threshold, labels
+        )
+        sheets = {m.artist_id: self._sheet(images, references, m.artist_id) for m in matches}
+        log.info(
+            "probed %s: %d findings",
+            lora.name,
+            len(matches),
+            extra={"stage": "probe", "family": family},
+        )
+        return ProbeOutcome(
+            ran=True,
+            reason="",
+            matches=tuple(matches),
+            sheets=sheets,
+            lifts={int(s.artist_id): s.lift for s in lifts},
+            images=len(images.plan),
+            unet_evaluations=self._backend.unet_evaluations - start,
+        )
+
+    def _gallery(
+        self, references: Mapping[int, Sequence[str]], names: Mapping[int, str]
+    ) -> tuple[ArtistGallery, dict[str, list[str]]]:
+        vectors = {
+            str(artist_id): self._vectors(blobs)
+            for artist_id, blobs in references.items()
+            if blobs and artist_id in names
+        }
+        if not vectors:
+            raise ProbeError("no registered artist has reference images to compare with")
+        labels = {str(a): [b[:12] for b in blobs] for a, blobs in references.items()}
+        return ArtistGallery.from_references(vectors), labels
+
+    def _vectors(self, blobs: Sequence[str]) -> Embeddings:
+        """Style vectors of image blobs, embedded once per embedder and cached."""
+        name = self._embedder.name
+        cached = [self._cache.vector(name, b) for b in blobs]
+        missing = [i for i, v in enumerate(cached) if v is None]
+        if missing:
+            fresh = self._embedder.embed([self._cache.image(blobs[i]) for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                self._cache.put_vector(name, blobs[i], vector)
+                cached[i] = vector
+        return np.stack([v for v in cached if v is not None]).astype(np.float32)
+
+    def _ensure_base(self, family: str, plan: Sequence[PlannedImage], images: _PlanImages) -> None:
+        key = self._backend.settings_key(family)
+        blobs = [self._cache.base_image(family, key, p.prompt, p.seed) for p in plan]
+        todo = [i for i, b in enumerate(blobs) if b is None]
+        if todo:
+            drawn = self._backend.generate(
+                family, [plan[i].prompt for i in todo], [plan[i].seed for i in todo]
+            )
+            for i, image in zip(todo, drawn, strict=True):
+                blobs[i] = self._cache.put_base_image(
+                    family, key, plan[i].prompt, plan[i].seed, image
+                )
+        for item, blob in zip(plan, blobs, strict=True):
+            assert blob is not None  # every miss was drawn just above
+            images.base[(item.prompt, item.seed)] = blob
+
+    def _draw(self, draw: Draw, plan: Sequence[PlannedImage], images: _PlanImages) -> None:
+        if not plan:
+            return
+        drawn = draw([p.prompt for p in plan], [p.seed for p in plan])
+        images.plan.extend(plan)
+        images.lora.extend(drawn)
+
+    def _lifts(self, gallery: ArtistGallery, images: _PlanImages) -> list[StyleLift]:
+        lora_vecs = self._embedder.embed(images.lora)
+        base_vecs = self._vectors([images.base[(p.prompt, p.seed)] for p in images.plan])
+        return style_lifts(gallery, lora_vecs, base_vecs)
+
+    def _nearest_artists(
+        self, gallery: ArtistGallery, images: _PlanImages, names: Mapping[int, str]
+    ) -> list[tuple[int, str]]:
+        lifts = self._lifts(gallery, images)
+        return [(int(s.artist_id), names[int(s.artist_id)]) for s in lifts[: self._nearest]]
+
+    def _sheet(
+        self, images: _PlanImages, references: Mapping[int, Sequence[str]], artist_id: int
+    ) -> str:
+        base = [self._cache.image(images.base[(p.prompt, p.seed)]) for p in images.plan]
+        refs = [
+            self._cache.image(b) for b in list(references.get(artist_id, ()))[:SHEET_REFERENCES]
+        ]
+        return self._blobs.put(evidence_sheet(images.lora, base, refs))
+
+
+@dataclass
+class _PlanImages:
+    """The plan drawn so far: LoRA images in plan order, base blobs by (prompt, seed)."""
+
+    plan: list[PlannedImage] = field(default_factory=list)
+    lora: list[Image.Image] = field(default_factory=list)
+    base: dict[tuple[str, int], str] = field(default_factory=dict)
+
+
+def _trigger_words(screening: Screening) -> list[str]:
+    words: list[str] = []
+    for f in screening.fields:
+        if f.source in TRIGGER_SOURCES:
+            words.extend(w.strip() for w in f.text.split(",") if w.strip())
+    return words
+
+
+def _no_references(references: Mapping[int, Sequence[str]]) -> str | None:
+    if not any(references.values()):
+        return "no registered artist has reference images to compare with"
+    return None
+
+
+def build_prober(runtime: Runtime, generation: GenerationSettings | None = None) -> Prober:
+    """The Prober the settings describe: DiffusersProbe, the configured style embedder,
+    the probe cache under ``<data_dir>/probe-cache``. Imports no torch until first use."""
+    from detectors.probe.diffusers_probe import DiffusersProbe
+
+    settings = runtime.settings
+    backend = DiffusersProbe(
+        settings.probe.base_models,
+        device=settings.probe.device,
+        lora_scale=settings.probe.lora_scale,
+        generation=generation,
+    )
+    cache = ProbeCache(settings.data_dir / "probe-cache", runtime.blobs)
+    return Prober(
+        backend,
+        _embedder(runtime),
+        cache,
+        runtime.blobs,
+        max_images=settings.probe.max_images,
+    )
+
+
+def _embedder(runtime: Runtime) -> StyleEmbedder:
+    style = runtime.settings.style
+    if style.embedder == "clip":
+        if style.clip_weights is None:
+            raise ConfigError(["style.clip_weights: required when style.embedder is 'clip'"])
+        from detectors.style.clip import ClipEmbedder
+
+        return ClipEmbedder(style.clip_weights, device=runtime.settings.probe.device)
+    if style.embedder == "csd":
+        raise ConfigError(["style.embedder: 'csd' is not available in this version"])
+    from detectors.style.gram import GramEmbedder
+
+    return GramEmbedder()
+
+
+def references_for(runtime: Runtime) -> tuple[list[ArtistRef], dict[int, list[str]]]:
+    """Every artist and their reference blob keys, read from the runtime's database."""
+    return runtime.store.artist_refs(), reference_blobs(runtime.engine)

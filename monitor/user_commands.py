@@ -1,0 +1,67 @@
+"""``stylewatch user add`` and ``stylewatch user token``: accounts for the web UI and API."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Annotated, cast, get_args
+
+import typer
+from rich.markup import escape
+
+from monitor.cli_context import cli_state, fail, out
+from monitor.passwords import Passwords, new_token, token_sha256
+from monitor.runtime import open_runtime
+from storage.records import Role
+from storage.users import UserStore
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise fail("the passwords differ")
+    return first
+
+
+def user_add(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user's email (their sign-in name)")],
+    role: Annotated[str, typer.Option("--role", help="admin, moderator or artist")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first stdin line")
+    ] = False,
+    artist: Annotated[
+        str | None, typer.Option("--artist", help="The registered artist an artist user is")
+    ] = None,
+) -> None:
+    """Create a web UI user with a password (asked for, or read from stdin)."""
+    if role not in get_args(Role):
+        raise fail(f"unknown role {role!r}: choose admin, moderator or artist")
+    password = _read_password(password_stdin)
+    try:
+        password_hash = Passwords().hash(password)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        user = UserStore(runtime.engine).add_user(email, cast(Role, role), password_hash, artist)
+    finally:
+        runtime.close()
+    out.print(f"added {escape(user.email)} ({user.role})")
+
+
+def user_token(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user the token acts as")],
+    name: Annotated[str, typer.Option("--name", help="What the token is for")] = "api",
+) -> None:
+    """Create an API token for a user and print it once (only its hash is stored)."""
+    token = new_token()
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        UserStore(runtime.engine).add_token(email, name, token_sha256(token))
+    finally:
+        runtime.close()
+    sys.stdout.write(token + "\n")

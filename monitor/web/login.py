@@ -1,0 +1,79 @@
+"""/login and /logout: password sign-in with a rate limit, sessions in encrypted cookies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from monitor.web.auth import SESSION_USER
+from monitor.web.context import request_user, web_context
+from monitor.web.rendering import render
+from monitor.web.sessions import get_session
+from storage.users import UserRecord
+
+log = logging.getLogger(__name__)
+
+MAX_FIELD_CHARS = 1024
+
+
+def landing_page(user: UserRecord) -> str:
+    return "/me" if user.role == "artist" else "/queue"
+
+
+def safe_next(target: str | None) -> str | None:
+    """A local path to go to after sign-in, or None (never another site)."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    return target
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    user = request_user(request)
+    if user is not None:
+        raise web.HTTPSeeOther(safe_next(request.query.get("next")) or landing_page(user))
+    return await render(request, "login.html", {"next": request.query.get("next", "")})
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    email = str(form.get("email", ""))[:MAX_FIELD_CHARS].strip()
+    password = str(form.get("password", ""))[:MAX_FIELD_CHARS]
+    target = safe_next(str(form.get("next", "")))
+    ctx = web_context(request)
+    address = request.remote or "unknown"
+    if ctx.limiter.blocked(address, email):
+        log.warning("web.login.limited", extra={"remote": address})
+        message = "Too many failed sign-ins. Wait a few minutes and try again."
+        return await _again(request, email, target, message, 429)
+    user = await _check_password(request, email, password)
+    if user is None:
+        ctx.limiter.failed(address, email)
+        return await _again(request, email, target, "Wrong email or password.", 401)
+    ctx.limiter.succeeded(address, email)
+    session = get_session(request)
+    session.invalidate()  # a fresh session (and CSRF token) per sign-in
+    session[SESSION_USER] = user.id
+    log.info("web.login", extra={"user_id": user.id})
+    raise web.HTTPSeeOther(target or landing_page(user))
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    get_session(request).invalidate()
+    raise web.HTTPSeeOther("/login")
+
+
+async def _check_password(request: web.Request, email: str, password: str) -> UserRecord | None:
+    ctx = web_context(request)
+    found = await asyncio.to_thread(ctx.users.credentials, email) if email else None
+    stored_hash = found[1] if found else None
+    ok = await asyncio.to_thread(ctx.passwords.verify, stored_hash, password)
+    return found[0] if ok and found else None
+
+
+async def _again(
+    request: web.Request, email: str, target: str | None, error: str, status: int
+) -> web.Response:
+    context = {"email": email, "next": target or "", "error": error}
+    return await render(request, "login.html", context, status)

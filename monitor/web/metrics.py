@@ -1,0 +1,101 @@
+"""/metrics: Prometheus text from one registry per app.
+
+Counts that the database already holds (uploads per source, findings by state, the queue's
+depth, alert deliveries by status) are read at scrape time, so every process reports the
+truth without wiring. Latencies are histograms that the pipeline observes through the
+app's `WebMetrics` (``metrics.screening_seconds.observe(s)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from detectors.errors import StorageError
+from storage.web_queries import MetricsSnapshot, WebQueries
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+QUEUE_STATES = ("needs_review", "escalated")
+LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class WebMetrics:
+    """The app's registry and the histograms other modules observe."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.screening_seconds = Histogram(
+            "stylewatch_screening_seconds",
+            "Time to screen one upload (header and hub text)",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.probe_seconds = Histogram(
+            "stylewatch_probe_seconds",
+            "Time to probe one upload on the GPU",
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+
+    def watch_database(self, queries: WebQueries) -> None:
+        self.registry.register(_DatabaseCollector(queries))
+
+    def render(self) -> bytes:
+        """The exposition text (reads the database: call it off the event loop)."""
+        return generate_latest(self.registry)
+
+
+class _DatabaseCollector(Collector):
+    def __init__(self, queries: WebQueries) -> None:
+        self._queries = queries
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("stylewatch_database_up", "Whether /metrics could read the database")
+        try:
+            snapshot = self._queries.metrics()
+        except StorageError as exc:
+            log.warning("metrics.database.failed", extra={"error": str(exc)})
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from _families(snapshot)
+
+
+def _families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
+    uploads = CounterMetricFamily(
+        "stylewatch_uploads_seen", "Uploads recorded, per source", labels=["source"]
+    )
+    findings = GaugeMetricFamily("stylewatch_findings", "Findings by state", labels=["state"])
+    queue = GaugeMetricFamily(
+        "stylewatch_queue_depth", "Findings waiting for a moderator", labels=["state"]
+    )
+    deliveries = GaugeMetricFamily(
+        "stylewatch_alert_deliveries", "Alert deliveries by status", labels=["status"]
+    )
+    for family, counts in (
+        (uploads, snapshot.uploads_by_source),
+        (findings, snapshot.findings_by_state),
+        (queue, {s: snapshot.findings_by_state.get(s, 0) for s in QUEUE_STATES}),
+        (deliveries, snapshot.deliveries_by_status),
+    ):
+        for label, count in sorted(counts.items()):
+            family.add_metric([label], count)
+        yield family
+
+
+METRICS_KEY: web.AppKey[WebMetrics] = web.AppKey("metrics", WebMetrics)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = await asyncio.to_thread(request.app[METRICS_KEY].render)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -1,0 +1,144 @@
+"""The artist portal: profile, aliases, reference images and the findings about them.
+
+An artist user sees and edits only their own artist; dismissing a finding about them
+("this is me", "I licensed this") is written to the audit log like a moderator's decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast, get_args
+
+from aiohttp import web
+
+from detectors.errors import InputError, StorageError
+from monitor.reference_images import MAX_IMAGE_BYTES, check_image
+from monitor.web.auth import requires
+from monitor.web.context import request_user, web_context
+from monitor.web.queue_pages import finding_id
+from monitor.web.rendering import error_page, render
+from storage.triage import ArtistReason, FindingNotFound
+from storage.users import UserRecord
+
+MAX_ALIAS_CHARS = 200
+SUBSCRIPTIONS_URL_KEY: web.AppKey[str] = web.AppKey("subscriptions_url", str)
+
+
+def _artist_id(user: UserRecord | None) -> int | None:
+    return None if user is None else user.artist_id
+
+
+@requires("artist")
+async def portal_page(request: web.Request) -> web.StreamResponse:
+    artist_id = _artist_id(request_user(request))
+    if artist_id is None:
+        return await error_page(request, 404, "Your account is not linked to an artist.")
+    ctx = web_context(request)
+    artist = await asyncio.to_thread(ctx.queries.artist, artist_id)
+    if artist is None:
+        return await error_page(request, 404, "Your artist profile no longer exists.")
+    context = {
+        "artist": artist,
+        "images": await asyncio.to_thread(ctx.queries.reference_images, artist_id),
+        "findings": await asyncio.to_thread(ctx.queries.findings, None, artist_id),
+        "subscriptions_url": request.app.get(SUBSCRIPTIONS_URL_KEY),
+        "max_image_mib": MAX_IMAGE_BYTES // 2**20,
+        "message": request.query.get("message"),
+    }
+    return await render(request, "portal.html", context)
+
+
+@requires("artist")
+async def add_alias(request: web.Request) -> web.StreamResponse:
+    artist_id = _artist_id(request_user(request))
+    form = await request.post()
+    alias = str(form.get("alias", "")).strip()[:MAX_ALIAS_CHARS]
+    if artist_id is None:
+        return await error_page(request, 404, "Your account is not linked to an artist.")
+    try:
+        await asyncio.to_thread(web_context(request).store.add_alias, artist_id, alias)
+    except InputError as exc:
+        return await error_page(request, 400, f"Alias not added: {exc}.")
+    raise web.HTTPSeeOther("/me#aliases")
+
+
+@requires("artist")
+async def remove_alias(request: web.Request) -> web.StreamResponse:
+    artist_id = _artist_id(request_user(request))
+    form = await request.post()
+    if artist_id is not None:
+        alias = str(form.get("alias", ""))
+        await asyncio.to_thread(web_context(request).queries.remove_alias, artist_id, alias)
+    raise web.HTTPSeeOther("/me#aliases")
+
+
+@requires("artist")
+async def add_image(request: web.Request) -> web.StreamResponse:
+    artist_id = _artist_id(request_user(request))
+    form = await request.post()
+    upload = form.get("image")
+    if artist_id is None or not isinstance(upload, web.FileField):
+        return await error_page(request, 400, "Choose an image file to upload.")
+    data = await asyncio.to_thread(upload.file.read, MAX_IMAGE_BYTES + 1)
+    try:
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ValueError(f"larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+        mime, width, height = await asyncio.to_thread(check_image, data)
+    except ValueError as exc:
+        return await error_page(request, 400, f"Image refused: {exc}.")
+    ctx = web_context(request)
+    try:
+        sha = await asyncio.to_thread(ctx.blobs.put, data)
+        await asyncio.to_thread(
+            ctx.store.add_reference_image,
+            artist_id,
+            sha,
+            mime=mime,
+            width=width,
+            height=height,
+            size=len(data),
+        )
+    except StorageError as exc:
+        return await error_page(request, 500, f"Image not stored: {exc}")
+    raise web.HTTPSeeOther("/me#images")
+
+
+@requires("artist")
+async def remove_image(request: web.Request) -> web.StreamResponse:
+    artist_id = _artist_id(request_user(request))
+    form = await request.post()
+    if artist_id is not None:
+        sha = str(form.get("sha256", ""))
+        await asyncio.to_thread(web_context(request).queries.remove_reference_image, artist_id, sha)
+    raise web.HTTPSeeOther("/me#images")
+
+
+@requires("artist")
+async def dismiss_finding(request: web.Request) -> web.StreamResponse:
+    user = request_user(request)
+    form = await request.post()
+    why = form.get("why")
+    if user is None or user.artist_id is None or why not in get_args(ArtistReason):
+        return await error_page(request, 400, "Choose “this is me” or “I licensed this”.")
+    triage = web_context(request).triage
+    try:
+        await asyncio.to_thread(
+            triage.artist_dismiss,
+            finding_id(request),
+            user.artist_id,
+            user.id,
+            cast(ArtistReason, why),
+            str(form.get("note", "")),
+        )
+    except FindingNotFound:
+        return await error_page(request, 404, "There is no such finding about you.")
+    raise web.HTTPSeeOther("/me#findings")
+
+
+def add_portal_routes(app: web.Application) -> None:
+    app.router.add_get("/me", portal_page)
+    app.router.add_post("/me/aliases", add_alias)
+    app.router.add_post("/me/aliases/remove", remove_alias)
+    app.router.add_post("/me/images", add_image)
+    app.router.add_post("/me/images/remove", remove_image)
+    app.router.add_post(r"/me/findings/{finding_id:\d+}/dismiss", dismiss_finding)

@@ -1,0 +1,136 @@
+"""The moderator's pages: the triage queue, one finding, decisions, bulk actions, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast, get_args
+
+from aiohttp import web
+
+from detectors.errors import InputError
+from monitor.web.auth import requires
+from monitor.web.context import request_user, web_context
+from monitor.web.login import safe_next
+from monitor.web.rendering import error_page, render
+from storage.records import FindingState
+from storage.triage import Decision, FindingClaimed, FindingNotFound
+
+TABS: dict[str, tuple[str, tuple[FindingState, ...]]] = {
+    "needs_review": ("Needs review", ("needs_review",)),
+    "escalated": ("Escalated", ("escalated",)),
+    "resolved": ("Resolved", ("confirmed", "dismissed", "taken_down")),
+}
+
+
+def finding_id(request: web.Request) -> int:
+    return int(request.match_info["finding_id"])
+
+
+def parse_decision(value: object) -> Decision:
+    if value not in get_args(Decision):
+        raise InputError("choose confirm, dismiss or escalate")
+    return cast(Decision, value)
+
+
+@requires("moderator")
+async def queue_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    tab = request.query.get("tab", "needs_review")
+    if tab not in TABS:
+        tab = "needs_review"
+    views = await asyncio.to_thread(ctx.queries.queue, TABS[tab][1])
+    leases = await asyncio.to_thread(ctx.triage.leases, [v.finding.id for v in views])
+    snapshot = await asyncio.to_thread(ctx.queries.metrics)
+    counts = {
+        key: sum(snapshot.findings_by_state.get(s, 0) for s in states)
+        for key, (_, states) in TABS.items()
+    }
+    context = {
+        "tabs": TABS,
+        "tab": tab,
+        "counts": counts,
+        "views": views,
+        "leases": leases,
+        "skipped": request.query.get("skipped"),
+    }
+    return await render(request, "queue.html", context)
+
+
+@requires("moderator")
+async def finding_page(request: web.Request) -> web.StreamResponse:
+    ctx = web_context(request)
+    view = await asyncio.to_thread(ctx.queries.finding, finding_id(request))
+    if view is None:
+        return await error_page(request, 404, "There is no such finding.")
+    leases = await asyncio.to_thread(ctx.triage.leases, [view.finding.id])
+    events = await asyncio.to_thread(ctx.triage.events, view.finding.id)
+    context = {"view": view, "lease": leases.get(view.finding.id), "events": events}
+    return await render(request, "finding.html", context)
+
+
+@requires("moderator")
+async def claim(request: web.Request) -> web.StreamResponse:
+    user = request_user(request)
+    assert user is not None
+    try:
+        await asyncio.to_thread(web_context(request).triage.claim, finding_id(request), user.id)
+    except FindingClaimed as exc:
+        return await error_page(request, 409, str(exc))
+    except FindingNotFound:
+        return await error_page(request, 404, "There is no such finding.")
+    raise web.HTTPSeeOther(f"/findings/{finding_id(request)}")
+
+
+@requires("moderator")
+async def decide(request: web.Request) -> web.StreamResponse:
+    user = request_user(request)
+    assert user is not None
+    form = await request.post()
+    try:
+        decision = parse_decision(form.get("decision"))
+        reason = str(form.get("reason", ""))
+        triage = web_context(request).triage
+        await asyncio.to_thread(triage.decide, finding_id(request), user.id, decision, reason)
+    except FindingClaimed as exc:
+        return await error_page(request, 409, str(exc))
+    except FindingNotFound:
+        return await error_page(request, 404, "There is no such finding.")
+    except InputError as exc:
+        return await error_page(request, 400, f"Not decided: {exc}.")
+    raise web.HTTPSeeOther(safe_next(str(form.get("next", ""))) or "/queue")
+
+
+@requires("moderator")
+async def bulk_decide(request: web.Request) -> web.StreamResponse:
+    user = request_user(request)
+    assert user is not None
+    form = await request.post()
+    ids = [int(v) for v in form.getall("finding_id", []) if isinstance(v, str) and v.isdigit()]
+    tab = str(form.get("tab", "needs_review"))
+    try:
+        decision = parse_decision(form.get("decision"))
+        if not ids:
+            raise InputError("select at least one finding")
+        triage = web_context(request).triage
+        result = await asyncio.to_thread(
+            triage.decide_many, ids, user.id, decision, str(form.get("reason", ""))
+        )
+    except InputError as exc:
+        return await error_page(request, 400, f"Not decided: {exc}.")
+    skipped = f"&skipped={len(result.skipped)}" if result.skipped else ""
+    raise web.HTTPSeeOther(f"/queue?tab={tab if tab in TABS else 'needs_review'}{skipped}")
+
+
+@requires("moderator")
+async def audit_page(request: web.Request) -> web.StreamResponse:
+    events = await asyncio.to_thread(web_context(request).triage.events)
+    return await render(request, "audit.html", {"events": events})
+
+
+def add_queue_routes(app: web.Application) -> None:
+    app.router.add_get("/queue", queue_page)
+    app.router.add_post("/queue/bulk", bulk_decide)
+    app.router.add_get("/audit", audit_page)
+    app.router.add_get(r"/findings/{finding_id:\d+}", finding_page)
+    app.router.add_post(r"/findings/{finding_id:\d+}/claim", claim)
+    app.router.add_post(r"/findings/{finding_id:\d+}/decide", decide)
