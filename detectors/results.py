@@ -75,10 +75,12 @@ class TextField:
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """What matched and where, quoted as found."""
+    """What matched and where, quoted as found; ``blob_sha256`` names an image (an evidence
+    sheet in the blob store) when the evidence is one."""
 
     source: str
     text: str
+    blob_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from monitor.scan_report import ScanFailure, ScanReport, render_report, render_s
 from monitor.scanner import Scanner
 from storage.migrate import upgrade
 
+HUB_PROBE_REASON = "scan probes local files only: download the file and scan it to probe it"
+
 
 def init(
     ctx: typer.Context,
@@ -73,17 +75,24 @@ def scan(
     hub = parse_hub_target(target, settings)
     runtime = open_runtime(settings)
     try:
-        scanner = Scanner(runtime, probe_requested=not no_probe)
-        path = Path(target)
         if hub is not None:
-            code = _scan_hub(runtime, target, hub, scanner.probe_reason, as_json)
-        elif path.is_dir():
-            code = _scan_folder(scanner, path, as_json)
+            reason = "--no-probe given" if no_probe else HUB_PROBE_REASON
+            code = _scan_hub(runtime, target, hub, reason, as_json)
         else:
-            code = _scan_one(scanner, path, as_json)
+            code = _scan_local(runtime, Path(target), as_json, probe=not no_probe)
     finally:
         runtime.close()
     raise typer.Exit(code)
+
+
+def _scan_local(runtime: Runtime, path: Path, as_json: bool, *, probe: bool) -> int:
+    scanner = Scanner(runtime, probe_requested=probe)
+    try:
+        if path.is_dir():
+            return _scan_folder(scanner, path, as_json)
+        return _scan_one(scanner, path, as_json)
+    finally:
+        scanner.close()
 
 
 def _scan_hub(runtime: Runtime, target: str, hub: HubTarget, reason: str, as_json: bool) -> int:

@@ -15,7 +15,7 @@ import functools
 import logging
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ from detectors.probe.base import Draw, GenerationSettings, ProbeBackend
 from detectors.probe.plan import PlannedImage
 from detectors.probe.scoring import DEFAULT_LIFT_THRESHOLD, StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
-from detectors.results import ArtistMatch, ArtistRef
+from detectors.results import ArtistMatch, ArtistRef, Evidence
 from detectors.screening import Screening
 from detectors.style.artists import ArtistGallery
 from detectors.style.base import Embeddings, StyleEmbedder
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 TRIGGER_SOURCES = frozenset({"trainedWords", "modelspec.trigger_phrase", "trigger_words"})
 NEAREST_ARTISTS = 2
 SHEET_REFERENCES = 4
+SHEET_CAPTION = "LoRA images | base model images, same prompts and seeds | artist references"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class Prober:
             lifts, {str(k): v for k, v in names.items()}, screening.matches, self._threshold, labels
         )
         sheets = {m.artist_id: self._sheet(images, references, m.artist_id) for m in matches}
+        matches = [_with_sheet(m, sheets[m.artist_id]) for m in matches]
         log.info(
             "probed %s: %d findings",
             lora.name,
@@ -248,6 +250,12 @@ def _no_references(references: Mapping[int, Sequence[str]]) -> str | None:
     if not any(references.values()):
         return "no registered artist has reference images to compare with"
     return None
+
+
+def _with_sheet(match: ArtistMatch, sheet: str) -> ArtistMatch:
+    """The match with its evidence sheet (a blob) as one more piece of evidence."""
+    image = Evidence(source="evidence_sheet", text=SHEET_CAPTION, blob_sha256=sheet)
+    return replace(match, evidence=(*match.evidence, image))
 
 
 def build_prober(runtime: Runtime, generation: GenerationSettings | None = None) -> Prober:

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from detectors.errors import InputError, RefusedFile
+from detectors.errors import InputError, ProbeError, RefusedFile
 from detectors.names import ArtistIndex
+from detectors.results import ArtistMatch, merge_matches
 from detectors.screening import Screening, screen_header
 from monitor.local_files import LocalFile, model_files_in, read_local_file
 from monitor.runtime import Runtime
 from monitor.scan_report import ScanFailure, ScanReport
 from storage.records import FileRecord
 
+if TYPE_CHECKING:  # the probe pulls in numpy and PIL: imported only when a scan probes
+    from monitor.probing import ProbeOutcome, Prober
+
 log = logging.getLogger(__name__)
 
 LOCAL_SOURCE = "local"
+PROBED_KINDS = frozenset({"lora", "lycoris"})
 
 
 class Scanner:
@@ -27,12 +34,22 @@ class Scanner:
     def __init__(self, runtime: Runtime, *, probe_requested: bool) -> None:
         self._runtime = runtime
         self._threshold = runtime.settings.screening.flag_threshold
-        self.probe_reason = (
-            "--no-probe given"
-            if not probe_requested
-            else "the GPU probe is not available in this version"
-        )
+        self._probe_requested = probe_requested
+        self._prober: Prober | None = None
         self._index = ArtistIndex.build(runtime.store.artist_refs())
+
+    @property
+    def probe_reason(self) -> str:
+        """Why no probe runs at all, or what decides it per file."""
+        if not self._probe_requested:
+            return "--no-probe given"
+        if not self._runtime.settings.probe.base_models:
+            return "no base model configured: set [probe] base_models"
+        return "no base model configured for this file's family"
+
+    def close(self) -> None:
+        if self._prober is not None:
+            self._prober.close()
 
     def files_in(self, folder: Path) -> list[Path]:
         return list(model_files_in(folder))
@@ -48,18 +65,55 @@ class Scanner:
         except InputError as exc:
             return ScanFailure(str(path), str(exc))
         screening = screen_header(local.header, self._index)
-        self._record(local, screening)
-        return ScanReport.from_screening(
+        outcome = self._probe(local, screening)
+        matches = tuple(merge_matches((*screening.matches, *outcome.matches)).values())
+        self._record(local, screening, matches, outcome)
+        report = ScanReport.from_screening(
             str(local.path),
             local.sha256,
             local.size,
             screening,
             verdict_threshold=self._threshold,
-            probe_ran=False,
-            probe_reason=self.probe_reason,
+            probe_ran=outcome.ran,
+            probe_reason=outcome.reason,
         )
+        return replace(report, matches=matches)
 
-    def _record(self, local: LocalFile, s: Screening) -> None:
+    def _probe(self, local: LocalFile, screening: Screening) -> ProbeOutcome:
+        """The probe's outcome, or why it did not run (never raises for a probe fault)."""
+        from monitor.probing import ProbeOutcome, references_for
+
+        if not self._probe_requested or not self._runtime.settings.probe.base_models:
+            return ProbeOutcome(ran=False, reason=self.probe_reason)
+        if screening.kind not in PROBED_KINDS:
+            return ProbeOutcome(ran=False, reason=f"a {screening.kind} file is not probed")
+        prober = self._get_prober()
+        reason = prober.unavailable(screening.base_family)
+        if reason is not None:
+            return ProbeOutcome(ran=False, reason=reason)
+        artists, references = references_for(self._runtime)
+        if not references:
+            return ProbeOutcome(ran=False, reason="no artist has reference images")
+        try:
+            return prober.probe(local.path, screening, artists, references)
+        except ProbeError as exc:
+            log.warning("scan.probe.failed", extra={"upload_id": local.sha256, "reason": str(exc)})
+            return ProbeOutcome(ran=False, reason=f"the probe failed: {exc}")
+
+    def _get_prober(self) -> Prober:
+        if self._prober is None:
+            from monitor.probing import build_prober
+
+            self._prober = build_prober(self._runtime)
+        return self._prober
+
+    def _record(
+        self,
+        local: LocalFile,
+        s: Screening,
+        matches: tuple[ArtistMatch, ...],
+        outcome: ProbeOutcome,
+    ) -> None:
         store = self._runtime.store
         upload, _ = store.record_upload(
             source=LOCAL_SOURCE,
@@ -80,8 +134,9 @@ class Scanner:
                 )
             ],
         )
-        store.record_findings(upload.id, s.matches)
-        store.set_upload_state(upload.id, "screened")
+        store.record_findings(upload.id, matches)
+        failed = outcome.reason if outcome.reason.startswith("the probe failed") else None
+        store.set_upload_state(upload.id, "probed" if outcome.ran else "screened", error=failed)
         log.info(
             "scan.screened",
             extra={"source": LOCAL_SOURCE, "upload_id": local.sha256, "stage": "screening"},

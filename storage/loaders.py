@@ -110,7 +110,9 @@ def finding_records(session: Session, findings: Sequence[Finding]) -> list[Findi
         .order_by(col(EvidenceRow.id))
     ).all()
     for row in rows:
-        evidence[row.finding_id].append(Evidence(source=row.source, text=row.text))
+        evidence[row.finding_id].append(
+            Evidence(source=row.source, text=row.text, blob_sha256=row.blob_sha256)
+        )
     records = []
     for f in findings:
         upload = uploads[f.upload_pk]

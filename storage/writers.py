@@ -62,7 +62,15 @@ def add_evidence(
         key = (item.source, item.text[:MAX_EVIDENCE_CHARS])
         if key not in known:
             known.add(key)
-            session.add(Evidence(finding_id=finding_pk, source=key[0], text=key[1], created_at=now))
+            session.add(
+                Evidence(
+                    finding_id=finding_pk,
+                    source=key[0],
+                    text=key[1],
+                    blob_sha256=item.blob_sha256,
+                    created_at=now,
+                )
+            )
             added = True
     session.flush()
     return added
