@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -55,6 +56,8 @@ class PollCounters:
     failed: int = 0
     retried: int = 0
     bytes_fetched: int = 0
+    # Called with the seconds each upload's screening took (a /metrics histogram's observe).
+    observe_screening: Callable[[float], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,7 +237,10 @@ class Poller:
         meter = _Meter()
         try:
             upload = await self.source.hydrate(listed)
+            started = time.monotonic()
             screened = await self._screen(upload, index, meter)
+            if self.counters.observe_screening is not None:
+                self.counters.observe_screening(time.monotonic() - started)
         except SourceUnavailable as exc:
             return await self._fail(listed, upload, str(exc), meter, retry=True)
         except SourceError as exc:

@@ -124,14 +124,14 @@ def create_scheduler(pollers: Mapping[str, Poller], intervals: Mapping[str, int]
 
 @asynccontextmanager
 async def scheduled_polling(
-    runtime: Runtime, session: aiohttp.ClientSession
+    runtime: Runtime, session: aiohttp.ClientSession, counters: PollCounters | None = None
 ) -> AsyncIterator[PollCounters]:
     """For ``serve``: poll every enabled source on its interval until the block exits.
 
     Yields the shared counters (for /metrics). On exit the scheduler stops and a poll in
     flight is cancelled; its next run resumes from the saved cursor.
     """
-    counters = PollCounters()
+    counters = counters or PollCounters()
     sources = build_sources(runtime.settings, HttpClient(session))
     scheduler = create_scheduler(build_pollers(runtime, sources, counters), intervals(runtime))
     scheduler.start()

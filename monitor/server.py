@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from detectors.errors import ConfigError
 from monitor.alert_service import alert_delivery
+from monitor.polling import PollCounters
 from monitor.polling_service import create_session, scheduled_polling
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
@@ -51,6 +52,8 @@ async def serve(runtime: Runtime) -> None:
         ready=lambda: _database_ready(runtime),
         runtime=runtime,
     )
+    counters = PollCounters()
+    status.metrics.watch_polling(counters)
     runner = web.AppRunner(create_app(status), handle_signals=False, access_log=None)
     await runner.setup()
     try:
@@ -65,7 +68,7 @@ async def serve(runtime: Runtime) -> None:
         )
         async with (
             create_session() as session,
-            scheduled_polling(runtime, session),
+            scheduled_polling(runtime, session, counters),
             alert_delivery(runtime),
         ):
             await _wait_for_stop_signal()

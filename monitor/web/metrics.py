@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from detectors.errors import StorageError
+from monitor.polling import PollCounters
 from storage.web_queries import MetricsSnapshot, WebQueries
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,34 @@ class WebMetrics:
     def watch_database(self, queries: WebQueries) -> None:
         self.registry.register(_DatabaseCollector(queries))
 
+    def watch_polling(self, counters: PollCounters) -> None:
+        """Export the pollers' running totals; their screening times feed the histogram."""
+        counters.observe_screening = self.screening_seconds.observe
+        self.registry.register(_PollCollector(counters))
+
     def render(self) -> bytes:
         """The exposition text (reads the database: call it off the event loop)."""
         return generate_latest(self.registry)
+
+
+class _PollCollector(Collector):
+    def __init__(self, counters: PollCounters) -> None:
+        self._counters = counters
+
+    def collect(self) -> Iterator[Metric]:
+        c = self._counters
+        for name, help_text, value in (
+            ("polls", "Poll cycles run", c.polls),
+            ("polls_incomplete", "Poll cycles a hub fault cut short", c.incomplete_polls),
+            ("poll_listed", "Uploads listed by the hubs", c.listed),
+            ("poll_screened", "Uploads screened by the pollers", c.screened),
+            ("poll_flagged", "Uploads the pollers flagged", c.flagged),
+            ("poll_failed", "Uploads that failed (retried later)", c.failed),
+            ("poll_bytes_fetched", "Bytes read from the hubs", c.bytes_fetched),
+        ):
+            family = CounterMetricFamily(f"stylewatch_{name}", help_text)
+            family.add_metric([], value)
+            yield family
 
 
 class _DatabaseCollector(Collector):
