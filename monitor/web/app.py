@@ -21,6 +21,7 @@ from monitor.passwords import Passwords
 from monitor.reference_images import MAX_IMAGE_BYTES
 from monitor.runtime import Runtime
 from monitor.secret_key import web_secret_key
+from monitor.web.alert_pages import add_alert_pages
 from monitor.web.alert_routes import add_alert_routes
 from monitor.web.api import add_api_routes
 from monitor.web.auth import csrf_middleware, security_headers_middleware, session_user_middleware
@@ -145,3 +146,4 @@ def _add_routes(app: web.Application, runtime: Runtime) -> None:
     add_blob_routes(app)
     add_api_routes(app)
     add_alert_routes(app, runtime)
+    add_alert_pages(app, runtime)

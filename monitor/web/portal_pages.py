@@ -13,6 +13,7 @@ from aiohttp import web
 
 from detectors.errors import InputError, StorageError
 from monitor.reference_images import MAX_IMAGE_BYTES, check_image
+from monitor.web.alert_pages import artist_subscriptions
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.queue_pages import finding_id
@@ -22,6 +23,11 @@ from storage.users import UserRecord
 
 MAX_ALIAS_CHARS = 200
 SUBSCRIPTIONS_URL_KEY: web.AppKey[str] = web.AppKey("subscriptions_url", str)
+
+
+def user_email(request: web.Request) -> str:
+    user = request_user(request)
+    return user.email if user is not None else ""
 
 
 def _artist_id(user: UserRecord | None) -> int | None:
@@ -42,6 +48,8 @@ async def portal_page(request: web.Request) -> web.StreamResponse:
         "images": await asyncio.to_thread(ctx.queries.reference_images, artist_id),
         "findings": await asyncio.to_thread(ctx.queries.findings, None, artist_id),
         "subscriptions_url": request.app.get(SUBSCRIPTIONS_URL_KEY),
+        "subscriptions": await artist_subscriptions(request.app, artist_id),
+        "user_email": user_email(request),
         "max_image_mib": MAX_IMAGE_BYTES // 2**20,
         "message": request.query.get("message"),
     }
