@@ -13,6 +13,7 @@ from detectors.errors import ConfigError
 from monitor.alert_service import alert_delivery
 from monitor.polling import PollCounters
 from monitor.polling_service import create_session, scheduled_polling
+from monitor.probe_worker import probe_working
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
 
@@ -69,6 +70,7 @@ async def serve(runtime: Runtime) -> None:
         async with (
             create_session() as session,
             scheduled_polling(runtime, session, counters),
+            probe_working(runtime, session, observe=status.metrics.probe_seconds.observe),
             alert_delivery(runtime),
         ):
             await _wait_for_stop_signal()

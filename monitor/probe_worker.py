@@ -1,0 +1,185 @@
+"""The probe worker inside ``serve``: probes the LoRAs the pollers recorded, one at a time.
+
+It sweeps the database for uploads waiting for a probe (screened LoRAs of a family with a
+configured base model, or ones a crash left "probing"), queues them on the ``JobQueue``,
+downloads each file into a work folder, probes it on the one probe thread and records what
+it found. A hub that cannot deliver the file now leaves the upload waiting for a later sweep;
+a file the probe cannot use is recorded as failed with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+
+import aiohttp
+
+from detectors.errors import InputError, ProbeError, SourceRejected, SourceUnavailable
+from detectors.names import ArtistIndex
+from detectors.screening import Screening, screen_header
+from monitor.jobs import InProcessQueue, JobQueue
+from monitor.local_files import read_local_file
+from monitor.probing import ProbeOutcome, Prober, references_for
+from monitor.runtime import Runtime
+from monitor.sources.base import ListedUpload, RemoteFile, Source
+from storage.probe_jobs import probe_candidates, upload_by_pk
+from storage.records import UploadRecord
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_S = 30.0
+MAX_DOWNLOAD_BYTES = 2 * 1024**3  # a LoRA; checkpoints are not probed
+
+
+class ProbeWorker:
+    """One probe at a time (one GPU); everything else stays on the event loop."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        prober: Prober,
+        sources: Mapping[str, Source],
+        queue: JobQueue | None = None,
+        *,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._prober = prober
+        self._sources = sources
+        self.queue = queue or InProcessQueue()
+        self._observe = observe
+        self._work_dir = runtime.settings.data_dir / "probe-downloads"
+
+    async def sweep(self) -> int:
+        """Queue every upload waiting for a probe; returns how many were newly queued."""
+        families = list(self._runtime.settings.probe.base_models)
+        pks = await asyncio.to_thread(probe_candidates, self._runtime.engine, families)
+        return sum([await self.queue.enqueue("probe", pk) for pk in pks])
+
+    async def run(self, sweep_interval_s: float = SWEEP_INTERVAL_S) -> None:
+        """Sweep and probe until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._sweeping(sweep_interval_s))
+            while True:
+                upload_pk = await self.queue.take("probe")
+                try:
+                    await self.probe_upload(upload_pk)
+                except Exception:  # a bug: logged with its traceback, the worker goes on
+                    log.exception("probe.bug", extra={"upload_pk": upload_pk, "stage": "probe"})
+                finally:
+                    self.queue.done("probe", upload_pk)
+
+    async def _sweeping(self, interval_s: float) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except Exception:  # a bug or a database fault: logged, the next sweep retries
+                log.exception("probe.sweep.failed")
+            await asyncio.sleep(interval_s)
+
+    async def probe_upload(self, upload_pk: int) -> ProbeOutcome | None:
+        """Probe one recorded upload and record the outcome; None when it must wait
+        (no artist has reference images yet, or the hub cannot deliver the file now)."""
+        record = await asyncio.to_thread(upload_by_pk, self._runtime.engine, upload_pk)
+        source = self._sources.get(record.source) if record else None
+        if record is None or source is None:
+            return None
+        if self._prober.unavailable(record.base_family) is not None:
+            return None
+        artists, references = await asyncio.to_thread(references_for, self._runtime)
+        if not references:
+            return None
+        store = self._runtime.store
+        await asyncio.to_thread(store.set_upload_state, upload_pk, "probing")
+        started = time.monotonic()
+        try:
+            async with self._downloaded(record, source) as path:
+                screening = await asyncio.to_thread(self._screen_local, path)
+                outcome = await self._prober.probe_async(
+                    path, screening, artists, references, family=record.base_family
+                )
+        except SourceUnavailable as exc:
+            await asyncio.to_thread(store.set_upload_state, upload_pk, "screened", error=str(exc))
+            log.warning("probe.download.later", extra=_extra(record, str(exc)))
+            return None
+        except (SourceRejected, InputError, ProbeError) as exc:
+            reason = f"the probe failed: {exc}"
+            await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
+            log.warning("probe.failed", extra=_extra(record, reason))
+            return ProbeOutcome(ran=False, reason=reason)
+        if self._observe is not None:
+            self._observe(time.monotonic() - started)
+        await asyncio.to_thread(store.record_findings, upload_pk, outcome.matches)
+        await asyncio.to_thread(store.set_upload_state, upload_pk, "probed")
+        log.info("probe.done", extra=_extra(record, f"{len(outcome.matches)} findings"))
+        return outcome
+
+    @contextlib.asynccontextmanager
+    async def _downloaded(self, record: UploadRecord, source: Source) -> AsyncIterator[Path]:
+        upload = await source.hydrate(ListedUpload(record.upload_id, record.name))
+        file = _screened_file(upload.files)
+        if file.size is not None and file.size > MAX_DOWNLOAD_BYTES:
+            raise SourceRejected(f"{file.name} is larger than a LoRA ({file.size:,} bytes)")
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        dest = self._work_dir / f"{record.id}.safetensors"
+        try:
+            await source.download(file, dest)
+            yield dest
+        finally:
+            dest.unlink(missing_ok=True)
+
+    def _screen_local(self, path: Path) -> Screening:
+        """The downloaded file's header screened again: the probe plans from its names."""
+        header = read_local_file(path).header
+        index = ArtistIndex.build(self._runtime.store.artist_refs())
+        return screen_header(header, index)
+
+
+def _screened_file(files: tuple[RemoteFile, ...]) -> RemoteFile:
+    chosen = next((f for f in files if f.screen and f.name.endswith(".safetensors")), None)
+    if chosen is None:
+        raise SourceRejected("the upload has no safetensors file to probe")
+    return chosen
+
+
+def _extra(record: UploadRecord, reason: str) -> dict[str, str]:
+    return {
+        "source": record.source,
+        "upload_id": record.upload_id,
+        "stage": "probe",
+        "reason": reason,
+    }
+
+
+@contextlib.asynccontextmanager
+async def probe_working(
+    runtime: Runtime,
+    session: aiohttp.ClientSession,
+    *,
+    observe: Callable[[float], None] | None = None,
+) -> AsyncIterator[ProbeWorker | None]:
+    """For ``serve``: the probe worker runs while the block does (None when no base model
+    is configured). On exit the probe in flight is abandoned; its upload stays "probing"
+    and the next start's first sweep probes it again."""
+    if not runtime.settings.probe.base_models:
+        yield None
+        return
+    from monitor.http import HttpClient
+    from monitor.polling_service import build_sources
+    from monitor.probing import build_prober
+
+    prober = build_prober(runtime)
+    sources = {s.name: s for s in build_sources(runtime.settings, HttpClient(session))}
+    worker = ProbeWorker(runtime, prober, sources, observe=observe)
+    task = asyncio.create_task(worker.run(), name="probe-worker")
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        prober.close()
