@@ -15,8 +15,10 @@ the queries. For each embedder it reports:
   artist its queries were most often given to) and the ratio to a plain RGB-histogram
   baseline measured in the same run.
 
-CLIP and CSD need weights on disk (``--clip PATH``, ``--csd PATH``) and an adapter module;
-without both they are skipped with the reason printed. The last line printed is one JSON
+CLIP and CSD need weights on disk (``--clip PATH``: a transformers
+``CLIPVisionModelWithProjection`` folder; ``--csd PATH``: the safetensors file
+``stylewatch models convert-csd`` writes); without them they are skipped with the reason
+printed. The last line printed is one JSON
 object. Run: ``.venv/bin/python bench/artworks.py [--threads 2]``.
 """
 
@@ -162,19 +164,29 @@ def print_confusion(data: Artworks, predicted: np.ndarray) -> None:
 
 
 def optional_embedders(args: argparse.Namespace) -> list[StyleEmbedder]:
-    for flag, path in (("clip", args.clip), ("csd", args.csd)):
-        if path is None:
-            print(f"{flag}: skipped (no --{flag} PATH to local weights given)")
-        else:
-            print(f"{flag}: skipped (weights at {path}, but no {flag} adapter module exists yet)")
-    return []
+    from detectors.style.clip import ClipEmbedder
+    from detectors.style.csd import CsdEmbedder
+
+    embedders: list[StyleEmbedder] = []
+    if args.clip is None:
+        print("clip: skipped (no --clip PATH to a local CLIPVisionModelWithProjection folder)")
+    else:
+        embedders.append(ClipEmbedder(args.clip, device=args.device))
+    if args.csd is None:
+        print("csd: skipped (no --csd PATH to weights from `stylewatch models convert-csd`)")
+    else:
+        embedders.append(CsdEmbedder(args.csd, device=args.device))
+    return embedders
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--clip", type=Path, default=None, help="local CLIP weights")
-    parser.add_argument("--csd", type=Path, default=None, help="local CSD weights")
+    parser.add_argument(
+        "--csd", type=Path, default=None, help="CSD .safetensors from `models convert-csd`"
+    )
+    parser.add_argument("--device", default="auto", help="torch device for CLIP and CSD")
     args = parser.parse_args()
     import torch
 

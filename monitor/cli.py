@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from detectors.errors import StylewatchError
-from monitor import alert_commands, commands, user_commands
+from monitor import alert_commands, commands, model_commands, user_commands
 from monitor.cli_context import CliState, err
 from monitor.log_format import configure_logging
 from monitor.settings import CONFIG_ENV_VAR
@@ -30,9 +30,11 @@ app = typer.Typer(
 artist_app = typer.Typer(help="Register and list artists.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 user_app = typer.Typer(help="Web UI users and API tokens.", no_args_is_help=True)
+models_app = typer.Typer(help="Local model weights for the style embedders.", no_args_is_help=True)
 app.add_typer(artist_app, name="artist")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+app.add_typer(models_app, name="models")
 
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
@@ -46,6 +48,7 @@ artist_app.command("list")(commands.artist_list)
 db_app.command("upgrade")(commands.db_upgrade)
 user_app.command("add")(user_commands.user_add)
 user_app.command("token")(user_commands.user_token)
+models_app.command("convert-csd")(model_commands.convert_csd)
 app.command("subscribe")(alert_commands.subscribe)
 app.command("subscriptions")(alert_commands.subscriptions)
 app.command("unsubscribe")(alert_commands.unsubscribe)

@@ -32,6 +32,7 @@ from detectors.screening import Screening
 from detectors.style.artists import ArtistGallery
 from detectors.style.base import Embeddings, StyleEmbedder
 from monitor.runtime import Runtime
+from monitor.settings import Settings
 from storage.blobs import BlobStore
 from storage.probe_cache import ProbeCache
 from storage.references import reference_blobs
@@ -273,23 +274,29 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
     cache = ProbeCache(settings.data_dir / "probe-cache", runtime.blobs)
     return Prober(
         backend,
-        _embedder(runtime),
+        style_embedder(settings),
         cache,
         runtime.blobs,
         max_images=settings.probe.max_images,
     )
 
 
-def _embedder(runtime: Runtime) -> StyleEmbedder:
-    style = runtime.settings.style
+def style_embedder(settings: Settings) -> StyleEmbedder:
+    """The embedder ``[style] embedder`` names, built from its local weights; ConfigError
+    when the weights key is unset or the weights do not load."""
+    style = settings.style
     if style.embedder == "clip":
         if style.clip_weights is None:
             raise ConfigError(["style.clip_weights: required when style.embedder is 'clip'"])
         from detectors.style.clip import ClipEmbedder
 
-        return ClipEmbedder(style.clip_weights, device=runtime.settings.probe.device)
+        return ClipEmbedder(style.clip_weights, device=settings.probe.device)
     if style.embedder == "csd":
-        raise ConfigError(["style.embedder: 'csd' is not available in this version"])
+        if style.csd_weights is None:
+            raise ConfigError(["style.csd_weights: required when style.embedder is 'csd'"])
+        from detectors.style.csd import CsdEmbedder
+
+        return CsdEmbedder(style.csd_weights, device=settings.probe.device)
     from detectors.style.gram import GramEmbedder
 
     return GramEmbedder()

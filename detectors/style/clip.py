@@ -17,9 +17,8 @@ from PIL import Image
 
 from detectors.errors import ConfigError
 from detectors.style.base import Embeddings
+from detectors.style.clip_pixels import clip_pixels, torch_device
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 BATCH_IMAGES = 32
 
 
@@ -32,7 +31,7 @@ class ClipEmbedder:
 
         if not (weights / "config.json").is_file():
             raise ConfigError([f"style.clip_weights: no CLIP model in {weights} (config.json)"])
-        self._device = _device(device)
+        self._device = torch_device(device)
         dtype = torch.float16 if self._device.startswith("cuda") else torch.float32
         try:
             # Any: transformers types from_pretrained per class through a decorator mypy
@@ -61,30 +60,4 @@ class ClipEmbedder:
         return np.concatenate(chunks).astype(np.float32)
 
     def _pixels(self, images: Sequence[Image.Image]) -> Any:
-        import torch
-
-        arrays = [_centre_crop(img.convert("RGB"), self._size) for img in images]
-        x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
-        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-        return ((x - mean) / std).to(self._device, self._model.dtype)
-
-
-def _centre_crop(image: Image.Image, size: int) -> np.ndarray:
-    """CLIP's preprocessing: shortest side to ``size`` (bicubic), then a centre square."""
-    w, h = image.size
-    scale = size / min(w, h)
-    resized = image.resize(
-        (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC
-    )
-    left = (resized.width - size) // 2
-    top = (resized.height - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)))
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
+        return clip_pixels(images, self._size, self._device, self._model.dtype)

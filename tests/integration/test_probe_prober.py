@@ -101,7 +101,8 @@ def test_metadata_match_keeps_its_stage_and_gains_style_evidence(world, tiny_sd)
     (match,) = outcome.matches
     assert (match.artist, match.stage) == ("Tide Marsh", "metadata")
     assert 0.6 <= match.score < 0.7
-    assert [e.source for e in match.evidence] == ["trainedWords", "style"]
+    assert [e.source for e in match.evidence] == ["trainedWords", "style", "evidence_sheet"]
+    assert match.evidence[-1].blob_sha256 == outcome.sheets[match.artist_id]
 
 
 def test_trigger_words_enter_the_plan(world, tiny_sd):
