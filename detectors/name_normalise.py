@@ -30,6 +30,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 
 from anyascii import anyascii
 
@@ -53,7 +54,6 @@ _WORD_OR_LINE = re.compile(r"[A-Z]*[a-z]+|[A-Z]+|[0-9]+|\n")
 # Normalised words to skeleton: i, l and 1 are one letter; leftover leet digits fold too.
 _SKELETON = str.maketrans("l013457", "ioieast")
 _SKELETON_BYTES = bytes.maketrans(b"l013457", b"ioieast")
-# Raw bytes to skeleton in one pass: case folded, the skeleton map, every separator deleted.
 # Raw bytes to the screening forms in one pass each (see :func:`screen_forms`): every byte
 # that is not a letter, digit, ``@``, ``$`` or NUL (the field separator) becomes ``|``.
 _ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@$\x00"
@@ -61,7 +61,6 @@ _MARKED = bytes(b if b in _ALNUM else ord("|") for b in range(256))
 _SCREEN_TABLE = _MARKED.translate(
     bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZl013457@$", b"abcdefghijkimnopqrstuvwxyzioieastas")
 )
-_BOUNDARY_RUN = re.compile(rb"\|{2,}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +171,30 @@ def tokens(text: str, *, homoglyphs: bool = True) -> list[Token]:
     return [Token(m.group().lower(), origin[m.start()], origin[m.end() - 1] + 1) for m in words]
 
 
+def normalised_words(text: str, *, homoglyphs: bool = True) -> tuple[list[str], str]:
+    """``normalise(text).split(" ")``, and the folded, un-leeted text cut into those words.
+
+    The second is what :func:`word_places` needs to point the words back at ``text``.
+    """
+    cut = _unleet(fold(text, homoglyphs=homoglyphs))
+    return " ".join(_WORD.findall(cut)).lower().split(" "), cut
+
+
+def word_places(
+    text: str, cut: str, count: int, *, homoglyphs: bool = True
+) -> list[tuple[int, int]]:
+    """The span ``[start, end)`` in ``text`` of each of its first ``count`` words.
+
+    ``cut`` is the second value of :func:`normalised_words` for this ``text`` and ``homoglyphs``.
+    """
+    found = islice(_WORD.finditer(cut), count)
+    if text.isascii():  # folding kept every character where it was
+        return [match.span() for match in found]
+    origin = _fold_mapped(text, homoglyphs)[1]
+    assert origin is not None  # non-ASCII text always has a map
+    return [(origin[m.start()], origin[m.end() - 1] + 1) for m in found]
+
+
 def _fold_mapped(text: str, homoglyphs: bool) -> tuple[str, list[int] | None]:
     """:func:`fold` plus, for non-ASCII text, the original index of each folded character."""
     if text.isascii():
@@ -198,7 +221,8 @@ def normalise_many(texts: Sequence[str], *, homoglyphs: bool = True) -> list[str
     joined = _LINE.join(texts)
     if joined.count(_LINE) == len(texts) - 1:
         if not joined.isascii():  # fold the few non-ASCII texts alone, not every character
-            joined = _LINE.join([fold(text, homoglyphs=homoglyphs) for text in texts])
+            table = _fold_table(homoglyphs)
+            joined = _LINE.join([t if t.isascii() else t.translate(table) for t in texts])
         words = _WORD_OR_LINE.findall(_unleet(joined))
         lines = " ".join(words).lower().split(_LINE)
         if len(lines) == len(texts):
@@ -228,9 +252,11 @@ def screen_forms(text: str, *, homoglyphs: bool = True) -> tuple[str, bytes]:
     keeps case and digits, to tell where a word ends. In both, each run of separators is one
     ``|`` and NUL (the field separator) stays.
     """
-    marked = fold(text, homoglyphs=homoglyphs).encode("ascii").translate(_MARKED)
-    if b"||" in marked:
-        marked = _BOUNDARY_RUN.sub(b"|", marked)
+    if not text.isascii():
+        text = fold(text, homoglyphs=homoglyphs)
+    marked = text.encode("ascii").translate(_MARKED)
+    while b"||" in marked:  # halves each run; cheaper than a regex for the few runs there are
+        marked = marked.replace(b"||", b"|")
     return marked.translate(_SCREEN_TABLE).decode("ascii"), marked
 
 

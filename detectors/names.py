@@ -11,11 +11,12 @@ pattern. A name whose last word is a *distinctive surname* (at least
 artist's name) is keyed on that surname, and the words before it are checked on a hit; so
 ``quellbrook`` alone matches too, while ``smith`` alone matches nobody.
 
-:meth:`ArtistIndex.match` first runs the automaton once over all fields joined, in a cheap
+:meth:`ArtistIndex.match` first runs the automaton once over all fields joined that it has not
+seen before (what a text names is remembered: tags recur across uploads), in a cheap
 screening form (:func:`~detectors.name_normalise.screen_forms`: two bytes passes, separators
 kept as ``|``); a raw hit that cannot end a word (``harbo`` in ``harbor``) is dropped at once,
-so most uploads never leave this pass. Fields with a raw hit left are tokenised properly (and
-remembered: tags recur across uploads), and a hit counts only when it starts and ends on word
+so most uploads never leave this pass. Fields with a raw hit left are tokenised properly,
+and a hit counts only when it starts and ends on word
 boundaries (``arthur`` does not match inside ``arthurian``; ``quellbrook-000010``,
 ``quellbrook_v2``, ``quellbrookV2`` and ``quellbrook style`` do match). A hit inside a longer
 hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``). Not matched: a surname
@@ -47,17 +48,16 @@ hit of each source (metadata key) by noisy-or, ``1 - prod(1 - s)``, capped at
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import accumulate
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import ahocorasick
 
 from detectors.name_keys import NameKeys, build_keys
-from detectors.name_normalise import Token, normalise, screen_forms, skeleton_words, tokens
+from detectors.name_normalise import normalised_words, screen_forms, skeleton_words, word_places
 from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
 
 HitKind = Literal["name", "surname", "word"]
@@ -66,6 +66,7 @@ FieldKind = Literal["name", "tag", "text"]
 MAX_QUOTE_CHARS = 200
 MAX_SCORE = 0.99
 MAX_CACHED_FIELDS = 65_536
+MAX_CACHED_CLEAN_CHARS = 256  # longer texts that name nobody rarely recur: not worth keeping
 _FIELD_SEPARATOR = "\x00"
 _FIELD_START = _FIELD_SEPARATOR + "|"
 
@@ -115,20 +116,13 @@ class NameHit:
         return Evidence(source=self.source, text=self.text)
 
 
-@dataclass(frozen=True, slots=True)
-class _Span:
-    """A verified hit in one field's token list: words ``first..last`` inclusive."""
-
-    start: int  # skeleton offsets, for dropping hits inside longer ones
-    end: int
-    first: int
-    last: int
-    artist: int
-    kind: HitKind
+# A verified hit in one field's word list: skeleton offsets ``start``/``end`` (for dropping hits
+# inside longer ones), words ``first..last`` inclusive, artist index and kind. A plain tuple:
+# verification makes one per candidate, and tuples cost a fraction of an object.
+_Span = tuple[int, int, int, int, int, HitKind]
 
 
-@dataclass(frozen=True, slots=True)
-class _Found:
+class _Found(NamedTuple):
     """A verified hit in a text, whatever field it came in: original span, words, context."""
 
     artist: int
@@ -167,8 +161,9 @@ class ArtistIndex:
         self._keys = keys
         self._automaton: ahocorasick.Automaton | None = None
         # Tags and folder names recur across uploads and fields ("10_quellbrook style" is in
-        # ss_dataset_dirs and ss_tag_frequency); a text the cheap pass flags is verified once.
-        # Bounded: cleared when full.
+        # ss_dataset_dirs and ss_tag_frequency; "1girl" and "masterpiece" in most uploads): a
+        # text is screened and verified once, and only new texts go through the automaton.
+        # Bounded: cleared when full; long texts that name nobody are not kept.
         self._field_cache: dict[str, tuple[_Found, ...]] = {}
         if keys.keys:
             self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
@@ -189,7 +184,7 @@ class ArtistIndex:
         return [(self._artists[owner].artist_id, name) for owner, name in self._keys.unindexed]
 
     def clear_cache(self) -> None:
-        """Forget the verified fields (the cache is bounded; this is for memory and benchmarks)."""
+        """Forget the screened texts (the cache is bounded; this is for memory and benchmarks)."""
         self._field_cache.clear()
 
     @property
@@ -212,68 +207,105 @@ class ArtistIndex:
 
     def _located(self, fields: Iterable[TextField]) -> list[tuple[TextField, _Found]]:
         """Each verified hit with the field it is in, in field order."""
-        field_list = fields if isinstance(fields, list | tuple) else tuple(fields)
-        if self._automaton is None or not field_list:
-            return []
-        found: list[tuple[TextField, _Found]] = []
+        field_list = fields if isinstance(fields, (list, tuple)) else tuple(fields)
         automaton = self._automaton
+        if automaton is None or not field_list:
+            return []
+        texts = [field.text for field in field_list]
+        known = list(map(self._field_cache.get, texts))
+        if None in known:
+            self._screen(texts, known, automaton)
+        if not any(known):
+            return []
+        return [
+            (field, where)
+            for field, in_text in zip(field_list, known, strict=True)
+            if in_text
+            for where in in_text
+        ]
+
+    def _screen(
+        self,
+        texts: list[str],
+        known: list[tuple[_Found, ...] | None],
+        automaton: ahocorasick.Automaton,
+    ) -> None:
+        """Fill in ``known`` for the texts not seen before: the cheap pass, then verification."""
+        new = [index for index, in_text in enumerate(known) if in_text is None]
+        flagged = _flagged([texts[index] for index in new], automaton)
         cache = self._field_cache
-        for index in sorted(self._flagged(field_list, automaton)):
-            field = field_list[index]
-            in_text = cache.get(field.text)
-            if in_text is None:
-                in_text = tuple(self._found(field.text, automaton))
-                if len(cache) >= MAX_CACHED_FIELDS:
-                    cache.clear()
-                cache[field.text] = in_text
-            found.extend((field, where) for where in in_text)
-        return found
+        if len(cache) > MAX_CACHED_FIELDS - len(new):
+            cache.clear()
+        for position, index in enumerate(new):
+            text = texts[index]
+            if position in flagged:
+                in_text = cache.get(text)  # the same text in two fields is verified once
+                if in_text is None:
+                    in_text = cache[text] = self._found(text, automaton)
+                known[index] = in_text
+            else:
+                known[index] = ()
+                if len(text) <= MAX_CACHED_CLEAN_CHARS:
+                    cache[text] = ()
 
-    def _flagged(self, fields: Sequence[TextField], automaton: ahocorasick.Automaton) -> set[int]:
-        """Indexes of the fields the cheap pass over all fields at once finds anything in."""
-        texts = [field.text for field in fields]
-        joined = _FIELD_SEPARATOR.join(texts)
-        if joined.count(_FIELD_SEPARATOR) != len(fields) - 1:
-            texts = [text.replace(_FIELD_SEPARATOR, " ") for text in texts]
-        # Each field starts with a separator, so keys anchored on "|" match at its start too.
-        joined = "|" + _FIELD_START.join(texts)
-        forms = [screen_forms(joined)]
-        if not joined.isascii():
-            forms.append(screen_forms(joined, homoglyphs=False))
-        flagged: set[int] = set()
-        for form, cased in forms:
-            for end, _ in automaton.iter(form):
-                if _ends_word(cased, end):
-                    flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
-        return flagged
-
-    def _found(self, text: str, automaton: ahocorasick.Automaton) -> Iterator[_Found]:
+    def _found(self, text: str, automaton: ahocorasick.Automaton) -> tuple[_Found, ...]:
         """Verified hits in one text: cheap word lists first, offsets only when something holds."""
+        found: list[_Found] = []
         seen: set[tuple[int, HitKind, int, int]] = set()
-        for homoglyphs, words in _word_forms(text):
-            spans = _outermost(list(self._spans(words, automaton)))
+        for homoglyphs, (words, cut) in _word_forms(text):
+            spans = self._spans(words, automaton)
             if not spans:
                 continue
-            located = tokens(text, homoglyphs=homoglyphs)
-            for span in spans:
-                start, end = located[span.first].start, located[span.last].end
-                if (span.artist, span.kind, start, end) not in seen:
-                    seen.add((span.artist, span.kind, start, end))
-                    matched = " ".join(word.text for word in located[span.first : span.last + 1])
-                    context = _has_context(located, span.first, span.last)
-                    yield _Found(span.artist, span.kind, start, end, matched, context)
+            if len(spans) > 1:
+                spans = _outermost(spans)
+            count = max(span[3] for span in spans) + 1
+            places = word_places(text, cut, count, homoglyphs=homoglyphs)
+            for _, _, first, last, artist, kind in spans:
+                start, end = places[first][0], places[last][1]
+                if (artist, kind, start, end) not in seen:
+                    seen.add((artist, kind, start, end))
+                    matched = " ".join(words[first : last + 1])
+                    context = _has_context(words, first, last)
+                    found.append(_Found(artist, kind, start, end, matched, context))
+        return tuple(found)
 
-    def _spans(self, words: Sequence[str], automaton: ahocorasick.Automaton) -> Iterator[_Span]:
-        """Automaton hits on the words' skeleton that start and end on word boundaries."""
-        skeletons = skeleton_words(words)
-        text = "".join(skeletons)
-        bounds = _WordBounds(list(accumulate(map(len, skeletons))))
+    def _spans(self, words: Sequence[str], automaton: ahocorasick.Automaton) -> list[_Span]:
+        """Automaton hits on the words' skeleton that start and end on word boundaries.
+
+        Per hit, the spellings under its key whose words before the key are there too, then
+        the artist whose distinctive surname the key is (unless a spelling named them).
+        """
+        text = "".join(skeleton_words(words))
+        # Skeleton offset where a word ends -> that word's index; the next word starts there.
+        ending = {end: index for index, end in enumerate(accumulate(map(len, words)))}
+        keys = self._keys
+        spans: list[_Span] = []
         for end, key_id in automaton.iter(text):
-            if end + 1 in bounds.ends:
-                begin = end + 1 - len(self._keys.keys[key_id])
-                spellings = self._keys.spellings(key_id)
-                owner = self._keys.surname_of(key_id)
-                yield from _key_spans(spellings, owner, text, (begin, end + 1), bounds)
+            last = ending.get(end + 1)
+            if last is None:
+                continue
+            key = keys.keys[key_id]
+            stop = end + 1
+            begin = stop - len(key)
+            named: list[int] = []
+            index = keys.heads[key_id]
+            while index >= 0:
+                prefix = keys.prefix[index]
+                at = begin - len(prefix)
+                first = 0 if at == 0 else ending.get(at, -2) + 1
+                if first >= 0 and text.startswith(prefix, at):
+                    artist = keys.artist[index]
+                    named.append(artist)
+                    spans.append(
+                        (at, stop, first, last, artist, "word" if keys.weak[index] else "name")
+                    )
+                index = keys.chain[index]
+            owner = keys.surnames.get(key, -1)
+            if owner >= 0 and owner not in named:
+                first = 0 if begin == 0 else ending.get(begin, -2) + 1
+                if first >= 0:
+                    spans.append((begin, stop, first, last, owner, "surname"))
+        return spans
 
     def _hit(self, field: TextField, where: _Found) -> NameHit:
         kind = _field_kind(field.source)
@@ -297,54 +329,27 @@ def _strength(where: _Found, field: FieldKind) -> float:
     return STRENGTH["surname" if where.kind == "word" else where.kind, field, where.context]
 
 
-class _WordBounds:
-    """Where the words of a skeleton text end, to test and index word boundaries."""
-
-    __slots__ = ("ends", "offsets")
-
-    def __init__(self, offsets: list[int]) -> None:
-        self.offsets = offsets
-        self.ends = set(offsets)
-
-    def starting_at(self, offset: int) -> int | None:
-        """The index of the word starting at ``offset``, or None inside a word."""
-        if offset == 0:
-            return 0
-        return bisect_left(self.offsets, offset) + 1 if offset in self.ends else None
-
-    def ending_at(self, offset: int) -> int:
-        """The index of the word ending at ``offset`` (which must be a word end)."""
-        return bisect_left(self.offsets, offset)
-
-
-def _key_spans(
-    spellings: Iterable[tuple[int, str, bool]],
-    owner: int,
-    text: str,
-    span: tuple[int, int],
-    bounds: _WordBounds,
-) -> Iterator[_Span]:
-    """The spellings under a key whose words before the key are there too; then the surname."""
-    begin, end = span
-    last = bounds.ending_at(end)
-    named: set[int] = set()
-    for artist, prefix, weak in spellings:
-        first = bounds.starting_at(begin - len(prefix))
-        if first is not None and text.startswith(prefix, begin - len(prefix)):
-            named.add(artist)
-            kind: HitKind = "word" if weak else "name"
-            yield _Span(begin - len(prefix), end, first, last, artist, kind)
-    if owner >= 0 and owner not in named and (first := bounds.starting_at(begin)) is not None:
-        yield _Span(begin, end, first, last, owner, "surname")
-
-
-def _ends_word(cased: bytes, end: int) -> bool:
-    """Whether a word can end after ``cased[end]`` (a screening form, separators as ``|``)."""
-    after = cased[end + 1 : end + 2]
-    if not after.isalpha():
-        return True  # a separator, the end, a digit (maybe leet), ``@`` or ``$``
-    before = cased[end : end + 1]
-    return not before.isalpha() or (before.islower() and after.isupper())
+def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
+    """Indexes of the texts the cheap pass over all of them at once finds anything in."""
+    # Each text starts with a separator, so keys anchored on "|" match at its start too.
+    joined = "|" + _FIELD_START.join(texts)
+    if joined.count(_FIELD_SEPARATOR) != len(texts) - 1:
+        joined = "|" + _FIELD_START.join([t.replace(_FIELD_SEPARATOR, " ") for t in texts])
+    forms = [screen_forms(joined)]
+    if not joined.isascii():
+        forms.append(screen_forms(joined, homoglyphs=False))
+    flagged: set[int] = set()
+    for form, cased in forms:
+        for end, _ in automaton.iter(form):
+            # Can a word end after cased[end]? Not between two letters, unless a lower-case
+            # one comes before an upper-case one; a separator, digit, @ or $ can end a word.
+            after = cased[end + 1 : end + 2]
+            if after.isalpha():
+                before = cased[end : end + 1]
+                if before.isalpha() and not (before.islower() and after.isupper()):
+                    continue
+            flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+    return flagged
 
 
 def _outermost(spans: list[_Span]) -> list[_Span]:
@@ -353,32 +358,28 @@ def _outermost(spans: list[_Span]) -> list[_Span]:
         span
         for span in spans
         if not any(
-            other.start <= span.start
-            and span.end <= other.end
-            and other.end - other.start > span.end - span.start
+            other[0] <= span[0] and span[1] <= other[1] and other[1] - other[0] > span[1] - span[0]
             for other in spans
         )
     ]
 
 
-def _word_forms(text: str) -> list[tuple[bool, list[str]]]:
-    """The field's normalised words with homoglyphs folded, plus transliterated if different."""
-    folded = normalise(text).split(" ")
+def _word_forms(text: str) -> list[tuple[bool, tuple[list[str], str]]]:
+    """:func:`normalised_words` with homoglyphs folded, plus transliterated if the words differ."""
+    folded = normalised_words(text)
     if text.isascii():
         return [(True, folded)]
-    plain = normalise(text, homoglyphs=False).split(" ")
-    return [(True, folded)] if plain == folded else [(True, folded), (False, plain)]
+    plain = normalised_words(text, homoglyphs=False)
+    return [(True, folded)] if plain[0] == folded[0] else [(True, folded), (False, plain)]
 
 
-def _has_context(words: Sequence[Token], first: int, last: int) -> bool:
-    before = tuple(word.text for word in words[max(0, first - 2) : first])
-    after = tuple(word.text for word in words[last + 1 : last + 3])
-    return (
-        (bool(before) and before[-1] in _BEFORE_ONE)
-        or before in _BEFORE_TWO
-        or (bool(after) and after[0] in _AFTER_ONE)
-        or after in _AFTER_TWO
-    )
+def _has_context(words: Sequence[str], first: int, last: int) -> bool:
+    if first and (
+        words[first - 1] in _BEFORE_ONE or tuple(words[max(0, first - 2) : first]) in _BEFORE_TWO
+    ):
+        return True
+    after = words[last + 1 : last + 3]
+    return bool(after) and (after[0] in _AFTER_ONE or tuple(after) in _AFTER_TWO)
 
 
 def quote(text: str, start: int, end: int) -> str:
