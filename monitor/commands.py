@@ -11,7 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from detectors.results import ArtistRef
 from monitor.artist_file import read_artist_file
+from monitor.backscan import BackscanResult, backscan
 from monitor.cli_context import cli_state, err, fail, out, print_json
 from monitor.hub_targets import HubTarget, parse_hub_target
 from monitor.json_views import flagged_uploads_json, upload_json
@@ -160,12 +162,31 @@ def artist_add(
             added, skipped = import_reference_images(runtime, artist.id, images)
             for problem in skipped:
                 err.print(f"warning: {problem}", markup=False)
+        refs = [ArtistRef(artist.id, artist.name, artist.aliases)]
+        result = _backscan(runtime, refs)
     finally:
         runtime.close()
     extra = f" and {added} reference images" if images is not None else ""
     out.print(
         f"registered {escape(artist.name)} (#{artist.id}) with {len(artist.aliases)} aliases{extra}"
     )
+    for line in result.summary(refs):
+        out.print(line, markup=False)
+
+
+def _backscan(runtime: Runtime, artists: list[ArtistRef]) -> BackscanResult:
+    """Screen every recorded upload for ``artists``, with a progress bar on stderr."""
+    from rich.progress import Progress
+
+    from storage.backscan import RecordedUploads
+
+    recorded = RecordedUploads(runtime.engine)
+    total = recorded.count() if artists else 0
+    with Progress(console=err, transient=True, disable=not total) as progress:
+        task = progress.add_task("back-scan", total=total)
+        return backscan(
+            runtime.store, recorded, artists, advance=lambda n: progress.advance(task, n)
+        )
 
 
 def artist_import(
@@ -177,9 +198,20 @@ def artist_import(
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
+        listed = {e.name.strip().lower() for e in entries}
+        refs = [
+            ArtistRef(a.id, a.name, a.aliases)
+            for a in runtime.store.list_artists()
+            if a.name.lower() in listed
+        ]
+        result = _backscan(runtime, refs)
     finally:
         runtime.close()
     out.print(f"{added} artists registered, {updated} updated, from {escape(str(file))}")
+    named = [ref for ref in refs if result.named.get(ref.name)]
+    for line in result.summary(named):
+        out.print(line, markup=False)
+    out.print(f"back-scan: {result.scanned} earlier uploads screened for {len(refs)} artists")
 
 
 def artist_list(

@@ -29,9 +29,11 @@ from detectors.errors import (
     SourceUnavailable,
     StorageError,
 )
+from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
 from detectors.results import ArtistMatch, FileFormat, SafetensorsHeader
 from detectors.screening import PREFIX_BYTES, Screening, read_header, screen_header
+from monitor.reupload import ReuploadLinker, remote_fingerprint
 from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
 from storage.records import FileRecord
 from storage.source_state import SourceState
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 MAX_REMOTE_HEADER_BYTES = 32 * 1024 * 1024  # a full SDXL checkpoint's header is ~0.2 MB
 RETRY_LIMIT = 6
 UPLOAD_CONCURRENCY = 4
+FINGERPRINTED_KINDS = frozenset({"lora", "lycoris"})
 
 
 @dataclass
@@ -92,6 +95,7 @@ class _Meter:
 class _Screened:
     files: list[FileRecord] = field(default_factory=list)
     matches: list[ArtistMatch] = field(default_factory=list)
+    prints: list[tuple[str, Fingerprint]] = field(default_factory=list)
     first: Screening | None = None
     error: str | None = None
 
@@ -151,6 +155,7 @@ class Poller:
         self._slots = asyncio.Semaphore(concurrency)
         self._retry_limit = retry_limit
         self._queue: dict[str, dict[str, Any]] = {}
+        self._linker = ReuploadLinker(store, state)
         self._saved = Cursor()
         self._save_lock = asyncio.Lock()
 
@@ -265,6 +270,10 @@ class Poller:
             result.first = result.first or screening
             result.matches.extend(screening.matches)
             result.files.append(_file_record(file, screening=screening))
+            if screening.kind in FINGERPRINTED_KINDS:
+                print_, bytes_read = await remote_fingerprint(self.source, file, header)
+                meter.bytes_read += bytes_read
+                result.prints += [(file.name, print_)] if print_ else []
         if result.first is None:
             result.matches = index.match(upload.hub_text)
         else:
@@ -281,7 +290,7 @@ class Poller:
         await asyncio.to_thread(self._state.save_files, pk, screened.files)
         await asyncio.to_thread(self._store.record_findings, pk, screened.matches)
         hashes = [f.sha256 for f in screened.files if f.sha256]
-        earlier = await asyncio.to_thread(self._state.earliest_upload_with, hashes, besides=pk)
+        earlier = await asyncio.to_thread(self._linker.link, pk, hashes, screened.prints)
         state: Literal["screened", "failed"] = "failed" if screened.error else "screened"
         await asyncio.to_thread(
             self._store.set_upload_state,
@@ -290,7 +299,7 @@ class Poller:
             error=screened.error,
             kind=kind,
             base_family=family,
-            reupload_of=earlier if earlier and earlier < pk else None,
+            reupload_of=earlier,
         )
         await self._dequeue(listed.upload_id)
         flagged = any(m.score >= self._threshold for m in screened.matches)

@@ -12,9 +12,11 @@ from detectors.names import ArtistIndex
 from detectors.results import ArtistMatch, merge_matches
 from detectors.screening import Screening, screen_header
 from monitor.local_files import LocalFile, model_files_in, read_local_file
+from monitor.reupload import ReuploadLinker, local_fingerprint
 from monitor.runtime import Runtime
 from monitor.scan_report import ScanFailure, ScanReport
-from storage.records import FileRecord
+from storage.records import FileRecord, UploadState
+from storage.source_state import SourceState
 
 if TYPE_CHECKING:  # the probe pulls in numpy and PIL: imported only when a scan probes
     from monitor.probing import ProbeOutcome, Prober
@@ -37,6 +39,7 @@ class Scanner:
         self._probe_requested = probe_requested
         self._prober: Prober | None = None
         self._index = ArtistIndex.build(runtime.store.artist_refs())
+        self._linker = ReuploadLinker(runtime.store, SourceState(runtime.engine))
 
     @property
     def probe_reason(self) -> str:
@@ -107,6 +110,14 @@ class Scanner:
             self._prober = build_prober(self._runtime)
         return self._prober
 
+    def _link(self, upload_pk: int, local: LocalFile, s: Screening) -> int | None:
+        """The earlier upload this file repeats (same SHA-256 or same weights), if any."""
+        prints = []
+        if s.kind in PROBED_KINDS:
+            print_ = local_fingerprint(local.path, local.header)
+            prints = [(local.path.name, print_)] if print_ else []
+        return self._linker.link(upload_pk, [local.sha256], prints)
+
     def _record(
         self,
         local: LocalFile,
@@ -135,8 +146,10 @@ class Scanner:
             ],
         )
         store.record_findings(upload.id, matches)
+        earlier = self._link(upload.id, local, s)
         failed = outcome.reason if outcome.reason.startswith("the probe failed") else None
-        store.set_upload_state(upload.id, "probed" if outcome.ran else "screened", error=failed)
+        state: UploadState = "probed" if outcome.ran else "screened"
+        store.set_upload_state(upload.id, state, error=failed, reupload_of=earlier)
         log.info(
             "scan.screened",
             extra={"source": LOCAL_SOURCE, "upload_id": local.sha256, "stage": "screening"},

@@ -84,7 +84,7 @@ def upload_records(session: Session, uploads: Sequence[Upload]) -> list[UploadRe
             url=u.url,
             uploader=u.uploader,
             error=u.error,
-            hub_text=tuple(_text_fields(u.hub_text)),
+            hub_text=tuple(text_fields(u.hub_text)),
             files=tuple(files[pk(u)]),
             created_at=u.created_at,
             updated_at=u.updated_at,
@@ -198,7 +198,7 @@ def _upload_refs(session: Session, ids: set[int]) -> dict[int, UploadRef]:
     }
 
 
-def _text_fields(items: list[Any]) -> list[TextField]:
+def text_fields(items: list[Any]) -> list[TextField]:
     """Tolerant read of the ``hub_text`` JSON: entries that are not {source, text} are skipped."""
     fields = []
     for item in items:

@@ -12,7 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -103,6 +113,9 @@ class Upload(Base, table=True):
     reupload_of: int | None = Field(default=None, foreign_key="upload.id", ondelete="SET NULL")
     created_at: datetime = _when()
     updated_at: datetime = _when()
+    # The text screening reads, kept for back-scans: groups of {source, text} matched together
+    # (`detectors.rescreen.screen_groups`). NULL until first computed.
+    screen_fields: list[Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class ModelFile(Base, table=True):
@@ -124,6 +137,21 @@ class ModelFile(Base, table=True):
     # ``metadata`` is reserved on declarative classes; the column keeps the domain name.
     header_metadata: dict[str, Any] = _json_dict("metadata")
     hashes: dict[str, Any] = _json_dict()
+
+
+class Fingerprint(Base, table=True):
+    """A LoRA file's weight fingerprint (`detectors.fingerprint`): ``modules_key`` names the
+    modules it sketches (only fingerprints with the same key compare), ``vector`` the
+    float32 sketch."""
+
+    __table_args__ = (UniqueConstraint("upload_pk", "filename"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    upload_pk: int = Field(foreign_key="upload.id", ondelete="CASCADE")
+    filename: str = Field(sa_type=String)
+    modules_key: str = Field(sa_type=String, index=True)
+    vector: bytes = Field(sa_type=LargeBinary)
+    created_at: datetime = _when()
 
 
 class Finding(Base, table=True):

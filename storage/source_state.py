@@ -1,5 +1,6 @@
 """Queries the pollers need beyond `storage.store.Store`: which listed uploads are already
-settled, the files of an upload screened on a later try, and earlier uploads of a file.
+settled, the files of an upload screened on a later try, and earlier uploads of a file (by
+SHA-256, or by weight fingerprint) with the decisions made on them.
 
 Sync, like the store: async callers use ``asyncio.to_thread``. Errors leave as
 ``StorageError``.
@@ -8,21 +9,29 @@ Sync, like the store: async callers use ``asyncio.to_thread``. Errors leave as
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import TypeVar
 
+import numpy as np
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
+from detectors.fingerprint import SIMILAR_AT, Fingerprint, similarities
+from storage.backscan import refresh_screen_fields
 from storage.engine import error_summary, write_engine
-from storage.models import ModelFile, Source, Upload
-from storage.records import FileRecord
+from storage.loaders import finding_records
+from storage.models import Finding, ModelFile, Source, Upload
+from storage.models import Fingerprint as FingerprintRow
+from storage.records import FileRecord, FindingRecord
 
 T = TypeVar("T")
 
 # An upload still "new" was interrupted before its screening finished: it is not settled.
 UNSETTLED_STATES = ("new",)
+# Findings whose re-uploads become findings at once.
+DECIDED_STATES = ("confirmed", "taken_down")
 
 
 class SourceState:
@@ -64,6 +73,7 @@ class SourceState:
                 session.add(row)
                 by_name[f.filename] = row
             session.flush()
+            refresh_screen_fields(session, [upload_pk])
 
         self._run("save_files", self._writer, work)
 
@@ -84,6 +94,72 @@ class SourceState:
             return row
 
         return self._run("earliest_upload_with", self._engine, work)
+
+    def save_fingerprints(self, upload_pk: int, prints: Sequence[tuple[str, Fingerprint]]) -> None:
+        """Store the weight fingerprints of an upload's files (by filename; a repeat replaces)."""
+        if not prints:
+            return
+
+        def work(session: Session) -> None:
+            rows = session.exec(select(FingerprintRow).where(FingerprintRow.upload_pk == upload_pk))
+            by_name = {row.filename: row for row in rows.all()}
+            for filename, fp in prints:
+                row = by_name.get(filename)
+                if row is None:
+                    row = FingerprintRow(
+                        upload_pk=upload_pk,
+                        filename=filename,
+                        modules_key=fp.modules_key,
+                        vector=fp.vector,
+                        created_at=datetime.now(UTC),
+                    )
+                row.modules_key, row.vector = fp.modules_key, fp.vector
+                session.add(row)
+            session.flush()
+
+        self._run("save_fingerprints", self._writer, work)
+
+    def similar_upload(self, prints: Iterable[Fingerprint], *, besides: int) -> int | None:
+        """The first recorded upload (by id), other than ``besides``, with a file whose
+        fingerprint is at least ``SIMILAR_AT`` like one of ``prints`` (a numpy scan over the
+        stored fingerprints with the same modules)."""
+
+        def work(session: Session) -> int | None:
+            earliest: int | None = None
+            for fp in prints:
+                rows = session.exec(
+                    select(FingerprintRow.upload_pk, FingerprintRow.vector)
+                    .where(FingerprintRow.modules_key == fp.modules_key)
+                    .where(FingerprintRow.upload_pk != besides)
+                ).all()
+                query = fp.array()
+                usable = [(pk, v) for pk, v in rows if len(v) == len(fp.vector)]
+                if not usable:
+                    continue
+                stored = np.frombuffer(b"".join(v for _, v in usable), dtype="<f4")
+                scores = similarities(stored.reshape(len(usable), *query.shape), query)
+                close = [
+                    pk for (pk, _), score in zip(usable, scores, strict=True) if score >= SIMILAR_AT
+                ]
+                if close:
+                    earliest = min([*close, *([earliest] if earliest is not None else [])])
+            return earliest
+
+        return self._run("similar_upload", self._engine, work)
+
+    def decided_findings(self, upload_pk: int) -> list[FindingRecord]:
+        """The upload's findings a moderator confirmed or that were taken down."""
+
+        def work(session: Session) -> list[FindingRecord]:
+            rows = session.exec(
+                select(Finding)
+                .where(Finding.upload_pk == upload_pk)
+                .where(col(Finding.state).in_(DECIDED_STATES))
+                .order_by(col(Finding.id))
+            ).all()
+            return finding_records(session, rows)
+
+        return self._run("decided_findings", self._engine, work)
 
     def _run(self, op: str, engine: Engine, work: Callable[[Session], T]) -> T:
         try:

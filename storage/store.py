@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 from detectors.errors import StorageError
 from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Kind, TextField, merge_matches
 from storage import artists
+from storage.backscan import refresh_screen_fields
 from storage.engine import error_summary, write_engine
 from storage.loaders import (
     artist_records,
@@ -204,6 +205,7 @@ class Store:
             session.add(upload)
             session.flush()
             add_files(session, pk(upload), files)
+            refresh_screen_fields(session, [pk(upload)])
             return upload_records(session, [upload])[0], True
 
         record, created = self._write("record_upload", work)
@@ -270,25 +272,33 @@ class Store:
     # -- findings --------------------------------------------------------------------
 
     def record_findings(
-        self, upload_pk: int, matches: Sequence[ArtistMatch]
+        self, upload_pk: int, matches: Sequence[ArtistMatch], *, backscan: bool = False
     ) -> list[FindingRecord]:
         """Record what screening or the probe found in an upload, one finding per artist.
 
         A repeat never adds rows: a higher score raises the stored one (and takes its
-        stage), new evidence is added, known evidence is skipped. Returns the upload's
-        findings for the given artists, in the order first given.
+        stage), new evidence is added, known evidence is skipped. ``backscan`` marks the
+        findings this call creates as found by a back-scan of earlier uploads. Returns the
+        upload's findings for the given artists, in the order first given.
         """
-        merged = merge_matches(matches)
+        return self.record_many_findings([(upload_pk, matches)], backscan=backscan)
+
+    def record_many_findings(
+        self, found: Sequence[tuple[int, Sequence[ArtistMatch]]], *, backscan: bool = False
+    ) -> list[FindingRecord]:
+        """`record_findings` for several uploads (upload key, matches) in one transaction."""
 
         def work(session: Session) -> list[FindingRecord]:
-            _get(session, Upload, upload_pk)
-            check_artists(session, set(merged))
             findings, changed = [], []
-            for match in merged.values():
-                finding, is_news = self._upsert_finding(session, upload_pk, match)
-                findings.append(finding)
-                if is_news:
-                    changed.append(finding)
+            for upload_pk, matches in found:
+                merged = merge_matches(matches)
+                _get(session, Upload, upload_pk)
+                check_artists(session, set(merged))
+                for match in merged.values():
+                    finding, is_news = self._upsert_finding(session, upload_pk, match, backscan)
+                    findings.append(finding)
+                    if is_news:
+                        changed.append(finding)
             self._enqueue_alerts(session, changed)
             return finding_records(session, findings)
 
@@ -306,7 +316,7 @@ class Store:
         return self._read("list_findings", work)
 
     def _upsert_finding(
-        self, session: Session, upload_pk: int, match: ArtistMatch
+        self, session: Session, upload_pk: int, match: ArtistMatch, backscan: bool
     ) -> tuple[Finding, bool]:
         """The finding for (upload, artist), created or raised; True when users should hear."""
         now = self._clock()
@@ -322,6 +332,7 @@ class Store:
                 artist_id=match.artist_id,
                 score=match.score,
                 stage=match.stage,
+                backscan=backscan,
                 created_at=now,
                 updated_at=now,
             )

@@ -1,0 +1,170 @@
+"""What a back-scan reads: every recorded upload's screened text, streamed in batches by id
+(keyset pages, one short transaction each), so a back-scan of a large database holds one
+batch in memory and never blocks writers for long.
+
+Each upload keeps the groups of fields its screening read (``upload.screen_fields``, from
+`detectors.rescreen.screen_groups`, as runs of one source: ``[[[source, [text, …]], …], …]``),
+written when its files are recorded; an upload recorded
+before that column existed gets it computed from its stored metadata and hub text the first
+time a back-scan reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+from typing import cast as type_cast
+
+from sqlalchemy import Engine, Text, cast, func, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from detectors.errors import StorageError
+from detectors.rescreen import StoredFile, screen_groups
+from detectors.results import FileFormat, TextField
+from storage.engine import error_summary, write_engine
+from storage.loaders import text_fields
+from storage.models import ModelFile, Upload
+
+T = TypeVar("T")
+
+BATCH_SIZE = 5_000
+# SQL NULL, or JSON null where an ORM insert wrote None.
+_NOT_COMPUTED = (None, "null")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUpload:
+    """One recorded upload's screened text (``upload_pk``: its database key).
+
+    ``text`` holds every field's text between non-letters (the stored JSON as it is, when it
+    has no escapes): enough for `detectors.rescreen.might_name`; :meth:`groups` decodes the
+    fields only for the few uploads that pass it.
+    """
+
+    upload_pk: int
+    text: str
+
+    def groups(self) -> tuple[tuple[TextField, ...], ...]:
+        return _groups(_json_list(self.text))
+
+
+class RecordedUploads:
+    """Reads recorded uploads for back-scans over one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = write_engine(engine)
+
+    def count(self) -> int:
+        """How many uploads are recorded."""
+        return self._run(
+            self._engine, lambda s: s.exec(select(func.count()).select_from(Upload)).one()
+        )
+
+    def batches(self, size: int = BATCH_SIZE) -> Iterator[list[StoredUpload]]:
+        """Every recorded upload, oldest first, ``size`` at a time."""
+        after = 0
+        while True:
+            rows = self._run(self._engine, partial(_page, after=after, size=size))
+            if not rows:
+                return
+            missing = [pk for pk, text in rows if text in _NOT_COMPUTED]
+            filled = self._run(self._writer, partial(refresh_screen_fields, upload_pks=missing))
+            yield [
+                StoredUpload(
+                    pk, _cheap_text(json.dumps(filled[pk]) if text in _NOT_COMPUTED else text)
+                )
+                for pk, text in rows
+            ]
+            after = rows[-1][0]
+
+    def _run(self, engine: Engine, work: Callable[[Session], T]) -> T:
+        try:
+            with Session(engine) as session, session.begin():
+                return work(session)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"reading recorded uploads failed: {error_summary(exc)}") from exc
+
+
+def refresh_screen_fields(session: Session, upload_pks: Iterable[int]) -> dict[int, list[Any]]:
+    """Compute and store the screened text of these uploads from their files and hub text;
+    returns it by upload key."""
+    wanted = sorted(set(upload_pks))
+    if not wanted:
+        return {}
+    files: dict[int, list[StoredFile]] = defaultdict(list)
+    rows = session.exec(
+        select(ModelFile.upload_pk, ModelFile.format, ModelFile.header_metadata)
+        .where(col(ModelFile.upload_pk).in_(wanted))
+        .order_by(col(ModelFile.id))
+    ).all()
+    for upload_pk, fmt, metadata in rows:
+        values = {str(k): v for k, v in metadata.items() if isinstance(v, str)}
+        files[upload_pk].append(StoredFile(type_cast(FileFormat, fmt), values))
+    hub = session.exec(select(Upload.id, Upload.hub_text).where(col(Upload.id).in_(wanted))).all()
+    filled: dict[int, list[Any]] = {}
+    for key, hub_text in hub:
+        if key is not None:
+            groups = screen_groups(files[key], text_fields(list(hub_text)))
+            filled[key] = [_runs(group) for group in groups]
+    if filled:  # a bulk UPDATE by primary key: one executemany
+        session.execute(
+            update(Upload), [{"id": pk, "screen_fields": groups} for pk, groups in filled.items()]
+        )
+    return filled
+
+
+def _page(session: Session, *, after: int, size: int) -> list[tuple[int, str | None]]:
+    """A page of (upload key, screened text as stored JSON); the JSON is left undecoded."""
+    rows = session.execute(
+        select(col(Upload.id), cast(col(Upload.screen_fields), Text))
+        .where(col(Upload.id) > after)
+        .order_by(col(Upload.id))
+        .limit(size)
+    ).all()
+    return [(pk, text) for pk, text in rows]
+
+
+def _cheap_text(stored: str) -> str:
+    """The stored JSON itself when no escape can hide a letter in it, else its decoded texts
+    (so ``\\u00e4`` is there as ``ä``), each kept whole."""
+    if "\\" not in stored:
+        return stored
+    return "\n".join(f.text for group in _groups(_json_list(stored)) for f in group)
+
+
+def _json_list(stored: str) -> list[Any]:
+    try:
+        value = json.loads(stored)
+    except ValueError:  # only storage writes the column: unreadable means nothing to screen
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _runs(fields: Sequence[TextField]) -> list[Any]:
+    """A group stored compactly, in order: ``[[source, [text, …]], …]`` per run of one source."""
+    runs: list[Any] = []
+    for field in fields:
+        if runs and runs[-1][0] == field.source:
+            runs[-1][1].append(field.text)
+        else:
+            runs.append([field.source, [field.text]])
+    return runs
+
+
+def _groups(raw: list[Any]) -> tuple[tuple[TextField, ...], ...]:
+    """The groups back from :func:`_runs` form, read tolerantly (malformed parts skipped)."""
+    groups = []
+    for group in raw:
+        fields = []
+        for run in group if isinstance(group, list) else ():
+            if isinstance(run, list) and len(run) == 2 and isinstance(run[0], str):
+                texts = run[1] if isinstance(run[1], list) else []
+                fields += [TextField(run[0], t) for t in texts if isinstance(t, str)]
+        groups.append(tuple(fields))
+    return tuple(groups)
