@@ -15,14 +15,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, get_args
 
 from sqlalchemy import Engine, func
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
 from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Kind, TextField, merge_matches
 from storage import artists
 from storage.backscan import refresh_screen_fields
-from storage.engine import error_summary, write_engine
 from storage.loaders import (
     artist_records,
     finding_records,
@@ -42,13 +40,12 @@ from storage.records import (
     UploadRecord,
     UploadState,
 )
+from storage.transactions import Transactions
 from storage.writers import add_evidence, add_files, check_artists
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-WRITE_ATTEMPTS = 3
 
 
 def utc_now() -> datetime:
@@ -60,7 +57,7 @@ class Store:
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
-        self._writer = write_engine(engine)
+        self._tx = Transactions(engine, clock)
         self._clock = clock
 
     # -- artists ---------------------------------------------------------------------
@@ -362,25 +359,10 @@ class Store:
         return source
 
     def _write(self, op: str, work: Callable[[Session], T]) -> T:
-        """Run ``work`` in a write transaction, again from the start after a unique-key race."""
-        for attempt in range(1, WRITE_ATTEMPTS + 1):
-            try:
-                with Session(self._writer, expire_on_commit=False) as session, session.begin():
-                    return work(session)
-            except IntegrityError as exc:
-                if attempt == WRITE_ATTEMPTS:
-                    raise StorageError(f"{op} failed: {error_summary(exc)}") from exc
-                logger.debug("storage.write.retry", extra={"op": op, "attempt": attempt})
-            except SQLAlchemyError as exc:
-                raise StorageError(f"{op} failed: {error_summary(exc)}") from exc
-        raise AssertionError("unreachable")
+        return self._tx.write(op, work)
 
     def _read(self, op: str, work: Callable[[Session], T]) -> T:
-        try:
-            with Session(self._engine, expire_on_commit=False) as session, session.begin():
-                return work(session)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"{op} failed: {error_summary(exc)}") from exc
+        return self._tx.read(op, work)
 
 
 def _get(session: Session, table: type[Upload], key: int) -> Upload:
