@@ -9,6 +9,9 @@ the queries. For each embedder it reports:
 - *mAP@1*: mean over queries of precision at rank 1 when retrieving single reference
   images, i.e. the share of queries whose single most similar reference is by the same
   artist (no gallery rule involved);
+- *top-1 whitened*: the same with the gallery's ``whiten="pca"`` and ``whiten="within"``
+  options, fitted on the 360 references alone (their artist labels are known when they are
+  registered; query labels never take part, and the whitening has no tuned setting);
 - the same top-1 on artists 1-12 and 13-24 (folder order) each as their own 12-artist gallery
   (chance 1/12), to see whether a choice holds on both halves;
 - throughput in images/s (decode and resize included), a per-artist table (top-1 and the
@@ -40,7 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detectors.style.artists import ArtistGallery, GalleryRule  # noqa: E402
+from detectors.style.artists import ArtistGallery, GalleryRule, Whitening  # noqa: E402
 from detectors.style.base import Embeddings, StyleEmbedder  # noqa: E402
 from detectors.style.gram import GramEmbedder  # noqa: E402
 
@@ -106,11 +109,14 @@ def top1(
     queries: Embeddings,
     query_owner: np.ndarray,
     rule: GalleryRule,
+    whiten: Whitening = "none",
 ) -> tuple[float, np.ndarray]:
-    """Top-1 accuracy and each query's predicted artist index, for the artists present."""
+    """Top-1 accuracy and each query's predicted artist index, for the artists present.
+
+    ``whiten`` is fitted by the gallery on the references only (queries never take part)."""
     present = sorted(set(ref_owner.tolist()))
     gallery = ArtistGallery.from_references(
-        {str(a): refs[ref_owner == a] for a in present}, rule=rule
+        {str(a): refs[ref_owner == a] for a in present}, rule=rule, whiten=whiten
     )
     predicted = np.array(present)[gallery.scores(queries).argmax(1)]
     return float((predicted == query_owner).mean()), predicted
@@ -123,13 +129,17 @@ def map_at_1(
     return float((ref_owner[nearest] == q_owner).mean())
 
 
-def split_half(data: Artworks, refs: Embeddings, queries: Embeddings) -> tuple[float, float]:
+def split_half(
+    data: Artworks, refs: Embeddings, queries: Embeddings, whiten: Whitening = "none"
+) -> tuple[float, float]:
     results = []
     half = len(data.artists) // 2
     for chosen in (np.arange(half), np.arange(half, len(data.artists))):
         r = np.isin(data.reference_owner, chosen)
         q = np.isin(data.query_owner, chosen)
-        acc, _ = top1(refs[r], data.reference_owner[r], queries[q], data.query_owner[q], "centroid")
+        acc, _ = top1(
+            refs[r], data.reference_owner[r], queries[q], data.query_owner[q], "centroid", whiten
+        )
         results.append(acc)
     return results[0], results[1]
 
@@ -141,6 +151,11 @@ def measure(embedder: StyleEmbedder, data: Artworks) -> dict[str, Any]:
     accuracy, predicted = top1(refs, data.reference_owner, queries, data.query_owner, "centroid")
     accuracy_top_m, _ = top1(refs, data.reference_owner, queries, data.query_owner, "top_m")
     first, second = split_half(data, refs, queries)
+    whitened = {
+        w: top1(refs, data.reference_owner, queries, data.query_owner, "centroid", w)
+        for w in ("pca", "within")
+    }
+    within_halves = split_half(data, refs, queries, "within")
     return {
         "embedder": embedder.name,
         "dim": embedder.dim,
@@ -149,8 +164,13 @@ def measure(embedder: StyleEmbedder, data: Artworks) -> dict[str, Any]:
         "map_at_1": round(map_at_1(refs, data.reference_owner, queries, data.query_owner), 4),
         "top1_artists_1_12": round(first, 4),
         "top1_artists_13_24": round(second, 4),
+        "top1_whiten_pca": round(whitened["pca"][0], 4),
+        "top1_whiten_within": round(whitened["within"][0], 4),
+        "top1_whiten_within_artists_1_12": round(within_halves[0], 4),
+        "top1_whiten_within_artists_13_24": round(within_halves[1], 4),
         "images_per_s": round(n / (t_refs + t_queries), 1),
         "_predicted": predicted,
+        "_predicted_within": whitened["within"][1],
     }
 
 
@@ -202,6 +222,7 @@ def main() -> None:
     for embedder in embedders:
         result = measure(embedder, data)
         predicted = result.pop("_predicted")
+        predicted_within = result.pop("_predicted_within")
         result["top1_vs_baseline"] = round(result["top1"] / max(baseline["top1"], 1e-9), 2)
         results.append(result)
         print(
@@ -209,7 +230,10 @@ def main() -> None:
             + ", ".join(f"{k} {v}" for k, v in result.items() if k != "embedder")
         )
         print_confusion(data, predicted)
+        print("  with the gallery's within-artist whitening:")
+        print_confusion(data, predicted_within)
     baseline.pop("_predicted")
+    baseline.pop("_predicted_within")
     print(
         f"\nbaseline {baseline['embedder']}: "
         + ", ".join(f"{k} {v}" for k, v in baseline.items() if k != "embedder")

@@ -54,7 +54,7 @@ def style_lifts(
         raise InputError("LoRA and base images must be paired and at least one each")
     lora_scores = gallery.scores(lora)
     base_scores = gallery.scores(base)
-    cosines = _unit(lora) @ gallery.vectors.T
+    cosines = gallery.project(lora) @ gallery.vectors.T
     lifts = []
     for i, artist_id in enumerate(gallery.artist_ids):
         rows = np.flatnonzero(gallery.owner == i)
@@ -135,9 +135,3 @@ def probe_matches(
             )
         )
     return sorted(out, key=lambda m: -m.score)
-
-
-def _unit(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    norms: npt.NDArray[np.float64] = np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    unit: npt.NDArray[np.float64] = x / norms
-    return unit
