@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakehubs.faults import Faults
-from tests.fakehubs.storage import Blob, FakeStorage, Received
+from tests.fakehubs.storage import Blob, FakeStorage, Received, recording
 from tests.modelfiles import fixture_bytes, shared_dir
 
 _ids = itertools.count(5_000_000)
@@ -124,18 +124,12 @@ class FakeCivitai:
     # -- app --------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record, self.faults.middleware])
+        app = web.Application(middlewares=[recording(self.received), self.faults.middleware])
         app.router.add_get("/api/v1/models", self._list)
         app.router.add_get("/api/v1/models/{id}", self._model)
         app.router.add_get("/api/v1/model-versions/{id}", self._version)
         app.router.add_get("/api/download/models/{id}", self._download)
         return app
-
-    @web.middleware
-    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.received.append(Received(request.path, dict(request.headers), dict(request.query)))
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def _list(self, request: web.Request) -> web.Response:
         if self.on_list is not None:

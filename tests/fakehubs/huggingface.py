@@ -19,7 +19,7 @@ from aiohttp import web
 
 from tests.fakehubs.civitai import iso
 from tests.fakehubs.faults import Faults
-from tests.fakehubs.storage import Blob, FakeStorage, Received
+from tests.fakehubs.storage import Blob, FakeStorage, Received, recording
 from tests.modelfiles import fixture_bytes, shared_dir
 
 _ids = itertools.count(1)
@@ -72,18 +72,12 @@ class FakeHuggingFace:
         return repo
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record, self.faults.middleware])
+        app = web.Application(middlewares=[recording(self.received), self.faults.middleware])
         app.router.add_get("/api/models", self._list)
         app.router.add_get("/api/models/{owner}/{name}", self._info)
         app.router.add_get("/api/resolve-cache/models/{owner}/{name}/{sha}/{path:.+}", self._small)
         app.router.add_get("/{owner}/{name}/resolve/{rev}/{path:.+}", self._resolve)
         return app
-
-    @web.middleware
-    async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.received.append(Received(request.path, dict(request.headers), dict(request.query)))
-        response: web.StreamResponse = await handler(request)
-        return response
 
     async def _list(self, request: web.Request) -> web.Response:
         if self.on_list is not None:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 CHUNK = 64 * 1024
 
@@ -45,6 +46,21 @@ class Received:
     headers: Mapping[str, str]
     query: Mapping[str, str]
 
+    @classmethod
+    def of(cls, request: web.Request) -> Received:
+        return cls(request.path, dict(request.headers), dict(request.query))
+
+
+def recording(received: list[Received]) -> Middleware:
+    """A middleware that appends every request the app gets to ``received``."""
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        received.append(Received.of(request))
+        return await handler(request)
+
+    return record
+
 
 @dataclass
 class FakeStorage:
@@ -68,7 +84,7 @@ class FakeStorage:
 
     async def _get(self, request: web.Request) -> web.StreamResponse:
         key = request.match_info["key"]
-        self.received.append(Received(request.path, dict(request.headers), dict(request.query)))
+        self.received.append(Received.of(request))
         if "Authorization" in request.headers:
             return web.Response(status=400, text="<Error>Only one auth mechanism allowed</Error>")
         blob = self.blobs.get(key)
