@@ -87,6 +87,15 @@ class Prober:
         self._nearest = nearest_artists
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
 
+    @property
+    def backend(self) -> ProbeBackend:
+        return self._backend
+
+    @property
+    def lift_threshold(self) -> float:
+        """The style lift at which a probe flags an upload."""
+        return self._threshold
+
     def unavailable(self, family: str) -> str | None:
         """Why a file of ``family`` cannot be probed, or None when it can."""
         if family not in self._backend.families():
@@ -260,11 +269,20 @@ def _with_sheet(match: ArtistMatch, sheet: str) -> ArtistMatch:
 
 
 def build_prober(runtime: Runtime, generation: GenerationSettings | None = None) -> Prober:
-    """The Prober the settings describe: DiffusersProbe, the configured style embedder,
-    the probe cache under ``<data_dir>/probe-cache``. Imports no torch until first use."""
+    """The Prober the settings describe: DiffusersProbe drawing as ``[probe]`` says, the
+    configured style embedder, the probe cache under ``<data_dir>/probe-cache``. Imports no
+    torch until first use."""
     from detectors.probe.diffusers_probe import DiffusersProbe
 
     settings = runtime.settings
+    if generation is None:
+        probe = settings.probe
+        generation = GenerationSettings(
+            steps=probe.steps,
+            guidance_scale=probe.guidance_scale,
+            size_px=probe.size_px,
+            batch_images=probe.batch_images,
+        )
     backend = DiffusersProbe(
         settings.probe.base_models,
         device=settings.probe.device,
@@ -278,6 +296,7 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
         cache,
         runtime.blobs,
         max_images=settings.probe.max_images,
+        lift_threshold=settings.probe.lift_threshold,
     )
 
 

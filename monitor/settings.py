@@ -79,6 +79,15 @@ class ProbeSettings(_Section):
     base_models: dict[str, Path] = Field(default_factory=dict)
     max_images: int = Field(default=8, ge=1, le=64)
     lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
+    # How each probe image is drawn (part of the base cache's key: changing one regenerates
+    # the cached base images). size_px unset: the base model's own resolution.
+    steps: int = Field(default=20, ge=1, le=200)
+    guidance_scale: float = Field(default=6.0, ge=0.0, le=30.0)
+    size_px: int | None = Field(default=None, ge=16, le=2048, multiple_of=8)
+    batch_images: int = Field(default=8, ge=1, le=64, description="images per UNet batch")
+    # The style lift over the base model that flags an upload (stage "probe"); calibrate it on
+    # benign LoRAs for your embedder (docs/quality.md).
+    lift_threshold: float = Field(default=0.1, gt=0.0, le=2.0)
 
 
 class StyleSettings(_Section):

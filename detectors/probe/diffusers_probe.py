@@ -55,6 +55,11 @@ class DiffusersProbe:
         self._pipelines: dict[str, Any] = {}
         self.unet_evaluations = 0
 
+    @property
+    def generation(self) -> GenerationSettings:
+        """How every image is drawn (steps, guidance, size, batch)."""
+        return self._generation
+
     def families(self) -> frozenset[str]:
         return frozenset(self._base_models)
 
