@@ -154,6 +154,39 @@ class Fingerprint(Base, table=True):
     created_at: datetime = _when()
 
 
+class HubSearch(Base, table=True):
+    """One name's history search on one hub for one artist: ``cursor`` is where paging
+    stopped (the next page's URL), ``done_at`` when the last page was read."""
+
+    __tablename__ = "hub_search"
+    __table_args__ = (UniqueConstraint("artist_id", "source", "query"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    artist_id: int = Field(foreign_key="artist.id", ondelete="CASCADE")
+    source: str = Field(sa_type=String)
+    query: str = Field(sa_type=String)
+    cursor: str | None = Field(default=None, sa_type=Text)
+    pages: int = 0
+    listed: int = 0
+    error: str | None = Field(default=None, sa_type=Text)
+    done_at: datetime | None = _when(nullable=True)
+    updated_at: datetime = _when()
+
+
+class HubCheck(Base, table=True):
+    """The last takedown check of an upload on its hub: ``status`` says what the hub showed
+    (``up``, ``removed``, ``hidden``, ``unpublished``, ``gated``), ``gone_at`` when first gone."""
+
+    __tablename__ = "hub_check"
+
+    upload_pk: int = Field(foreign_key="upload.id", ondelete="CASCADE", primary_key=True)
+    up: bool
+    status: str = Field(sa_type=String)
+    reason: str | None = Field(default=None, sa_type=Text)
+    checked_at: datetime = _when()
+    gone_at: datetime | None = _when(nullable=True)
+
+
 class Finding(Base, table=True):
     __table_args__ = (
         UniqueConstraint("upload_pk", "artist_id"),
@@ -169,6 +202,8 @@ class Finding(Base, table=True):
     backscan: bool = False
     created_at: datetime = _when()
     updated_at: datetime = _when()
+    # When takedown tracking saw the upload gone from its hub (state "taken_down").
+    taken_down_at: datetime | None = _when(nullable=True)
 
 
 class Evidence(Base, table=True):
