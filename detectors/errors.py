@@ -8,6 +8,7 @@
     ├── ConfigError           a bad configuration key or value
     ├── SourceError           a hub misbehaved
     │   ├── SourceUnavailable retry with backoff (timeouts, 5xx, 429)
+    │   │   └── UploadNotReady  the upload is incomplete on a working hub: retry it later
     │   └── SourceRejected    record it and move on (404, 410, garbage)
     ├── ProbeError            the GPU probe could not run
     ├── StorageError          the database or blob store failed
@@ -68,8 +69,24 @@ class SourceUnavailable(SourceError):
         self.retry_after_s = retry_after_s
 
 
+class UploadNotReady(SourceUnavailable):
+    """The hub is fine but the upload is not complete yet (a repo without its weights):
+    retry that upload later; other requests to the hub need not wait."""
+
+
 class SourceRejected(SourceError):
-    """Permanent for this item: record it and move on (404, 410, malformed body)."""
+    """Permanent for this item: record it and move on (404, 410, malformed body).
+
+    ``status`` is the HTTP status when the hub answered one, ``error_code`` the hub's own
+    code for it (Hugging Face's ``X-Error-Code``, e.g. ``RepoNotFound``).
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, error_code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_code = error_code
 
 
 class ProbeError(StylewatchError):

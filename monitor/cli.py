@@ -17,6 +17,7 @@ import typer
 from detectors.errors import StylewatchError
 from monitor import alert_commands, commands, model_commands, user_commands
 from monitor.cli_context import CliState, err
+from monitor.hub_commands import artist_backscan, takedowns_check
 from monitor.log_format import configure_logging
 from monitor.settings import CONFIG_ENV_VAR
 
@@ -35,6 +36,10 @@ app.add_typer(artist_app, name="artist")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(models_app, name="models")
+takedowns_app = typer.Typer(
+    help="Whether confirmed uploads are still up on their hubs.", no_args_is_help=True
+)
+app.add_typer(takedowns_app, name="takedowns")
 
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
@@ -45,7 +50,9 @@ app.command("findings")(commands.findings)
 artist_app.command("add")(commands.artist_add)
 artist_app.command("import")(commands.artist_import)
 artist_app.command("list")(commands.artist_list)
+artist_app.command("backscan")(artist_backscan)
 db_app.command("upgrade")(commands.db_upgrade)
+takedowns_app.command("check")(takedowns_check)
 user_app.command("add")(user_commands.user_add)
 user_app.command("token")(user_commands.user_token)
 models_app.command("convert-csd")(model_commands.convert_csd)

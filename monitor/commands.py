@@ -277,13 +277,16 @@ def findings(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Flagged uploads with their evidence and triage state."""
+    from storage.takedowns import Takedowns
+
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         records = runtime.store.list_findings()
+        checks = Takedowns(runtime.engine).checks([r.upload_pk for r in records])
     finally:
         runtime.close()
     if as_json:
-        print_json(flagged_uploads_json(records))
+        print_json(flagged_uploads_json(records, checks))
         return
     if not records:
         out.print("no findings")

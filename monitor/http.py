@@ -324,7 +324,7 @@ class HttpClient:
             if wait is not None:
                 self._hold_host(resp.url, wait)
             raise SourceUnavailable(f"{where}, retry later", retry_after_s=wait)
-        raise SourceRejected(where)
+        raise SourceRejected(where, status=resp.status, error_code=resp.headers.get("X-Error-Code"))
 
     def _hold_host(self, url: URL, wait_s: float) -> None:
         gate = self._gates.get(origin_of(url))

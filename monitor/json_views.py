@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from storage.records import FindingRecord, FindingState, UploadRecord
+from storage.takedowns import HubCheckRecord
 
 # The state a flagged upload shows: the most pressing of its findings' states.
 _STATE_ORDER: tuple[FindingState, ...] = (
@@ -47,11 +48,28 @@ def _finding_json(record: FindingRecord) -> dict[str, Any]:
         "backscan": record.backscan,
         "evidence": [{"source": e.source, "text": e.text} for e in record.evidence],
         "created_at": record.created_at.isoformat(),
+        "taken_down_at": record.taken_down_at.isoformat() if record.taken_down_at else None,
     }
 
 
-def flagged_uploads_json(findings: Sequence[FindingRecord]) -> list[dict[str, Any]]:
-    """One object per flagged upload, its findings nested, highest score first."""
+def hub_status_json(check: HubCheckRecord | None) -> dict[str, Any] | None:
+    """The last takedown check of an upload: ``{"checked_at", "up", "status", "gone_at"}``,
+    or None when it was never checked."""
+    if check is None:
+        return None
+    return {
+        "checked_at": check.checked_at.isoformat(),
+        "up": check.up,
+        "status": check.status,
+        "gone_at": check.gone_at.isoformat() if check.gone_at else None,
+    }
+
+
+def flagged_uploads_json(
+    findings: Sequence[FindingRecord], hub_checks: Mapping[int, HubCheckRecord] | None = None
+) -> list[dict[str, Any]]:
+    """One object per flagged upload, its findings nested, highest score first; with
+    ``hub_checks`` (by upload key), each carries ``hub_status``."""
     grouped: dict[int, list[FindingRecord]] = {}
     for finding in findings:
         grouped.setdefault(finding.upload_pk, []).append(finding)
@@ -71,6 +89,11 @@ def flagged_uploads_json(findings: Sequence[FindingRecord]) -> list[dict[str, An
                     "score": round(first.score, 4),
                     "artists": [f.artist for f in group],
                     "findings": [_finding_json(f) for f in group],
+                    **(
+                        {"hub_status": hub_status_json(hub_checks.get(first.upload_pk))}
+                        if hub_checks is not None
+                        else {}
+                    ),
                 },
             )
         )

@@ -28,6 +28,7 @@ from detectors.errors import (
     SourceError,
     SourceUnavailable,
     StorageError,
+    UploadNotReady,
 )
 from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
@@ -84,6 +85,7 @@ class _Outcome:
     state: Literal["screened", "failed"]
     flagged: bool = False
     bytes_read: int = 0
+    unavailable: str | None = None  # the hub's transient fault, when it failed for one
 
 
 @dataclass
@@ -135,7 +137,12 @@ class UploadScan:
 
 
 class Poller:
-    """Polls one source into storage. ``poll`` never raises for a hub fault."""
+    """Polls one source into storage. ``poll`` never raises for a hub fault.
+
+    A ``history`` poller records what a hub history search found (`screen_found`): its
+    findings are back-scan findings, and an upload its hub failed for is not put in the
+    poll's retry queue (the search reads that page again instead).
+    """
 
     def __init__(
         self,
@@ -147,6 +154,7 @@ class Poller:
         counters: PollCounters | None = None,
         concurrency: int = UPLOAD_CONCURRENCY,
         retry_limit: int = RETRY_LIMIT,
+        history: bool = False,
     ) -> None:
         self.source = source
         self._store, self._state = store, state
@@ -154,6 +162,7 @@ class Poller:
         self.counters = counters or PollCounters()
         self._slots = asyncio.Semaphore(concurrency)
         self._retry_limit = retry_limit
+        self._history = history
         self._queue: dict[str, dict[str, Any]] = {}
         self._linker = ReuploadLinker(store, state)
         self._saved = Cursor()
@@ -176,6 +185,20 @@ class Poller:
             self._saved = listing.cursor
         await self._save()
         return self._summarise(listing, outcomes, retried=len(queued))
+
+    async def screen_found(self, found: Sequence[ListedUpload]) -> PollSummary:
+        """Screen and record uploads found outside a poll (a page of a hub search), as a
+        poll would, skipping those already screened. ``complete`` is False when the hub
+        failed transiently for one of them: the caller should read them again later."""
+        index = ArtistIndex.build(await asyncio.to_thread(self._store.artist_refs))
+        unique = list({u.upload_id: u for u in found}.values())
+        ids = [u.upload_id for u in unique]
+        done = await asyncio.to_thread(self._state.screened_upload_ids, self.name, ids)
+        todo = [u for u in unique if u.upload_id not in done]
+        outcomes = await asyncio.gather(*(self._guarded(u, index) for u in todo))
+        error = next((o.unavailable for o in outcomes if o.unavailable), None)
+        listing = Listing(tuple(unique), self._saved, complete=error is None, error=error)
+        return self._summarise(listing, outcomes, retried=0)
 
     async def scan_one(self, listed: ListedUpload, only_file: str | None = None) -> UploadScan:
         """Hydrate, screen and record one upload now, as a poll would.
@@ -247,7 +270,9 @@ class Poller:
             if self.counters.observe_screening is not None:
                 self.counters.observe_screening(time.monotonic() - started)
         except SourceUnavailable as exc:
-            return await self._fail(listed, upload, str(exc), meter, retry=True)
+            failed = await self._fail(listed, upload, str(exc), meter, retry=not self._history)
+            hub_fault = not isinstance(exc, UploadNotReady)  # the hub itself is unavailable
+            return replace(failed, unavailable=str(exc) if hub_fault else None)
         except SourceError as exc:
             return await self._fail(listed, upload, str(exc), meter, retry=False)
         return await self._record(listed, upload, screened, meter)
@@ -270,7 +295,7 @@ class Poller:
             result.first = result.first or screening
             result.matches.extend(screening.matches)
             result.files.append(_file_record(file, screening=screening))
-            if screening.kind in FINGERPRINTED_KINDS:
+            if screening.kind in FINGERPRINTED_KINDS and not await self._known(upload, file):
                 print_, bytes_read = await remote_fingerprint(self.source, file, header)
                 meter.bytes_read += bytes_read
                 result.prints += [(file.name, print_)] if print_ else []
@@ -280,6 +305,20 @@ class Poller:
             result.error = None  # one readable file is enough to screen the upload
         return result
 
+    async def _known(self, upload: Upload, file: RemoteFile) -> bool:
+        """Whether an earlier upload holds this very file by the hub's own hashes (SHA256,
+        else AutoV2): the exact link needs no weight fingerprint, so none is read."""
+        sha256s = [file.sha256] if file.sha256 else []
+        autov2s = [file.hashes["autov2"]] if not sha256s and "autov2" in file.hashes else []
+        if not sha256s and not autov2s:
+            return False
+        earlier = await asyncio.to_thread(
+            lambda: self._state.earliest_upload_with(
+                sha256s, autov2s=autov2s, besides_upload=(self.name, upload.upload_id)
+            )
+        )
+        return earlier is not None
+
     async def _record(
         self, listed: ListedUpload, upload: Upload, screened: _Screened, meter: _Meter
     ) -> _Outcome:
@@ -288,9 +327,14 @@ class Poller:
         family = first.base_family if first else "unknown"
         pk = await self._record_upload(upload, (), listed)
         await asyncio.to_thread(self._state.save_files, pk, screened.files)
-        await asyncio.to_thread(self._store.record_findings, pk, screened.matches)
+        await asyncio.to_thread(
+            lambda: self._store.record_findings(pk, screened.matches, backscan=self._history)
+        )
         hashes = [f.sha256 for f in screened.files if f.sha256]
-        earlier = await asyncio.to_thread(self._linker.link, pk, hashes, screened.prints)
+        autov2s = [
+            f.hashes["autov2"] for f in screened.files if not f.sha256 and "autov2" in f.hashes
+        ]
+        earlier = await asyncio.to_thread(self._linker.link, pk, hashes, screened.prints, autov2s)
         state: Literal["screened", "failed"] = "failed" if screened.error else "screened"
         await asyncio.to_thread(
             self._store.set_upload_state,

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from detectors.errors import ConfigError, StylewatchError
 from monitor.http import HttpClient, HttpPolicy
+from monitor.hub_jobs import add_hub_jobs
 from monitor.polling import PollCounters, Poller, PollSummary
 from monitor.runtime import Runtime
 from monitor.settings import Settings
@@ -126,7 +127,8 @@ def create_scheduler(pollers: Mapping[str, Poller], intervals: Mapping[str, int]
 async def scheduled_polling(
     runtime: Runtime, session: aiohttp.ClientSession, counters: PollCounters | None = None
 ) -> AsyncIterator[PollCounters]:
-    """For ``serve``: poll every enabled source on its interval until the block exits.
+    """For ``serve``: poll every enabled source on its interval until the block exits, and
+    run the hub history sweep and the takedown checks (`monitor.hub_jobs`).
 
     Yields the shared counters (for /metrics). On exit the scheduler stops and a poll in
     flight is cancelled; its next run resumes from the saved cursor.
@@ -134,6 +136,7 @@ async def scheduled_polling(
     counters = counters or PollCounters()
     sources = build_sources(runtime.settings, HttpClient(session))
     scheduler = create_scheduler(build_pollers(runtime, sources, counters), intervals(runtime))
+    add_hub_jobs(scheduler, runtime, sources)
     scheduler.start()
     try:
         yield counters

@@ -1,7 +1,9 @@
 """Re-upload detection: which earlier upload a new one repeats, and what was decided on it.
 
-An upload is a re-upload of the first recorded upload with a file of the same SHA-256, or
-else with a file whose weight fingerprint (`detectors.fingerprint`) is at least
+An upload is a re-upload of the first recorded upload with a file of the same SHA-256 (the
+hub's own SHA256, or its AutoV2 prefix when that is all it gives: such a link is made before
+any byte of the file is read for a fingerprint), or else with a file whose weight
+fingerprint (`detectors.fingerprint`) is at least
 ``SIMILAR_AT`` alike. When a moderator confirmed that earlier upload's finding, or it was
 taken down, the re-upload gets the same finding at once, with the decision as its evidence.
 """
@@ -68,11 +70,13 @@ class ReuploadLinker:
         upload_pk: int,
         sha256s: Sequence[str],
         prints: Sequence[tuple[str, Fingerprint]],
+        autov2s: Sequence[str] = (),
     ) -> int | None:
         """The earlier upload ``upload_pk`` re-uploads, or None; records a finding for each
-        decided finding of that upload. ``prints``: (filename, fingerprint) per file."""
+        decided finding of that upload. ``prints``: (filename, fingerprint) per file;
+        ``autov2s``: the hub's AutoV2 hashes of files it gave no SHA256 for."""
         self._state.save_fingerprints(upload_pk, prints)
-        exact = self._state.earliest_upload_with(sha256s, besides=upload_pk)
+        exact = self._state.earliest_upload_with(sha256s, besides=upload_pk, autov2s=autov2s)
         similar = self._state.similar_upload([fp for _, fp in prints], besides=upload_pk)
         earlier = min(
             (pk for pk in (exact, similar) if pk is not None and pk < upload_pk), default=None

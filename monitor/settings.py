@@ -140,6 +140,23 @@ class DigestSettings(_Section):
     timezone: str = "UTC"
 
 
+class HubHistorySettings(_Section):
+    """Searching the hubs for what they already hold of a newly registered artist."""
+
+    enabled: bool = True  # on `artist add` (unless --no-hubs) and in serve's sweeps
+    interval: int = Field(default=900, ge=60, description="seconds between serve's sweeps")
+    searches_per_sweep: int = Field(default=20, ge=1, description="searches one sweep runs")
+    max_pages: int = Field(default=100, ge=1, le=10_000, description="pages read per search")
+
+
+class TakedownSettings(_Section):
+    """Checking the uploads of confirmed findings on their hubs again."""
+
+    enabled: bool = True
+    interval: int = Field(default=86_400, ge=60, description="seconds between checks of one upload")
+    still_up_days: float = Field(default=7.0, gt=0, description="after this, moderators see it")
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=0, le=65535)
@@ -173,6 +190,8 @@ class Settings(BaseSettings):
     alerts: AlertsSettings = AlertsSettings()
     digest: DigestSettings = DigestSettings()
     web: WebSettings = WebSettings()
+    hub_history: HubHistorySettings = HubHistorySettings()
+    takedown: TakedownSettings = TakedownSettings()
 
     @property
     def database_url(self) -> str:

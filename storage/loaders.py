@@ -132,6 +132,7 @@ def finding_records(session: Session, findings: Sequence[Finding]) -> list[Findi
                 evidence=tuple(evidence[pk(f)]),
                 created_at=f.created_at,
                 updated_at=f.updated_at,
+                taken_down_at=f.taken_down_at,
             )
         )
     return records

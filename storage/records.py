@@ -112,3 +112,4 @@ class FindingRecord:
     evidence: tuple[Evidence, ...]
     created_at: datetime
     updated_at: datetime
+    taken_down_at: datetime | None = None  # when takedown tracking saw the upload gone

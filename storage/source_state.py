@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import numpy as np
-from sqlalchemy import Engine
+from sqlalchemy import Engine, and_, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 # An upload still "new" was interrupted before its screening finished: it is not settled.
 UNSETTLED_STATES = ("new",)
+AUTOV2_CHARS = 10
 # Findings whose re-uploads become findings at once.
 DECIDED_STATES = ("confirmed", "taken_down")
 
@@ -59,6 +60,25 @@ class SourceState:
 
         return self._run("settled_upload_ids", self._engine, work)
 
+    def screened_upload_ids(self, source: str, upload_ids: Iterable[str]) -> set[str]:
+        """Those of ``upload_ids`` recorded for ``source`` and screened (not "new" and not
+        "failed"): what a hub history search need not screen again."""
+        wanted = list(dict.fromkeys(upload_ids))
+        if not wanted:
+            return set()
+
+        def work(session: Session) -> set[str]:
+            rows = session.exec(
+                select(Upload.upload_id)
+                .join(Source, col(Source.id) == col(Upload.source_id))
+                .where(Source.name == source)
+                .where(col(Upload.upload_id).in_(wanted))
+                .where(col(Upload.state).not_in((*UNSETTLED_STATES, "failed")))
+            ).all()
+            return set(rows)
+
+        return self._run("screened_upload_ids", self._engine, work)
+
     def save_files(self, upload_pk: int, files: Sequence[FileRecord]) -> None:
         """Insert or update an upload's files by filename (a retry fills in what failed)."""
 
@@ -77,21 +97,44 @@ class SourceState:
 
         self._run("save_files", self._writer, work)
 
-    def earliest_upload_with(self, sha256s: Iterable[str], *, besides: int) -> int | None:
-        """The first recorded upload (by id) holding a file with one of these sha256s,
-        other than upload ``besides``: what a re-upload is a re-upload of."""
+    def earliest_upload_with(
+        self,
+        sha256s: Iterable[str],
+        *,
+        besides: int | None = None,
+        autov2s: Iterable[str] = (),
+        besides_upload: tuple[str, str] | None = None,
+    ) -> int | None:
+        """The first recorded upload (by id) holding a file with one of these sha256s, or
+        whose sha256 starts with one of these AutoV2 hashes (Civitai's first 10 hex of the
+        SHA-256, for files it gives no SHA256 for), other than upload ``besides`` (a key) or
+        ``besides_upload`` (source, upload id): what a re-upload is a re-upload of."""
         hashes = sorted({h.lower() for h in sha256s if h})
-        if not hashes:
+        prefixes = sorted({h.lower() for h in autov2s if len(h) == AUTOV2_CHARS} - {""})
+        if not hashes and not prefixes:
             return None
 
         def work(session: Session) -> int | None:
-            row = session.exec(
+            # A prefix is a range of the indexed column: ``[prefix, prefix + "g")`` in hex.
+            ranges = [
+                and_(col(ModelFile.sha256) >= p, col(ModelFile.sha256) < p + "g") for p in prefixes
+            ]
+            query = (
                 select(ModelFile.upload_pk)
-                .where(col(ModelFile.sha256).in_(hashes))
-                .where(ModelFile.upload_pk != besides)
+                .where(or_(col(ModelFile.sha256).in_(hashes), *ranges))
                 .order_by(col(ModelFile.upload_pk))
-            ).first()
-            return row
+            )
+            if besides is not None:
+                query = query.where(ModelFile.upload_pk != besides)
+            if besides_upload is not None:
+                own = (
+                    select(Upload.id)
+                    .join(Source, col(Source.id) == col(Upload.source_id))
+                    .where(Source.name == besides_upload[0])
+                    .where(Upload.upload_id == besides_upload[1])
+                )
+                query = query.where(col(ModelFile.upload_pk).not_in(own))
+            return session.exec(query).first()
 
         return self._run("earliest_upload_with", self._engine, work)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from detectors.results import JSONValue, TextField
 
@@ -97,6 +97,42 @@ class Fetched:
     total_size: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of a hub's search: the uploads it names (every version of every model it
+    returned) and ``next``, the opaque position of the following page (None on the last)."""
+
+    uploads: tuple[ListedUpload, ...]
+    next: str | None
+    models: int = 0
+
+
+HubState = Literal["up", "removed", "hidden", "unpublished", "gated"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckTarget:
+    """A recorded upload whose hub page is checked again (takedown tracking)."""
+
+    upload_id: str
+    url: str | None = None
+    filenames: tuple[str, ...] = ()
+    size: int | None = None  # of its first model file, when recorded
+
+
+@dataclass(frozen=True, slots=True)
+class HubStatus:
+    """What the hub shows for an upload now: ``state`` ``up``, or why it is gone, with the
+    hub's own words in ``reason``."""
+
+    state: HubState
+    reason: str | None = None
+
+    @property
+    def up(self) -> bool:
+        return self.state == "up"
+
+
 class Source(Protocol):
     """A model hub or a watched folder.
 
@@ -123,4 +159,30 @@ class Source(Protocol):
 
     async def download(self, file: RemoteFile, dest: Path) -> int:
         """Write the whole file to ``dest``; returns its size in bytes."""
+        ...
+
+
+@runtime_checkable
+class SearchableSource(Source, Protocol):
+    """A hub that can be searched for an artist's names (the hub history of a back-scan)."""
+
+    def search_terms(self, name: str) -> tuple[str, ...]:
+        """The queries that find uploads naming ``name`` on this hub (its search's rules)."""
+        ...
+
+    async def search(self, query: str, after: str | None) -> SearchPage:
+        """One page of results for ``query``, from position ``after`` (None: the first)."""
+        ...
+
+
+@runtime_checkable
+class CheckableSource(Protocol):
+    """A source that can say whether a recorded upload is still up (takedown tracking)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def hub_status(self, target: CheckTarget) -> HubStatus:
+        """The upload's state on the hub now. Raises ``SourceError`` when the hub cannot
+        tell (down, or an answer that says neither up nor gone): nothing may change then."""
         ...

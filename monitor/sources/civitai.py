@@ -26,7 +26,17 @@ from detectors.results import JSONValue, TextField
 from monitor.http import Credential, HttpClient
 from monitor.settings import CivitaiSettings
 from monitor.sources import hub_json as j
-from monitor.sources.base import Cursor, Fetched, ListedUpload, Listing, RemoteFile, Upload
+from monitor.sources.base import (
+    CheckTarget,
+    Cursor,
+    Fetched,
+    HubStatus,
+    ListedUpload,
+    Listing,
+    RemoteFile,
+    SearchPage,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,10 @@ OVERLAP_S = 3600.0  # edge cache (5 min) plus publishing lag, with room to spare
 MAX_PAGES = 20
 FIRST_POLL_PAGES = 1
 SCREENED_FILE_TYPES = frozenset({"Model", "Pruned Model"})
+# What takedown tracking reads as gone: the API's 404 covers deleted, unpublished and hidden
+# versions alike; 410 is an archived file.
+GONE_STATUSES = frozenset({404, 410})
+GONE_MODES = {"TakenDown": "taken down", "Archived": "archived"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +219,57 @@ class CivitaiSource:
             raise SourceRejected(f"civitai model {model_id} has no published version")
         return model.listed(max(dated, key=lambda v: v.published_at or datetime.min))
 
+    def search_terms(self, name: str) -> tuple[str, ...]:
+        """Civitai's search matches words in model names, tags and descriptions (typos
+        forgiven), so a name is searched as it is written."""
+        term = " ".join(name.split())
+        return (term,) if term else ()
+
+    async def search(self, query: str, after: str | None) -> SearchPage:
+        """One page of ``/api/v1/models?query=…`` (all versions of each model; the cursor is
+        an offset there, opaque here); a model a ``…|<id>`` cursor skipped is fetched."""
+        params = [("query", query), *(("types", t) for t in MODEL_TYPES)]
+        params += [("nsfw", "true"), ("limit", str(self._limit))]
+        if after is not None:
+            params.append(("cursor", after))
+        reply = await self._http.get_json(
+            self._api("models"), params=params, credential=self._credential
+        )
+        page = FeedPage.parse(reply.data)
+        models = list(page.models)
+        if page.next_cursor is not None:
+            seen = {m.id for m in models}
+            models.extend(await self._recover_skipped([page.next_cursor], seen))
+        uploads = _dedupe(_new_versions(models, None))
+        return SearchPage(tuple(uploads), page.next_cursor, len(models))
+
+    async def hub_status(self, target: CheckTarget) -> HubStatus:
+        """Gone when the version or its model answers 404/410, or says it is unpublished,
+        private, archived or taken down; anything else from the hub leaves it unknown."""
+        version = await self._status_of(f"model-versions/{target.upload_id}", "version")
+        if isinstance(version, HubStatus):
+            return version
+        state = j.text(version.get("status"))
+        if state is not None and state != "Published":
+            return HubStatus("unpublished", f"the version's status is {state}")
+        if j.text(version.get("availability")) == "Private":
+            return HubStatus("hidden", "the version is private")
+        gone = _mode_gone(j.sub(version, "model"))
+        model_id = j.opt_int(version.get("modelId"))
+        if gone is None and model_id is not None:
+            model = await self._status_of(f"models/{model_id}", "model")
+            gone = model if isinstance(model, HubStatus) else _mode_gone(model)
+        return gone or HubStatus("up")
+
+    async def _status_of(self, path: str, what: str) -> dict[str, Any] | HubStatus:
+        try:
+            reply = await self._http.get_json(self._api(path), credential=self._credential)
+        except SourceRejected as exc:
+            if exc.status in GONE_STATUSES:
+                return HubStatus("removed", f"the {what} answers HTTP {exc.status}")
+            raise
+        return j.obj(reply.data, what)
+
     async def read_bytes(self, file: RemoteFile, start: int, length: int) -> Fetched:
         return await self._http.get_range(
             file.url, start=start, length=length, credential=self._credential
@@ -291,6 +356,16 @@ class CivitaiSource:
 
     def _api(self, path: str) -> URL:
         return self._base.join(URL(f"api/v1/{path}"))
+
+
+def _mode_gone(model: Mapping[str, Any]) -> HubStatus | None:
+    """A model Civitai archived (files removed) or took down, from its ``mode``."""
+    mode = j.text(model.get("mode"))
+    if mode in GONE_MODES:
+        return HubStatus("removed", f"the model is {GONE_MODES[mode]}")
+    if model.get("status") not in (None, "Published"):
+        return HubStatus("unpublished", f"the model's status is {model.get('status')}")
+    return None
 
 
 def _past(page: FeedPage, floor: datetime | None) -> bool:

@@ -20,7 +20,16 @@ from detectors.errors import SourceRejected, SourceUnavailable
 from detectors.results import JSONValue, TextField
 from monitor.local_files import model_files_in, sha256_file
 from monitor.settings import FolderSettings
-from monitor.sources.base import Cursor, Fetched, ListedUpload, Listing, RemoteFile, Upload
+from monitor.sources.base import (
+    CheckTarget,
+    Cursor,
+    Fetched,
+    HubStatus,
+    ListedUpload,
+    Listing,
+    RemoteFile,
+    Upload,
+)
 
 MIN_AGE_S = 300.0
 
@@ -91,6 +100,23 @@ class FolderSource:
         copied = await asyncio.to_thread(shutil.copyfile, _path_of(file), dest)
         return await asyncio.to_thread(lambda: copied.stat().st_size)
 
+    async def hub_status(self, target: CheckTarget) -> HubStatus:
+        """Up while the file, or a renamed copy of it anywhere in the folder, is there."""
+        return await asyncio.to_thread(self._status, target)
+
+    def _status(self, target: CheckTarget) -> HubStatus:
+        if not self._root.is_dir():
+            raise SourceUnavailable(f"the watched folder {self._root} does not exist")
+        path = _path_of(RemoteFile(target.upload_id, target.url or ""))
+        if path.is_file() and target.size in (None, _size(path)):
+            return HubStatus("up")  # not hashed again: a same-size rewrite in place passes
+        for candidate in model_files_in(self._root):
+            if target.size is not None and _size(candidate) != target.size:
+                continue  # only a file of the same size can be a renamed copy: hash only those
+            if sha256_file(candidate) == target.upload_id:
+                return HubStatus("up")
+        return HubStatus("removed", "the file was deleted from the watched folder")
+
     def _scan(self, cursor: Cursor) -> Listing:
         if not self._root.is_dir():
             raise SourceUnavailable(f"the watched folder {self._root} does not exist")
@@ -131,6 +157,13 @@ def _seen_map(raw: JSONValue | None) -> dict[str, _Seen]:
 def _listed(path: Path, seen: _Seen) -> ListedUpload:
     hint: Mapping[str, JSONValue] = {"path": str(path), "size": seen.size}
     return ListedUpload(str(seen.sha256), path.name, None, hint)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _path_of(file: RemoteFile) -> Path:

@@ -28,12 +28,22 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from detectors.errors import SourceError, SourceRejected, SourceUnavailable
+from detectors.errors import SourceError, SourceRejected, UploadNotReady
 from detectors.results import TextField
 from monitor.http import Credential, HttpClient
 from monitor.settings import HuggingFaceSettings
 from monitor.sources import hub_json as j
-from monitor.sources.base import Cursor, Fetched, ListedUpload, Listing, RemoteFile, Upload
+from monitor.sources.base import (
+    CheckTarget,
+    Cursor,
+    Fetched,
+    HubStatus,
+    ListedUpload,
+    Listing,
+    RemoteFile,
+    SearchPage,
+    Upload,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,7 @@ MODEL_SUFFIXES = (".safetensors", ".sft")
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin")
 INTERMEDIATE = re.compile(r"_\d{9}\.safetensors$")
 ADAPTER_TAGS = frozenset({"lora", "lycoris", "dora", "peft", "template:sd-lora"})
+MIN_SEARCH_WORD_CHARS = 5  # shorter words alone match too many unrelated repo ids
 NOISE_TAG_PREFIXES = ("base_model:", "license:", "region:", "dataset:", "arxiv:", "doi:")
 
 
@@ -168,7 +179,7 @@ class HuggingFaceSource:
         info = ModelInfo.parse(reply.data)
         files = tuple(self._remote_files(info))
         if not files:
-            raise SourceUnavailable(f"huggingface repo {info.id} has no model file yet")
+            raise UploadNotReady(f"huggingface repo {info.id} has no model file yet")
         readme = await self._readme(info)
         return Upload(
             upload_id=info.id,
@@ -179,6 +190,61 @@ class HuggingFaceSource:
             uploader=info.author,
             base_model=next(j.strings(info.card_data.get("base_model")), None),
         )
+
+    def search_terms(self, name: str) -> tuple[str, ...]:
+        """The Hub's ``search`` is a case-insensitive substring of the repo id, where names
+        are written ``mara-quellbrook``, ``mara_quellbrook`` or ``maraquellbrook``: the
+        name's longest word finds all of them when it is distinctive enough, else each
+        joined form is searched."""
+        words = [w.lower() for w in re.findall(r"[^\W_]+", name)]
+        if not words:
+            return ()
+        longest = max(words, key=len)
+        if len(longest) >= MIN_SEARCH_WORD_CHARS or len(words) == 1:
+            return (longest,)
+        return tuple(dict.fromkeys(sep.join(words) for sep in ("-", "_", "")))
+
+    async def search(self, query: str, after: str | None) -> SearchPage:
+        """One page of ``/api/models?search=…`` (adapter repos only), newest first; ``after``
+        is the path and query of the page the previous one's ``Link: rel="next"`` named."""
+        if after is None:
+            params = [("search", query), ("sort", "createdAt"), ("limit", str(self._limit))]
+            url = self._base.join(URL("api/models")).update_query([*params, ("full", "true")])
+        else:
+            url = self._base.join(URL(after.lstrip("/"), encoded=True))
+        reply = await self._http.get_json(url, credential=self._credential)
+        models = list(_models(reply.data))
+        following = reply.links.get("next")
+        return SearchPage(
+            uploads=tuple(m.listed() for m in models if m.is_adapter),
+            next=following.raw_path_qs if following is not None else None,
+            models=len(models),
+        )
+
+    async def hub_status(self, target: CheckTarget) -> HubStatus:
+        """Gone when the repo answers 404 (or 401 ``RepoNotFound``: deleted or made
+        private), is disabled, gated or private, or no longer holds the recorded files."""
+        try:
+            reply = await self._http.get_json(
+                self._base.join(URL(f"api/models/{quote(target.upload_id)}")),
+                credential=self._credential,
+            )
+        except SourceRejected as exc:
+            if exc.status in (404, 410) or exc.error_code == "RepoNotFound":
+                return HubStatus("removed", f"the repo answers HTTP {exc.status}")
+            raise
+        repo = j.obj(reply.data, "model")
+        gated = repo.get("gated")
+        if repo.get("disabled") is True:
+            return HubStatus("removed", "the repo is disabled")
+        if gated not in (None, False):
+            return HubStatus("gated", f"the repo is gated ({gated})")
+        if repo.get("private") is True:
+            return HubStatus("hidden", "the repo is private")
+        files = {s.rfilename for s in ModelInfo.parse(repo).siblings}
+        if target.filenames and files.isdisjoint(target.filenames):
+            return HubStatus("removed", "the recorded model files were deleted from the repo")
+        return HubStatus("up")
 
     async def read_bytes(self, file: RemoteFile, start: int, length: int) -> Fetched:
         return await self._http.get_range(

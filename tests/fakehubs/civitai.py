@@ -1,6 +1,10 @@
-"""A fake Civitai: /api/v1/models (Newest, keyset cursor with the live skip bug),
-/api/v1/models/{id}, /api/v1/model-versions/{id}, and /api/download/models/{id} redirecting
-(307) to the fake storage host. Shapes follow hubs/civitai/*.json; URLs echo the origin."""
+"""A fake Civitai: /api/v1/models (Newest, keyset cursor with the live skip bug; or a
+``query`` search over names, tags, descriptions and trained words with an offset cursor and
+pages left short by filters applied after the limit), /api/v1/models/{id},
+/api/v1/model-versions/{id}, and /api/download/models/{id} redirecting (307) to the fake
+storage host. Models can be deleted, hidden, taken down or archived, and versions
+unpublished or made private (takedown tracking). Shapes follow hubs/civitai/*.json; URLs
+echo the origin."""
 
 from __future__ import annotations
 
@@ -41,6 +45,8 @@ class CvVersion:
     prompts: list[str] = field(default_factory=list)
     base_model: str = "SD 1.5"
     description: str | None = None
+    status: str = "Published"
+    availability: str = "Public"
 
 
 @dataclass
@@ -52,6 +58,18 @@ class CvModel:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     creator: str = "someone"
+    hidden: bool = False  # unpublished or hidden by a moderator: 404 everywhere
+    mode: str | None = None  # "TakenDown" or "Archived"
+
+    @property
+    def listable(self) -> bool:
+        return not self.hidden and any(v.status == "Published" for v in self.versions)
+
+    def matches(self, query: str) -> bool:
+        """Every word of the query in the name, tags, description or trained words."""
+        words = [w for v in self.versions for w in v.trained_words]
+        text = " ".join([self.name, *self.tags, self.description or "", *words, self.creator])
+        return all(word in text.lower() for word in query.lower().split())
 
     @property
     def last_version_at(self) -> datetime:
@@ -85,6 +103,8 @@ class FakeCivitai:
     models: dict[int, CvModel] = field(default_factory=dict)
     cursor_skip: bool = True
     duplicate_across_pages: bool = False
+    numeric_search_cursor: bool = False  # nextCursor as a JSON number (seen on other endpoints)
+    show_unpublished: bool = False  # older deployments answered 200 with the version's status
     on_list: Callable[[FakeCivitai], None] | None = None
     received: list[Received] = field(default_factory=list)
     origin: str = ""
@@ -134,12 +154,16 @@ class FakeCivitai:
     async def _list(self, request: web.Request) -> web.Response:
         if self.on_list is not None:
             self.on_list(self)
+        if "query" in request.query:
+            return self._search(request)
         types = set(request.query.getall("types", []))
         if request.query.get("sort") != "Newest" or not types:
             return _json({"error": "this fake answers sort=Newest with types only"}, 400)
         limit = int(request.query.get("limit", "100"))
         rows = sorted(
-            (m for m in self.models.values() if m.type in types), key=cursor_key, reverse=True
+            (m for m in self.models.values() if m.type in types and m.listable),
+            key=cursor_key,
+            reverse=True,
         )
         cursor = request.query.get("cursor")
         if cursor:
@@ -154,22 +178,55 @@ class FakeCivitai:
             metadata["nextPage"] = f"{self.origin}/api/v1/models?cursor={metadata['nextCursor']}"
         return _json({"items": [self._item(m) for m in page], "metadata": metadata})
 
+    def _search(self, request: web.Request) -> web.Response:
+        """Search pages by offset (the cursor is the offset as a string); hidden models and
+        unpublished versions are dropped after the page is cut, so a page can come back
+        short, or empty, with a ``nextCursor`` (civitai/civitai#1848)."""
+        if "page" in request.query:
+            return _json({"error": "Cannot use page param with query search"}, 400)
+        types = set(request.query.getall("types", [])) or {m.type for m in self.models.values()}
+        query, limit = request.query["query"], int(request.query.get("limit", "100"))
+        cursor = request.query.get("cursor", "0")
+        if not cursor.isdigit():
+            return _json({"error": f"Invalid cursor: {cursor}"}, 400)
+        rows = sorted(
+            (m for m in self.models.values() if m.type in types and m.matches(query)),
+            key=cursor_key,
+            reverse=True,
+        )
+        offset = int(cursor)
+        page, metadata = rows[offset : offset + limit], {}
+        if len(rows) > offset + limit:
+            following = offset + limit
+            metadata["nextCursor"] = following if self.numeric_search_cursor else str(following)
+            metadata["nextPage"] = f"{self.origin}/api/v1/models?query={query}&cursor={following}"
+        items = [self._item(m) for m in page if m.listable]
+        return _json({"items": items, "metadata": metadata})
+
     async def _model(self, request: web.Request) -> web.Response:
         model = self.models.get(int(request.match_info["id"]))
-        if model is None:
+        if model is None or model.hidden:
             return _json({"error": f"No model with id {request.match_info['id']}"}, 404)
         return _json(self._item(model))
 
     async def _version(self, request: web.Request) -> web.Response:
         found = self._find_version(int(request.match_info["id"]))
-        if found is None:
+        if found is None or found[0].hidden:
             return _json({"error": "Model not found"}, 404)
         model, version = found
+        if version.status != "Published" and not self.show_unpublished:
+            return _json({"error": "Model not found"}, 404)
         body = self._version_json(version, with_meta=True)
         body.update(
             modelId=model.id,
-            model={"name": model.name, "type": model.type, "nsfw": False, "poi": False},
-            status="Published",
+            model={
+                "name": model.name,
+                "type": model.type,
+                "nsfw": False,
+                "poi": False,
+                **({"mode": model.mode} if model.mode else {}),
+            },
+            status=version.status,
         )
         return _json(body)
 
@@ -209,7 +266,12 @@ class FakeCivitai:
             "creator": {"username": model.creator, "image": None},
             "stats": {"downloadCount": None, "thumbsUpCount": 0},
             "cosmetic": None,
-            "modelVersions": [self._version_json(v, with_meta=False) for v in model.versions],
+            "modelVersions": [
+                self._version_json(v, with_meta=False)
+                for v in model.versions
+                if v.status == "Published"
+            ],
+            **({"mode": model.mode} if model.mode else {}),
         }
 
     def _version_json(self, version: CvVersion, *, with_meta: bool) -> dict[str, Any]:
@@ -247,7 +309,7 @@ class FakeCivitai:
             "files": files,
             "images": images,
             "downloadUrl": url,
-            "availability": "Public",
+            "availability": version.availability,
             "paidAccess": None,
         }
 

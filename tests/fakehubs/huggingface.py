@@ -1,7 +1,10 @@
 """A fake Hugging Face Hub: /api/models (sort=createdAt, keyset cursor, Link paging with the
-request's origin), /api/models/{repo} (``blobs=true`` adds sizes and LFS sha256), and
+request's origin; ``search`` as a case-insensitive substring of the repo id),
+/api/models/{repo} (``blobs=true`` adds sizes and LFS sha256), and
 /{repo}/resolve/{rev}/{path}: 302 to the fake storage host for LFS files, a relative 307
-to /api/resolve-cache/… for small ones. Shapes follow hubs/huggingface/*.json."""
+to /api/resolve-cache/… for small ones. Repos can be deleted, made private (401
+``RepoNotFound``), gated or disabled (takedown tracking). Shapes follow
+hubs/huggingface/*.json."""
 
 from __future__ import annotations
 
@@ -34,6 +37,9 @@ class HfRepo:
     readme: str = ""
     lfs: dict[str, str] = field(default_factory=dict)  # rfilename -> storage key
     library_name: str | None = None
+    gated: bool | str = False  # or "auto" / "manual"
+    disabled: bool = False
+    private: bool = False  # answers 401 RepoNotFound to others, and is never listed
     sha: str = field(default_factory=lambda: hashlib.sha1(str(next(_ids)).encode()).hexdigest())
     object_id: str = field(default_factory=lambda: f"{next(_ids):024x}")
 
@@ -84,7 +90,9 @@ class FakeHuggingFace:
             self.on_list(self)
         tags = request.query.getall("filter", [])
         pipeline = request.query.get("pipeline_tag")
-        rows = [r for r in self.repos.values() if all(t in r.tags for t in tags)]
+        rows = [r for r in self.repos.values() if all(t in r.tags for t in tags) and not r.private]
+        search = request.query.get("search", "").lower()
+        rows = [r for r in rows if search in r.id.lower()]
         if pipeline:
             rows = [r for r in rows if pipeline in r.tags]
         rows.sort(key=lambda r: (r.created_at, r.object_id), reverse=True)
@@ -105,7 +113,7 @@ class FakeHuggingFace:
 
     async def _info(self, request: web.Request) -> web.Response:
         repo = self.repos.get(f"{request.match_info['owner']}/{request.match_info['name']}")
-        if repo is None:
+        if repo is None or repo.private:
             return _not_found()
         return web.json_response(self._info_json(repo, blobs=request.query.get("blobs") == "true"))
 
@@ -156,8 +164,9 @@ class FakeHuggingFace:
             "sha": repo.sha,
             "createdAt": iso(repo.created_at),
             "lastModified": iso(repo.created_at),
-            "private": False,
-            "gated": False,
+            "private": repo.private,
+            "gated": repo.gated,
+            "disabled": repo.disabled,
             "tags": repo.tags,
             "pipeline_tag": "text-to-image",
             "siblings": siblings,
