@@ -26,8 +26,9 @@ from monitor.local_files import read_local_file
 from monitor.probing import ProbeOutcome, Prober, references_for
 from monitor.runtime import Runtime
 from monitor.sources.base import ListedUpload, RemoteFile, Source
+from storage.probe_cache import run_key
 from storage.probe_jobs import probe_candidates, upload_by_pk
-from storage.records import UploadRecord
+from storage.records import UploadRecord, UploadState
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +95,23 @@ class ProbeWorker:
         if not references:
             return None
         store = self._runtime.store
+        backscan = record.state == "requeued"  # a back-scan asked for this probe
         await asyncio.to_thread(store.set_upload_state, upload_pk, "probing")
         started = time.monotonic()
         try:
             async with self._downloaded(record, source) as path:
                 screening = await asyncio.to_thread(self._screen_local, path)
                 outcome = await self._prober.probe_async(
-                    path, screening, artists, references, family=record.base_family
+                    path,
+                    screening,
+                    artists,
+                    references,
+                    family=record.base_family,
+                    remember_as=run_key(record.source, record.upload_id),
                 )
         except SourceUnavailable as exc:
-            await asyncio.to_thread(store.set_upload_state, upload_pk, "screened", error=str(exc))
+            waiting: UploadState = "requeued" if backscan else "screened"
+            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=str(exc))
             log.warning("probe.download.later", extra=_extra(record, str(exc)))
             return None
         except (SourceRejected, InputError, ProbeError) as exc:
@@ -113,7 +121,9 @@ class ProbeWorker:
             return ProbeOutcome(ran=False, reason=reason)
         if self._observe is not None:
             self._observe(time.monotonic() - started)
-        await asyncio.to_thread(store.record_findings, upload_pk, outcome.matches)
+        await asyncio.to_thread(
+            store.record_findings, upload_pk, outcome.matches, backscan=backscan
+        )
         await asyncio.to_thread(store.set_upload_state, upload_pk, "probed")
         log.info("probe.done", extra=_extra(record, f"{len(outcome.matches)} findings"))
         return outcome

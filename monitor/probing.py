@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
@@ -34,10 +35,11 @@ from detectors.style.base import Embeddings, StyleEmbedder
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from storage.blobs import BlobStore
-from storage.probe_cache import ProbeCache
+from storage.probe_cache import ProbeCache, ProbeRun
 from storage.references import reference_blobs
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TRIGGER_SOURCES = frozenset({"trainedWords", "modelspec.trigger_phrase", "trigger_words"})
 NEAREST_ARTISTS = 2
@@ -92,6 +94,14 @@ class Prober:
         return self._backend
 
     @property
+    def embedder(self) -> StyleEmbedder:
+        return self._embedder
+
+    @property
+    def cache(self) -> ProbeCache:
+        return self._cache
+
+    @property
     def lift_threshold(self) -> float:
         """The style lift at which a probe flags an upload."""
         return self._threshold
@@ -110,10 +120,18 @@ class Prober:
         references: Mapping[int, Sequence[str]],
         *,
         family: str | None = None,
+        remember_as: str | None = None,
     ) -> ProbeOutcome:
         """``probe`` on the probe thread; the caller's loop stays free."""
-        call = functools.partial(self.probe, lora, screening, artists, references, family=family)
-        return await asyncio.get_running_loop().run_in_executor(self._worker, call)
+        call = functools.partial(
+            self.probe, lora, screening, artists, references, family=family, remember_as=remember_as
+        )
+        return await self.on_probe_thread(call)
+
+    async def on_probe_thread(self, work: Callable[[], T]) -> T:
+        """Run ``work`` on the probe thread (the one that owns the pipelines and the
+        embedder's device), after the probe in flight."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
     def close(self) -> None:
         self._worker.shutdown(wait=True)
@@ -126,10 +144,13 @@ class Prober:
         references: Mapping[int, Sequence[str]],
         *,
         family: str | None = None,
+        remember_as: str | None = None,
     ) -> ProbeOutcome:
         """Probe one LoRA file. ``references`` maps artist ids to reference blob keys;
-        ``family`` overrides the screening's base family. Raises ProbeError when the
-        backend fails (the LoRA does not fit the base model, a load failed)."""
+        ``family`` overrides the screening's base family. ``remember_as`` (an upload's
+        `storage.probe_cache.run_key`) keeps the run in the probe cache, so that references
+        added later can score it without drawing again. Raises ProbeError when the backend
+        fails (the LoRA does not fit the base model, a load failed)."""
         family = family or screening.base_family
         reason = self.unavailable(family) or _no_references(references)
         if reason:
@@ -148,12 +169,15 @@ class Prober:
             second = prompt_plan.artist_pass(chosen, self._max_images, len(quick))
             self._draw(draw, second, images)
         self._ensure_base(family, second, images)
-        lifts = self._lifts(gallery, images)
+        lora_vecs, base_vecs = self._plan_vectors(images)
+        lifts = style_lifts(gallery, lora_vecs, base_vecs)
         matches = probe_matches(
             lifts, {str(k): v for k, v in names.items()}, screening.matches, self._threshold, labels
         )
         sheets = {m.artist_id: self._sheet(images, references, m.artist_id) for m in matches}
         matches = [_with_sheet(m, sheets[m.artist_id]) for m in matches]
+        if remember_as is not None:
+            self._remember(remember_as, family, images, lora_vecs, base_vecs)
         log.info(
             "probed %s: %d findings",
             lora.name,
@@ -185,15 +209,7 @@ class Prober:
 
     def _vectors(self, blobs: Sequence[str]) -> Embeddings:
         """Style vectors of image blobs, embedded once per embedder and cached."""
-        name = self._embedder.name
-        cached = [self._cache.vector(name, b) for b in blobs]
-        missing = [i for i, v in enumerate(cached) if v is None]
-        if missing:
-            fresh = self._embedder.embed([self._cache.image(blobs[i]) for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                self._cache.put_vector(name, blobs[i], vector)
-                cached[i] = vector
-        return np.stack([v for v in cached if v is not None]).astype(np.float32)
+        return self._cache.vectors(self._embedder, blobs)
 
     def _ensure_base(self, family: str, plan: Sequence[PlannedImage], images: _PlanImages) -> None:
         key = self._backend.settings_key(family)
@@ -218,10 +234,33 @@ class Prober:
         images.plan.extend(plan)
         images.lora.extend(drawn)
 
-    def _lifts(self, gallery: ArtistGallery, images: _PlanImages) -> list[StyleLift]:
+    def _plan_vectors(self, images: _PlanImages) -> tuple[Embeddings, Embeddings]:
+        """Style vectors of the LoRA's images and of the base images, rows paired."""
         lora_vecs = self._embedder.embed(images.lora)
         base_vecs = self._vectors([images.base[(p.prompt, p.seed)] for p in images.plan])
-        return style_lifts(gallery, lora_vecs, base_vecs)
+        return lora_vecs, base_vecs
+
+    def _lifts(self, gallery: ArtistGallery, images: _PlanImages) -> list[StyleLift]:
+        return style_lifts(gallery, *self._plan_vectors(images))
+
+    def _remember(
+        self,
+        upload: str,
+        family: str,
+        images: _PlanImages,
+        lora_vecs: Embeddings,
+        base_vecs: Embeddings,
+    ) -> None:
+        run = ProbeRun(
+            family=family,
+            prompts=tuple(p.prompt for p in images.plan),
+            seeds=tuple(p.seed for p in images.plan),
+            lora_images=tuple(self._cache.put_thumbnail(i) for i in images.lora),
+            base_images=tuple(images.base[(p.prompt, p.seed)] for p in images.plan),
+            lora_vectors=np.asarray(lora_vecs, dtype=np.float32),
+            base_vectors=np.asarray(base_vecs, dtype=np.float32),
+        )
+        self._cache.put_run(self._embedder.name, upload, run)
 
     def _nearest_artists(
         self, gallery: ArtistGallery, images: _PlanImages, names: Mapping[int, str]

@@ -15,6 +15,7 @@ from monitor.local_files import LocalFile, model_files_in, read_local_file
 from monitor.reupload import ReuploadLinker, local_fingerprint
 from monitor.runtime import Runtime
 from monitor.scan_report import ScanFailure, ScanReport
+from storage.probe_cache import run_key
 from storage.records import FileRecord, UploadState
 from storage.source_state import SourceState
 
@@ -98,7 +99,13 @@ class Scanner:
         if not references:
             return ProbeOutcome(ran=False, reason="no artist has reference images")
         try:
-            return prober.probe(local.path, screening, artists, references)
+            return prober.probe(
+                local.path,
+                screening,
+                artists,
+                references,
+                remember_as=run_key(LOCAL_SOURCE, local.sha256),
+            )
         except ProbeError as exc:
             log.warning("scan.probe.failed", extra={"upload_id": local.sha256, "reason": str(exc)})
             return ProbeOutcome(ran=False, reason=f"the probe failed: {exc}")

@@ -7,19 +7,24 @@ Each upload keeps the groups of fields its screening read (``upload.screen_field
 written when its files are recorded; an upload recorded
 before that column existed gets it computed from its stored metadata and hub text the first
 time a back-scan reads it.
+
+A back-scan by style reads the other list here: the probed LoRAs of the families with a
+base model (`RecordedUploads.probed`), whose kept probe runs it scores again, and puts those
+without a kept run back in the probe's queue (`RecordedUploads.requeue`).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeVar
 from typing import cast as type_cast
 
-from sqlalchemy import Engine, Text, cast, func, update
+from sqlalchemy import ColumnElement, CursorResult, Engine, Text, cast, func, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -28,7 +33,8 @@ from detectors.rescreen import StoredFile, screen_groups
 from detectors.results import FileFormat, TextField
 from storage.engine import error_summary, write_engine
 from storage.loaders import text_fields
-from storage.models import ModelFile, Upload
+from storage.models import ModelFile, Source, Upload
+from storage.probe_jobs import PROBED_KINDS
 
 T = TypeVar("T")
 
@@ -51,6 +57,15 @@ class StoredUpload:
 
     def groups(self) -> tuple[tuple[TextField, ...], ...]:
         return _groups(_json_list(self.text))
+
+
+@dataclass(frozen=True, slots=True)
+class ProbedUpload:
+    """A recorded upload the probe has run on (``upload_pk``: its database key)."""
+
+    upload_pk: int
+    source: str
+    upload_id: str
 
 
 class RecordedUploads:
@@ -82,6 +97,32 @@ class RecordedUploads:
                 for pk, text in rows
             ]
             after = rows[-1][0]
+
+    def probed_count(self, families: Collection[str]) -> int:
+        """How many LoRAs of ``families`` the probe has run on."""
+        return self._run(self._engine, partial(_probed_count, families=families))
+
+    def probed(
+        self, families: Collection[str], size: int = BATCH_SIZE
+    ) -> Iterator[list[ProbedUpload]]:
+        """The LoRAs of ``families`` the probe has run on (state "probed"), oldest first."""
+        after = 0
+        while True:
+            page = partial(_probed_page, families=families, after=after, size=size)
+            batch = self._run(self._engine, page)
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].upload_pk
+
+    def requeue(self, upload_pks: Iterable[int]) -> int:
+        """Put probed uploads back in the probe's queue (state "requeued", which the probe
+        worker takes like "screened" and whose findings it marks as a back-scan's).
+        Returns how many were still "probed" and are now queued."""
+        wanted = sorted(set(upload_pks))
+        if not wanted:
+            return 0
+        return self._run(self._writer, partial(_requeue, upload_pks=wanted))
 
     def _run(self, engine: Engine, work: Callable[[Session], T]) -> T:
         try:
@@ -117,6 +158,42 @@ def refresh_screen_fields(session: Session, upload_pks: Iterable[int]) -> dict[i
             update(Upload), [{"id": pk, "screen_fields": groups} for pk, groups in filled.items()]
         )
     return filled
+
+
+def _probed_filter(families: Collection[str]) -> list[ColumnElement[bool]]:
+    return [
+        col(Upload.state) == "probed",
+        col(Upload.kind).in_(PROBED_KINDS),
+        col(Upload.base_family).in_(list(families)),
+    ]
+
+
+def _probed_count(session: Session, *, families: Collection[str]) -> int:
+    query = select(func.count()).select_from(Upload).where(*_probed_filter(families))
+    return session.exec(query).one()
+
+
+def _probed_page(
+    session: Session, *, families: Collection[str], after: int, size: int
+) -> list[ProbedUpload]:
+    rows = session.exec(
+        select(Upload.id, Source.name, Upload.upload_id)
+        .join(Source, col(Source.id) == col(Upload.source_id))
+        .where(*_probed_filter(families), col(Upload.id) > after)
+        .order_by(col(Upload.id))
+        .limit(size)
+    ).all()
+    return [ProbedUpload(pk, source, upload_id) for pk, source, upload_id in rows if pk]
+
+
+def _requeue(session: Session, *, upload_pks: list[int]) -> int:
+    result = session.execute(
+        update(Upload)
+        .where(col(Upload.id).in_(upload_pks), col(Upload.state) == "probed")
+        .values(state="requeued", updated_at=datetime.now(UTC))
+    )
+    # An UPDATE's result is a CursorResult (rowcount); Session.execute is typed as Result.
+    return type_cast("CursorResult[Any]", result).rowcount
 
 
 def _page(session: Session, *, after: int, size: int) -> list[tuple[int, str | None]]:

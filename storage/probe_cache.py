@@ -2,9 +2,12 @@
 
 A base image is keyed by (family, the backend's settings key, prompt, seed) and drawn once
 per family; a vector by (embedder name, image blob key), so reference images and base
-images are embedded once per embedder. Images and vectors live in the blob store (PNG and
-``.npy`` bytes); the index is one small JSON file per key under ``root``, written to a
-temporary file and renamed, so a crash leaves an entry either absent or complete.
+images are embedded once per embedder. A probe run (`ProbeRun`: what one probe of one
+upload drew and its style vectors) is keyed by (embedder name, upload), so references added
+later can score the upload again without drawing anything. Images and vectors live in the
+blob store (PNG, JPEG, ``.npy`` and ``.npz`` bytes); the index is one small JSON file per key
+under ``root``, written to a temporary file and renamed, so a crash leaves an entry either
+absent or complete.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import io
 import json
 import os
 import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +28,31 @@ import numpy.typing as npt
 from PIL import Image
 
 from detectors.errors import StorageError
+from detectors.style.base import StyleEmbedder
 from storage.blobs import BlobNotFound, BlobStore
 
 Vector = npt.NDArray[np.float32]
+# LoRA images are kept as small JPEGs: enough for an evidence sheet's cells (192 px).
+THUMBNAIL_PX = 192
+THUMBNAIL_QUALITY = 88
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRun:
+    """One probe of one upload, kept for scoring it later against other references.
+
+    Row ``i`` of ``lora_vectors`` and ``base_vectors`` is the style vector of the LoRA's and
+    the base model's image for ``(prompts[i], seeds[i])``; ``lora_images`` are small copies of
+    the LoRA's images and ``base_images`` the base images (blob keys, same order).
+    """
+
+    family: str
+    prompts: tuple[str, ...]
+    seeds: tuple[int, ...]
+    lora_images: tuple[str, ...]
+    base_images: tuple[str, ...]
+    lora_vectors: Vector
+    base_vectors: Vector
 
 
 class ProbeCache:
@@ -74,6 +102,71 @@ class ProbeCache:
         np.save(out, np.asarray(vector, dtype=np.float32), allow_pickle=False)
         self._write(_key("vector", embedder, blob), {"blob": self.blobs.put(out.getvalue())})
 
+    def vectors(self, embedder: StyleEmbedder, blobs: Sequence[str]) -> Vector:
+        """Style vectors of image blobs (rows in order), embedding only those not cached."""
+        cached = [self.vector(embedder.name, b) for b in blobs]
+        missing = [i for i, v in enumerate(cached) if v is None]
+        if missing:
+            fresh = embedder.embed([self.image(blobs[i]) for i in missing])
+            for i, vector in zip(missing, fresh, strict=True):
+                self.put_vector(embedder.name, blobs[i], vector)
+                cached[i] = vector
+        return np.stack([v for v in cached if v is not None]).astype(np.float32)
+
+    def put_thumbnail(self, image: Image.Image) -> str:
+        """A JPEG copy of ``image`` at most ``THUMBNAIL_PX`` on a side; its blob key."""
+        small = image.convert("RGB")
+        small.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        small.save(out, format="JPEG", quality=THUMBNAIL_QUALITY)
+        return self.blobs.put(out.getvalue())
+
+    def put_run(self, embedder: str, upload: str, run: ProbeRun) -> None:
+        """Keep a probe run of ``upload`` (a stable key, e.g. ``source:upload_id``); a later
+        run of the same upload replaces it."""
+        out = io.BytesIO()
+        np.savez(out, lora=run.lora_vectors, base=run.base_vectors)
+        entry: dict[str, object] = {
+            "vectors": self.blobs.put(out.getvalue()),
+            "family": run.family,
+            "prompts": list(run.prompts),
+            "seeds": list(run.seeds),
+            "lora_images": list(run.lora_images),
+            "base_images": list(run.base_images),
+        }
+        self._write(_key("run", embedder, upload), entry)
+
+    def run(self, embedder: str, upload: str) -> ProbeRun | None:
+        """The probe run kept for ``upload`` with this embedder's vectors, or None (never
+        kept, or unreadable: the caller probes again)."""
+        entry = self._read(_key("run", embedder, upload))
+        vectors = entry.get("vectors") if entry else None
+        arrays = self._arrays(vectors) if isinstance(vectors, str) else None
+        if entry is None or arrays is None:
+            return None
+        seeds = entry.get("seeds")
+        run = ProbeRun(
+            family=str(entry.get("family", "")),
+            prompts=_strings(entry.get("prompts")),
+            seeds=tuple(s for s in seeds if isinstance(s, int)) if isinstance(seeds, list) else (),
+            lora_images=_strings(entry.get("lora_images")),
+            base_images=_strings(entry.get("base_images")),
+            lora_vectors=arrays[0],
+            base_vectors=arrays[1],
+        )
+        return run if _consistent(run) else None
+
+    def _arrays(self, blob: str) -> tuple[Vector, Vector] | None:
+        try:
+            loaded = np.load(io.BytesIO(self.blobs.read(blob)), allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                return None
+            with loaded as npz:
+                lora, base = npz["lora"], npz["base"]
+        except (BlobNotFound, OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # damaged: a miss, like a damaged index entry
+        return lora.astype(np.float32), base.astype(np.float32)
+
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
@@ -100,6 +193,24 @@ class ProbeCache:
             raise StorageError(
                 f"cannot write the probe cache in {self.root}: {exc.strerror}"
             ) from exc
+
+
+def run_key(source: str, upload_id: str) -> str:
+    """How the probe cache names an upload's probe run (`ProbeCache.put_run`)."""
+    return f"{source}:{upload_id}"
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
+
+
+def _consistent(run: ProbeRun) -> bool:
+    """Every column has one entry per row of two paired, non-empty vector arrays."""
+    lora, base = run.lora_vectors, run.base_vectors
+    if lora.ndim != 2 or lora.shape != base.shape or lora.shape[0] == 0:
+        return False
+    columns = (run.prompts, run.seeds, run.lora_images, run.base_images)
+    return all(len(c) == lora.shape[0] for c in columns)
 
 
 def _key(*parts: object) -> str:

@@ -13,7 +13,8 @@ from storage.models import Source, Upload
 from storage.records import UploadRecord
 
 PROBED_KINDS = ("lora", "lycoris")
-WAITING_STATES = ("screened", "probing")
+# "requeued": a back-scan asked for a new probe (its findings are marked as the back-scan's).
+WAITING_STATES = ("screened", "probing", "requeued")
 # `scan` probes local files itself; the worker probes what the pollers recorded.
 SKIPPED_SOURCES = ("local",)
 

@@ -7,10 +7,11 @@ import json
 
 from sqlalchemy import Engine, text
 
-from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
+from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Evidence, Kind, TextField
 from monitor.backscan import backscan
 from storage.backscan import RecordedUploads
-from storage.records import FileRecord
+from storage.probe_jobs import probe_candidates
+from storage.records import FileRecord, UploadState
 from storage.store import Store
 
 
@@ -112,3 +113,31 @@ def test_uploads_recorded_before_the_cache_are_screened_from_their_metadata(
     with engine.connect() as connection:
         nulls = connection.execute(text("SELECT count(*) FROM upload WHERE screen_fields IS NULL"))
         assert nulls.scalar_one() == 0
+
+
+def test_probed_loras_are_listed_by_family_and_requeued_once(store: Store, engine: Engine):
+    pks = {}
+    cases: list[tuple[str, Kind, BaseFamily, UploadState]] = [
+        ("a", "lora", "sd1", "probed"),
+        ("b", "lycoris", "sd1", "probed"),
+        ("c", "lora", "sdxl", "probed"),
+        ("d", "checkpoint", "sd1", "probed"),
+        ("e", "lora", "sd1", "screened"),
+        ("f", "lora", "sd1", "probed"),
+    ]
+    for upload_id, kind, family, state in cases:
+        record, _ = store.record_upload("civitai", upload_id, upload_id, kind=kind)
+        store.set_upload_state(record.id, state, base_family=family)
+        pks[upload_id] = record.id
+    recorded = RecordedUploads(engine)
+    assert recorded.probed_count(["sd1"]) == 3
+    pages = list(recorded.probed(["sd1"], size=2))
+    assert [[u.upload_id for u in page] for page in pages] == [["a", "b"], ["f"]]
+    assert pages[0][0].source == "civitai" and pages[0][0].upload_pk == pks["a"]
+    assert recorded.probed_count(["sd1", "sdxl"]) == 4
+    assert recorded.requeue([pks["a"], pks["e"], pks["a"]]) == 1  # "e" is not probed
+    assert recorded.requeue([pks["a"]]) == 0
+    states = {u.upload_id: u.state for u in store.list_uploads()}
+    assert (states["a"], states["e"], states["b"]) == ("requeued", "screened", "probed")
+    assert [u.upload_id for page in recorded.probed(["sd1"]) for u in page] == ["b", "f"]
+    assert probe_candidates(engine, ["sd1"]) == [pks["a"], pks["e"]]
