@@ -1,5 +1,9 @@
 """Building alert delivery from the settings (the composition side of ``alerts/``): the
-channels, the dispatcher, the digest, and `alert_delivery` for ``stylewatch serve``."""
+channels, the dispatcher, the digest, and `alert_delivery` for ``stylewatch serve``.
+
+With the procrastinate backend, serve keeps only the digest's cron (`digest_scheduling`
+without a dispatcher: it writes the digests into the outbox) and the workers of the
+``alerts`` queue deliver the outbox (`alert_dispatcher`)."""
 
 from __future__ import annotations
 
@@ -116,8 +120,9 @@ def digest_builder(runtime: Runtime) -> DigestBuilder:
     )
 
 
-async def send_digests(runtime: Runtime, dispatcher: Dispatcher, now: datetime) -> int:
-    """Enqueue this week's digests (once per recipient and week) and deliver what is due."""
+async def send_digests(runtime: Runtime, dispatcher: Dispatcher | None, now: datetime) -> int:
+    """Enqueue this week's digests (once per recipient and week) and deliver what is due
+    (without a dispatcher, the outbox's own deliverers send them)."""
     added = await asyncio.to_thread(
         enqueue_digests,
         digest_builder(runtime),
@@ -125,7 +130,8 @@ async def send_digests(runtime: Runtime, dispatcher: Dispatcher, now: datetime) 
         OutboxStore(runtime.engine),
         now,
     )
-    await dispatcher.run_once()
+    if dispatcher is not None:
+        await dispatcher.run_once()
     return added
 
 
@@ -164,26 +170,42 @@ async def send_confirmation(runtime: Runtime, subscription: SubscriptionRecord) 
 
 
 @asynccontextmanager
+async def alert_dispatcher(runtime: Runtime) -> AsyncIterator[Dispatcher]:
+    """A dispatcher and its webhook session, the webhook subscriptions synced first."""
+    await asyncio.to_thread(sync_webhooks, runtime)
+    async with create_webhook_session() as session:
+        yield build_dispatcher(runtime, session)
+
+
+@asynccontextmanager
 async def alert_delivery(runtime: Runtime) -> AsyncIterator[Dispatcher]:
     """For ``serve``: the dispatcher polls the outbox and the weekly digest runs on its
     cron (``[digest]``) until the block exits. A send cut off by the exit is resent after
     its lease expires, with the same message id."""
-    await asyncio.to_thread(sync_webhooks, runtime)
-    async with create_webhook_session() as session:
-        dispatcher = build_dispatcher(runtime, session)
+    async with alert_dispatcher(runtime) as dispatcher:
         task = asyncio.create_task(dispatcher.run_forever(), name="alerts.dispatcher")
-        scheduler = _digest_scheduler(runtime, dispatcher)
-        scheduler.start()
         try:
-            yield dispatcher
+            async with digest_scheduling(runtime, dispatcher):
+                yield dispatcher
         finally:
-            scheduler.shutdown(wait=False)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
 
-def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher) -> AsyncIOScheduler:
+@asynccontextmanager
+async def digest_scheduling(runtime: Runtime, dispatcher: Dispatcher | None) -> AsyncIterator[None]:
+    """The weekly digest on its cron (``[digest]``) while the block runs; without a
+    dispatcher it only writes the digests into the outbox."""
+    scheduler = _digest_scheduler(runtime, dispatcher)
+    scheduler.start()
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher | None) -> AsyncIOScheduler:
     digest = runtime.settings.digest
     scheduler = AsyncIOScheduler(timezone=ZoneInfo(digest.timezone))
     scheduler.add_job(
@@ -201,7 +223,7 @@ def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher) -> AsyncIOSchedu
     return scheduler
 
 
-async def _digest_job(runtime: Runtime, dispatcher: Dispatcher) -> None:
+async def _digest_job(runtime: Runtime, dispatcher: Dispatcher | None) -> None:
     try:
         added = await send_digests(runtime, dispatcher, utc_now())
     except Exception:  # a scheduled job must not die silently: log it with its traceback

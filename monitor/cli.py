@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from detectors.errors import StylewatchError
-from monitor import alert_commands, commands, model_commands, user_commands
+from monitor import alert_commands, commands, model_commands, user_commands, worker_commands
 from monitor.cli_context import CliState, err
 from monitor.hub_commands import artist_backscan, takedowns_check
 from monitor.log_format import configure_logging
@@ -43,6 +43,7 @@ app.add_typer(takedowns_app, name="takedowns")
 
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
+app.command("worker")(worker_commands.worker)
 app.command("scan")(commands.scan)
 app.command("poll")(commands.poll)
 app.command("uploads")(commands.uploads)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -49,16 +48,25 @@ def _example_config() -> str:
     return files("monitor").joinpath("config.example.toml").read_text(encoding="utf-8")
 
 
-def serve(ctx: typer.Context) -> None:
+def serve(
+    ctx: typer.Context,
+    with_worker: Annotated[
+        bool,
+        typer.Option(
+            "--with-worker",
+            help="Also run a job worker here ([queue] backend = procrastinate; the embedded "
+            "default always probes in serve)",
+        ),
+    ] = False,
+) -> None:
     """Run the service: web UI, health endpoints (and pollers) until Ctrl-C or SIGTERM."""
     from monitor.server import serve as run_server
+    from monitor.worker_commands import service_logging
 
-    root = logging.getLogger()
-    if root.level > logging.INFO:
-        root.setLevel(logging.INFO)  # a service logs one line per upload per stage
+    service_logging()
     runtime = open_runtime(cli_state(ctx).settings)
     try:
-        asyncio.run(run_server(runtime))
+        asyncio.run(run_server(runtime, with_worker=with_worker))
     finally:
         runtime.close()
 
@@ -300,17 +308,22 @@ def findings(
 
 
 def db_upgrade(ctx: typer.Context) -> None:
-    """Apply the database schema migrations (idempotent)."""
+    """Apply the database schema migrations, and the job queue's tables with the
+    procrastinate backend (idempotent)."""
     settings = cli_state(ctx).settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     from storage.engine import create_db_engine
+    from storage.job_tables import apply_job_schema
 
     engine = create_db_engine(settings.database_url)
     try:
         upgrade(engine)
+        created = settings.queue.backend == "procrastinate" and apply_job_schema(engine)
     finally:
         engine.dispose()
     out.print(f"database up to date: {escape(safe_database_url(settings.database_url))}")
+    if created:
+        out.print("job queue tables created (procrastinate)")
 
 
 def poll(

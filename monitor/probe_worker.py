@@ -1,10 +1,15 @@
-"""The probe worker inside ``serve``: probes the LoRAs the pollers recorded, one at a time.
+"""The probe worker: probes the LoRAs the pollers recorded, one at a time.
 
-It sweeps the database for uploads waiting for a probe (screened LoRAs of a family with a
-configured base model, or ones a crash left "probing"), queues them on the ``JobQueue``,
-downloads each file into a work folder, probes it on the one probe thread and records what
-it found. A hub that cannot deliver the file now leaves the upload waiting for a later sweep;
-a file the probe cannot use is recorded as failed with the reason.
+The sweep finds uploads waiting for a probe in the database (screened LoRAs of a family
+with a configured base model, or ones a crash left "probing") and queues them on the
+``JobQueue``. A probe job downloads the file into a work folder, probes it on the one probe
+thread and records what it found; a job for an upload no longer waiting does nothing. A hub
+that cannot deliver the file now leaves the upload waiting (the in-process worker leaves it
+to a later sweep, a procrastinate job is retried with backoff); a file the probe cannot use
+is recorded as failed with the reason.
+
+On the embedded default all of it runs inside ``serve`` (`probe_working`); with the
+procrastinate backend serve only sweeps (`sweeping`) and ``stylewatch worker`` probes.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from monitor.probing import ProbeOutcome, Prober, references_for
 from monitor.runtime import Runtime
 from monitor.sources.base import ListedUpload, RemoteFile, Source
 from storage.probe_cache import run_key
-from storage.probe_jobs import probe_candidates, upload_by_pk
+from storage.probe_jobs import WAITING_STATES, probe_candidates, upload_by_pk
 from storage.records import UploadRecord, UploadState
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,7 @@ class ProbeWorker:
         runtime: Runtime,
         prober: Prober,
         sources: Mapping[str, Source],
-        queue: JobQueue | None = None,
+        queue: InProcessQueue | None = None,
         *,
         observe: Callable[[float], None] | None = None,
     ) -> None:
@@ -57,14 +62,12 @@ class ProbeWorker:
 
     async def sweep(self) -> int:
         """Queue every upload waiting for a probe; returns how many were newly queued."""
-        families = list(self._runtime.settings.probe.base_models)
-        pks = await asyncio.to_thread(probe_candidates, self._runtime.engine, families)
-        return sum([await self.queue.enqueue("probe", pk) for pk in pks])
+        return await sweep(self._runtime, self.queue)
 
     async def run(self, sweep_interval_s: float = SWEEP_INTERVAL_S) -> None:
         """Sweep and probe until cancelled."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._sweeping(sweep_interval_s))
+            group.create_task(sweeping(self._runtime, self.queue, sweep_interval_s))
             while True:
                 upload_pk = await self.queue.take("probe")
                 try:
@@ -74,20 +77,22 @@ class ProbeWorker:
                 finally:
                     self.queue.done("probe", upload_pk)
 
-    async def _sweeping(self, interval_s: float) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except Exception:  # a bug or a database fault: logged, the next sweep retries
-                log.exception("probe.sweep.failed")
-            await asyncio.sleep(interval_s)
-
     async def probe_upload(self, upload_pk: int) -> ProbeOutcome | None:
         """Probe one recorded upload and record the outcome; None when it must wait
-        (no artist has reference images yet, or the hub cannot deliver the file now)."""
+        (no artist has reference images yet, or the hub cannot deliver the file now) or
+        is not waiting for a probe any more."""
+        try:
+            return await self.probe_job(upload_pk)
+        except SourceUnavailable:
+            return None
+
+    async def probe_job(self, upload_pk: int) -> ProbeOutcome | None:
+        """`probe_upload`, except that a hub unable to deliver the file now raises
+        SourceUnavailable (after the upload is put back to waiting), for a job queue to
+        retry with backoff. Raises StorageError when the database fails."""
         record = await asyncio.to_thread(upload_by_pk, self._runtime.engine, upload_pk)
         source = self._sources.get(record.source) if record else None
-        if record is None or source is None:
+        if record is None or source is None or record.state not in WAITING_STATES:
             return None
         if self._prober.unavailable(record.base_family) is not None:
             return None
@@ -113,7 +118,7 @@ class ProbeWorker:
             waiting: UploadState = "requeued" if backscan else "screened"
             await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=str(exc))
             log.warning("probe.download.later", extra=_extra(record, str(exc)))
-            return None
+            raise
         except (SourceRejected, InputError, ProbeError) as exc:
             reason = f"the probe failed: {exc}"
             await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
@@ -165,6 +170,48 @@ def _extra(record: UploadRecord, reason: str) -> dict[str, str]:
     }
 
 
+async def sweep(runtime: Runtime, queue: JobQueue) -> int:
+    """Queue every upload waiting for a probe; returns how many were newly queued."""
+    families = list(runtime.settings.probe.base_models)
+    pks = await asyncio.to_thread(probe_candidates, runtime.engine, families)
+    return sum([await queue.enqueue("probe", pk) for pk in pks])
+
+
+async def sweeping(runtime: Runtime, queue: JobQueue, interval_s: float) -> None:
+    """`sweep` every ``interval_s`` seconds until cancelled."""
+    while True:
+        try:
+            queued = await sweep(runtime, queue)
+        except Exception:  # a bug or a database fault: logged, the next sweep retries
+            log.exception("probe.sweep.failed")
+        else:
+            if queued:
+                log.info("probe.sweep.queued", extra={"stage": "probe", "count": queued})
+        await asyncio.sleep(interval_s)
+
+
+@contextlib.asynccontextmanager
+async def probe_worker(
+    runtime: Runtime,
+    session: aiohttp.ClientSession,
+    *,
+    queue: InProcessQueue | None = None,
+    observe: Callable[[float], None] | None = None,
+) -> AsyncIterator[ProbeWorker]:
+    """A ProbeWorker on the configured base models and hubs; its probe thread is joined on
+    exit (a probe still drawing is waited for, its result dropped)."""
+    from monitor.http import HttpClient
+    from monitor.polling_service import build_sources
+    from monitor.probing import build_prober
+
+    prober = build_prober(runtime)
+    try:
+        sources = {s.name: s for s in build_sources(runtime.settings, HttpClient(session))}
+        yield ProbeWorker(runtime, prober, sources, queue, observe=observe)
+    finally:
+        await asyncio.to_thread(prober.close)
+
+
 @contextlib.asynccontextmanager
 async def probe_working(
     runtime: Runtime,
@@ -172,24 +219,18 @@ async def probe_working(
     *,
     observe: Callable[[float], None] | None = None,
 ) -> AsyncIterator[ProbeWorker | None]:
-    """For ``serve``: the probe worker runs while the block does (None when no base model
-    is configured). On exit the probe in flight is abandoned; its upload stays "probing"
-    and the next start's first sweep probes it again."""
+    """For ``serve`` on the embedded default: the probe worker runs while the block does
+    (None when no base model is configured). On exit the probe in flight is abandoned; its
+    upload stays "probing" and the next start's first sweep probes it again."""
     if not runtime.settings.probe.base_models:
         yield None
         return
-    from monitor.http import HttpClient
-    from monitor.polling_service import build_sources
-    from monitor.probing import build_prober
-
-    prober = build_prober(runtime)
-    sources = {s.name: s for s in build_sources(runtime.settings, HttpClient(session))}
-    worker = ProbeWorker(runtime, prober, sources, observe=observe)
-    task = asyncio.create_task(worker.run(), name="probe-worker")
-    try:
-        yield worker
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        prober.close()
+    interval_s = runtime.settings.queue.sweep_interval_s
+    async with probe_worker(runtime, session, observe=observe) as worker:
+        task = asyncio.create_task(worker.run(interval_s), name="probe-worker")
+        try:
+            yield worker
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

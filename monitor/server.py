@@ -1,11 +1,19 @@
-"""``stylewatch serve``: the embedded service in one process, until SIGINT or SIGTERM."""
+"""``stylewatch serve``: the web UI, the pollers and the pipeline's background work, until
+SIGINT or SIGTERM.
+
+On the embedded default the probe worker and alert delivery run here too; with the
+procrastinate backend serve queues probe jobs for ``stylewatch worker`` processes instead
+(``--with-worker`` runs one here as well)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 
@@ -16,6 +24,7 @@ from monitor.polling_service import create_session, scheduled_polling
 from monitor.probe_worker import probe_working
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
+from monitor.web.metrics import WebMetrics
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +51,9 @@ def _database_ready(runtime: Runtime) -> bool:
     return True
 
 
-async def serve(runtime: Runtime) -> None:
-    """Run the web app and the pollers until SIGINT or SIGTERM."""
+async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
+    """Run the web app and the pollers until SIGINT or SIGTERM; ``with_worker`` also runs
+    a job worker here (procrastinate backend; the embedded default always probes here)."""
     host, port = runtime.settings.web.host, runtime.settings.web.port
     status = ServiceStatus(
         version=stylewatch_version(),
@@ -70,13 +80,30 @@ async def serve(runtime: Runtime) -> None:
         async with (
             create_session() as session,
             scheduled_polling(runtime, session, counters),
-            probe_working(runtime, session, observe=status.metrics.probe_seconds.observe),
-            alert_delivery(runtime),
+            background_work(runtime, session, status.metrics, with_worker=with_worker),
         ):
             await _wait_for_stop_signal()
         log.info("stylewatch shutting down")
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def background_work(
+    runtime: Runtime, session: aiohttp.ClientSession, metrics: WebMetrics, *, with_worker: bool
+) -> AsyncIterator[None]:
+    """Probing and alert delivery in this process, or (procrastinate) queueing them."""
+    if runtime.settings.queue.backend == "procrastinate":
+        from monitor.worker import queued_work
+
+        async with queued_work(runtime, session, metrics, with_worker=with_worker):
+            yield
+        return
+    async with (
+        probe_working(runtime, session, observe=metrics.probe_seconds.observe),
+        alert_delivery(runtime),
+    ):
+        yield
 
 
 async def _start_site(runner: web.AppRunner, host: str, port: int) -> None:

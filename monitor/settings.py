@@ -98,6 +98,23 @@ class StyleSettings(_Section):
 
 class QueueSettings(_Section):
     backend: Literal["inprocess", "procrastinate"] = "inprocess"
+    # How often serve looks for uploads waiting for a probe and queues them.
+    sweep_interval_s: float = Field(default=30.0, gt=0)
+    # procrastinate only: a worker writes a heartbeat every heartbeat_s; one silent for
+    # stalled_after_s is dead, and its jobs go back to the queue for another worker.
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    stalled_after_s: float = Field(default=30.0, gt=0)
+    # On SIGTERM a worker lets its current job finish this long, then puts it back.
+    shutdown_grace_s: float = Field(default=60.0, ge=0)
+    concurrency: int = Field(default=4, ge=1, le=256, description="jobs at once, besides probes")
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=8788, ge=0, le=65535, description="0: no /metrics")
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> QueueSettings:
+        if self.stalled_after_s < 2 * self.heartbeat_s:
+            raise ValueError("stalled_after_s must be at least twice heartbeat_s")
+        return self
 
 
 class EmailSettings(_Section):
@@ -206,7 +223,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _queue_needs_postgres(self) -> Settings:
         if self.queue.backend == "procrastinate" and not self.database_url.startswith("postgresql"):
-            raise ValueError("queue.backend 'procrastinate' needs a postgresql [database] url")
+            raise ValueError("queue: the procrastinate backend needs a postgresql database url")
         return self
 
 
@@ -241,6 +258,9 @@ def _problem_lines(exc: ValidationError) -> list[str]:
     for err in exc.errors(include_url=False):
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
         message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"] and ": " in message:  # a cross-section check names its own key
+            lines.append(message)
+            continue
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         value = err.get("input")

@@ -4,6 +4,10 @@ Counts that the database already holds (uploads per source, findings by state, t
 depth, alert deliveries by status) are read at scrape time, so every process reports the
 truth without wiring. Latencies are histograms that the pipeline observes through the
 app's `WebMetrics` (``metrics.screening_seconds.observe(s)``).
+
+With the procrastinate backend every process (serve and each ``stylewatch worker``) also
+reports the job tables (jobs per queue and status, live workers) and the jobs it ran
+itself (`JobMetrics`); a worker serves them on its own port (`metrics_app`).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import logging
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from sqlalchemy import Engine
 
 from detectors.errors import StorageError
 from monitor.polling import PollCounters
+from storage.job_tables import job_counts, live_workers
 from storage.web_queries import MetricsSnapshot, WebQueries
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,8 @@ class WebMetrics:
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
+        self.jobs = JobMetrics(self.registry)
+        self._watching_jobs = False
 
     def watch_database(self, queries: WebQueries) -> None:
         self.registry.register(_DatabaseCollector(queries))
@@ -54,9 +62,70 @@ class WebMetrics:
         counters.observe_screening = self.screening_seconds.observe
         self.registry.register(_PollCollector(counters))
 
+    def watch_jobs(self, engine: Engine, stalled_after_s: float) -> None:
+        """Export procrastinate's job tables (queue depth, running jobs, live workers);
+        once per registry."""
+        if not self._watching_jobs:
+            self.registry.register(_JobTableCollector(engine, stalled_after_s))
+            self._watching_jobs = True
+
     def render(self) -> bytes:
         """The exposition text (reads the database: call it off the event loop)."""
         return generate_latest(self.registry)
+
+
+class JobMetrics:
+    """What this process's job workers did: jobs by queue and outcome, their latency, and
+    the jobs of dead workers it put back."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.finished = Counter(
+            "stylewatch_jobs_finished",
+            "Jobs this process ran, by queue and outcome (done, retried, failed, released)",
+            ["queue", "outcome"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "stylewatch_job_seconds",
+            "Time from a job's start to its end in this process",
+            ["queue"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+        self.stalled_retried = Counter(
+            "stylewatch_stalled_jobs_retried",
+            "Jobs of dead workers this process put back in their queue",
+            registry=registry,
+        )
+
+    def record(self, queue: str, outcome: str, seconds: float) -> None:
+        self.finished.labels(queue=queue, outcome=outcome).inc()
+        self.seconds.labels(queue=queue).observe(seconds)
+
+
+class _JobTableCollector(Collector):
+    def __init__(self, engine: Engine, stalled_after_s: float) -> None:
+        self._engine = engine
+        self._stalled_after_s = stalled_after_s
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            counts = job_counts(self._engine)
+            workers = live_workers(self._engine, self._stalled_after_s)
+        except StorageError as exc:
+            log.warning("metrics.jobs.failed", extra={"error": str(exc)})
+            return
+        jobs = GaugeMetricFamily(
+            "stylewatch_jobs",
+            "Jobs in the queue tables by queue and status (todo: the queue's depth)",
+            labels=["queue", "status"],
+        )
+        for (queue, status), count in sorted(counts.items()):
+            jobs.add_metric([queue, status], count)
+        yield jobs
+        live = GaugeMetricFamily("stylewatch_workers", "Job workers with a recent heartbeat")
+        live.add_metric([], workers)
+        yield live
 
 
 class _PollCollector(Collector):
@@ -125,3 +194,16 @@ METRICS_KEY: web.AppKey[WebMetrics] = web.AppKey("metrics", WebMetrics)
 async def metrics_handler(request: web.Request) -> web.Response:
     body = await asyncio.to_thread(request.app[METRICS_KEY].render)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def metrics_app(metrics: WebMetrics) -> web.Application:
+    """``/metrics`` and ``/livez`` alone: what a worker serves on its own port."""
+    app = web.Application()
+    app[METRICS_KEY] = metrics
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/livez", _livez)
+    return app
