@@ -15,7 +15,14 @@ from typing import Annotated
 import typer
 
 from detectors.errors import StylewatchError
-from monitor import alert_commands, commands, model_commands, user_commands, worker_commands
+from monitor import (
+    alert_commands,
+    artist_commands,
+    commands,
+    model_commands,
+    user_commands,
+    worker_commands,
+)
 from monitor.cli_context import CliState, err
 from monitor.hub_commands import artist_backscan, takedowns_check
 from monitor.log_format import configure_logging
@@ -48,9 +55,9 @@ app.command("scan")(commands.scan)
 app.command("poll")(commands.poll)
 app.command("uploads")(commands.uploads)
 app.command("findings")(commands.findings)
-artist_app.command("add")(commands.artist_add)
-artist_app.command("import")(commands.artist_import)
-artist_app.command("list")(commands.artist_list)
+artist_app.command("add")(artist_commands.artist_add)
+artist_app.command("import")(artist_commands.artist_import)
+artist_app.command("list")(artist_commands.artist_list)
 artist_app.command("backscan")(artist_backscan)
 db_app.command("upgrade")(commands.db_upgrade)
 takedowns_app.command("check")(takedowns_check)

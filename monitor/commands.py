@@ -10,9 +10,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from detectors.results import ArtistRef
-from monitor.artist_file import read_artist_file
-from monitor.backscan import BackscanResult, backscan
 from monitor.cli_context import cli_state, err, fail, out, print_json
 from monitor.hub_targets import HubTarget, parse_hub_target
 from monitor.json_views import flagged_uploads_json, upload_json
@@ -146,108 +143,6 @@ def _scan_folder(scanner: Scanner, folder: Path, as_json: bool) -> int:
     if any(isinstance(r, ScanReport) and r.flagged for r in results):
         return 1
     return 2 if any(isinstance(r, ScanFailure) for r in results) else 0
-
-
-def artist_add(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The artist's name as it should be shown")],
-    alias: Annotated[
-        list[str] | None, typer.Option("--alias", help="Another name (repeatable)")
-    ] = None,
-    email: Annotated[str | None, typer.Option("--email", help="Contact address")] = None,
-    images: Annotated[
-        Path | None, typer.Option("--images", help="A folder of reference images")
-    ] = None,
-) -> None:
-    """Register an artist with aliases, a contact address and reference images."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
-        artist = runtime.store.add_artist(name, aliases=tuple(alias or ()), email=email)
-        added = 0
-        if images is not None:
-            from monitor.reference_images import import_reference_images
-
-            added, skipped = import_reference_images(runtime, artist.id, images)
-            for problem in skipped:
-                err.print(f"warning: {problem}", markup=False)
-        refs = [ArtistRef(artist.id, artist.name, artist.aliases)]
-        result = _backscan(runtime, refs)
-    finally:
-        runtime.close()
-    extra = f" and {added} reference images" if images is not None else ""
-    out.print(
-        f"registered {escape(artist.name)} (#{artist.id}) with {len(artist.aliases)} aliases{extra}"
-    )
-    for line in result.summary(refs):
-        out.print(line, markup=False)
-
-
-def _backscan(runtime: Runtime, artists: list[ArtistRef]) -> BackscanResult:
-    """Screen every recorded upload for ``artists``, with a progress bar on stderr."""
-    from rich.progress import Progress
-
-    from storage.backscan import RecordedUploads
-
-    recorded = RecordedUploads(runtime.engine)
-    total = recorded.count() if artists else 0
-    with Progress(console=err, transient=True, disable=not total) as progress:
-        task = progress.add_task("back-scan", total=total)
-        return backscan(
-            runtime.store, recorded, artists, advance=lambda n: progress.advance(task, n)
-        )
-
-
-def artist_import(
-    ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="A CSV (name, aliases, email) or TOML file")],
-) -> None:
-    """Register many artists at once; artists already registered gain any new aliases."""
-    entries = read_artist_file(file)
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
-        added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
-        listed = {e.name.strip().lower() for e in entries}
-        refs = [
-            ArtistRef(a.id, a.name, a.aliases)
-            for a in runtime.store.list_artists()
-            if a.name.lower() in listed
-        ]
-        result = _backscan(runtime, refs)
-    finally:
-        runtime.close()
-    out.print(f"{added} artists registered, {updated} updated, from {escape(str(file))}")
-    named = [ref for ref in refs if result.named.get(ref.name)]
-    for line in result.summary(named):
-        out.print(line, markup=False)
-    out.print(f"back-scan: {result.scanned} earlier uploads screened for {len(refs)} artists")
-
-
-def artist_list(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
-) -> None:
-    """List the registered artists."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
-        artists = runtime.store.list_artists()
-    finally:
-        runtime.close()
-    if as_json:
-        print_json(
-            [
-                {"id": a.id, "name": a.name, "aliases": list(a.aliases), "email": a.email}
-                for a in artists
-            ]
-        )
-        return
-    table = Table(title=f"{len(artists)} artists")
-    for column in ("id", "name", "aliases", "email"):
-        table.add_column(column)
-    for a in artists:
-        table.add_row(
-            str(a.id), escape(a.name), escape(", ".join(a.aliases)), escape(a.email or "")
-        )
-    out.print(table)
 
 
 def uploads(

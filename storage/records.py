@@ -13,7 +13,8 @@ from typing import Literal
 
 from detectors.results import BaseFamily, Evidence, FileFormat, JSONValue, Kind, Stage, TextField
 
-UploadState = Literal["new", "screened", "probing", "probed", "failed"]
+# "requeued": probed before, waiting for a probe again that a back-scan asked for.
+UploadState = Literal["new", "screened", "probing", "probed", "requeued", "failed"]
 FindingState = Literal["needs_review", "escalated", "confirmed", "dismissed", "taken_down"]
 Channel = Literal["email", "digest", "webhook"]
 DeliveryStatus = Literal["pending", "sent", "dead"]
