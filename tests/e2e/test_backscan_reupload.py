@@ -71,3 +71,35 @@ def _artist_file(tmp_path: Path) -> Path:
     path = tmp_path / "artists.csv"
     path.write_text("name,aliases,email\nIlse Varnhagen,ilse_v,\n", encoding="utf-8")
     return path
+
+
+def test_an_alias_added_later_backscans_the_recorded_uploads(tmp_path):
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    metadata = {"ss_tag_frequency": '{"10_set": {"by ilsev": 12, "forest": 4}}'}
+    _settled(kohya_lora(random_lora(5), watched / "forest.safetensors", metadata=metadata))
+    hubs_off = ("--config", str(_no_hubs(tmp_path)))
+    run(tmp_path, *hubs_off, "poll", "--once", "--source", "folder")
+    first = run(tmp_path, *hubs_off, "artist", "add", "Ilse Varnhagen")
+    assert "back-scan: no earlier uploads name Ilse Varnhagen" in first.stdout
+
+    added = run(tmp_path, *hubs_off, "artist", "add", "Ilse Varnhagen", "--alias", "ilsev")
+
+    assert added.stdout.splitlines()[:2] == [
+        "updated Ilse Varnhagen (#1): 1 new alias added",
+        "back-scan: 1 earlier upload names Ilse Varnhagen",
+    ]
+    flagged = json.loads(run(tmp_path, "findings", "--json").stdout)
+    assert [(f["name"], f["findings"][0]["backscan"]) for f in flagged] == [
+        ("forest.safetensors", True)
+    ]
+
+
+def _no_hubs(tmp_path: Path) -> Path:
+    """Only the watched folder: registering an artist asks no hub for its history."""
+    path = tmp_path / "folder-only.toml"
+    path.write_text(
+        "[sources.civitai]\nenabled = false\n[sources.huggingface]\nenabled = false\n",
+        encoding="utf-8",
+    )
+    return path
