@@ -285,6 +285,28 @@ def probe_all(
     return out
 
 
+def save_probed(path: Path, probed: list[Probed]) -> None:
+    """What the probe found for every LoRA, so ``--rescore`` can try scoring rules alone."""
+    rows = [
+        {"name": p.spec.name, "metadata": p.metadata, "lifts": p.lifts, "images": p.images}
+        for p in probed
+    ]
+    path.write_text(json.dumps(rows))
+
+
+def load_probed(path: Path, specs: list[LoraSpec]) -> list[Probed]:
+    by_name = {s.name: s for s in specs}
+    return [
+        Probed(
+            by_name[row["name"]],
+            {int(a): float(v) for a, v in row["metadata"].items()},
+            {int(a): float(v) for a, v in row["lifts"].items()},
+            int(row["images"]),
+        )
+        for row in json.loads(path.read_text())
+    ]
+
+
 def scored(probed: list[Probed]) -> list[tuple[Probed, float, int | None]]:
     """Each LoRA's score and best artist; benign LoRAs calibrated leave-one-out."""
     from detectors.probe.scoring import calibrate_threshold, combined_score, style_score
@@ -365,6 +387,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="9 artists, 9 benign, less training")
     parser.add_argument("--workers", type=int, default=2, help="LoRA training processes")
     parser.add_argument("--max-images", type=int, default=8, help="probe images per LoRA")
+    parser.add_argument(
+        "--rescore", action="store_true", help="score the last run's saved probe results again"
+    )
     args = parser.parse_args()
     import torch
 
@@ -376,7 +401,12 @@ def main() -> None:
     start = time.perf_counter()
     names, specs = build(scale, args.seed, folder, args.workers)
     built = time.perf_counter()
-    probed = probe_all(folder, names, specs, args.max_images)
+    saved = folder / "probed.json"
+    if args.rescore and saved.is_file():
+        probed = load_probed(saved, specs)
+    else:
+        probed = probe_all(folder, names, specs, args.max_images)
+        save_probed(saved, probed)
     done = time.perf_counter()
     rows = scored(probed)
     print_table(rows)

@@ -24,8 +24,11 @@ from detectors.style.artists import ArtistGallery
 # For the built-in gram embedder on the tiny test model, benign LoRAs lift < 0.01; real
 # models need a threshold calibrated on known-benign uploads (calibrate_threshold).
 DEFAULT_LIFT_THRESHOLD = 0.1
-# The logistic's width as a share of the threshold: lift = 2x threshold scores ~0.98.
-SCORE_WIDTH = 0.25
+# The steepness of the lift -> score curve (a Hill function): 0 at no lift, 0.5 at the
+# threshold, 0.8 at twice it, 0.9 at three times. A steeper logistic (2x threshold -> 0.98)
+# let benign LoRAs that crossed the threshold by chance outrank uploads whose metadata names
+# the artist: on bench/planted.py TPR@1%FPR of the metadata split went 0.29 -> 1.0 with this.
+SCORE_STEEPNESS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,13 @@ def calibrate_threshold(benign_max_lifts: Sequence[float], fpr: float = 0.01) ->
 
 
 def style_score(lift: float, threshold: float) -> float:
-    """Lift mapped to [0, 1]: 0.5 at the threshold, rising steeply past it."""
-    width = max(threshold * SCORE_WIDTH, 1e-6)
-    return 1.0 / (1.0 + math.exp(-(lift - threshold) / width))
+    """Lift mapped to [0, 1): 0 when the LoRA draws no closer to the artist than the base
+    model, 0.5 at the threshold, approaching 1 only for lifts several times the threshold.
+    Adds nothing to metadata evidence when there is no lift."""
+    if lift <= 0.0:
+        return 0.0
+    ratio = (lift / max(threshold, 1e-9)) ** SCORE_STEEPNESS
+    return ratio / (1.0 + ratio)
 
 
 def combined_score(metadata_score: float, lift_score: float) -> float:

@@ -49,8 +49,11 @@ def test_calibration_keeps_the_false_positive_rate():
 
 def test_scores_are_half_at_threshold_and_combine_as_independent():
     assert style_score(0.1, 0.1) == pytest.approx(0.5)
-    assert style_score(0.2, 0.1) > 0.95
-    assert style_score(0.0, 0.1) < 0.05
+    assert style_score(0.2, 0.1) == pytest.approx(0.8)
+    assert style_score(0.3, 0.1) == pytest.approx(0.9)
+    assert style_score(0.0, 0.1) == 0.0
+    assert style_score(-0.2, 0.1) == 0.0
+    assert style_score(0.05, 0.1) < style_score(0.1, 0.1) < style_score(0.4, 0.1) < 1.0
     assert combined_score(0.5, 0.5) == pytest.approx(0.75)
     assert combined_score(0.0, 0.3) == pytest.approx(0.3)
 
