@@ -52,6 +52,7 @@ from monitor.web.metrics import JobMetrics, WebMetrics, metrics_app
 log = logging.getLogger(__name__)
 
 FETCH_POLL_CAP_S = 5.0  # new jobs come by LISTEN/NOTIFY; retried ones by this poll
+READY_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +89,9 @@ async def run_worker_process(runtime: Runtime, plan: WorkerPlan, metrics_port: i
     """``stylewatch worker``: run the plan's queues until SIGTERM or SIGINT."""
     metrics = WebMetrics()
     metrics.watch_jobs(runtime.engine, runtime.settings.queue.stalled_after_s)
-    stop = asyncio.Event()
+    stop, ready = asyncio.Event(), asyncio.Event()
     async with (
-        _metrics_site(metrics, runtime.settings.queue.metrics_host, metrics_port),
+        _metrics_site(metrics, ready, runtime.settings.queue.metrics_host, metrics_port),
         _stop_on_signals(stop),
         create_session() as session,
         job_handlers(runtime, session, plan.queues, metrics) as handlers,
@@ -101,7 +102,7 @@ async def run_worker_process(runtime: Runtime, plan: WorkerPlan, metrics_port: i
             ", ".join(plan.queues),
             safe_database_url(runtime.settings.database_url),
         )
-        await work(app, runtime, plan, metrics.jobs, stop)
+        await work(app, runtime, plan, metrics.jobs, stop, ready)
     log.info("stylewatch worker stopped")
 
 
@@ -169,27 +170,46 @@ async def job_handlers(
 
 
 async def work(
-    app: App, runtime: Runtime, plan: WorkerPlan, metrics: JobMetrics, stop: asyncio.Event
+    app: App,
+    runtime: Runtime,
+    plan: WorkerPlan,
+    metrics: JobMetrics,
+    stop: asyncio.Event,
+    ready: asyncio.Event | None = None,
 ) -> None:
     """Run one procrastinate Worker per queue and the janitor until ``stop`` is set, then
-    shut them down gracefully. Raises StorageError when a worker ends on its own (it lost
-    the database), so that the process exits for its supervisor to restart it."""
+    shut them down gracefully; ``ready`` is set once every worker is registered (taking
+    jobs). Raises StorageError when a worker ends on its own (it lost the database), so
+    that the process exits for its supervisor to restart it."""
     workers = [_worker(app, runtime, queue, plan, metrics) for queue in plan.queues]
     runs = [asyncio.create_task(_run(w), name=f"worker:{w.worker_name}") for w in workers]
-    janitor = asyncio.create_task(_janitor(app, runtime, metrics), name="worker:janitor")
+    sides = [
+        asyncio.create_task(_janitor(app, runtime, metrics), name="worker:janitor"),
+        asyncio.create_task(_mark_ready(workers, ready or asyncio.Event())),
+    ]
     stopped = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([stopped, *runs], return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in workers:
             w.stop()  # type: ignore[no-untyped-call]  # procrastinate leaves it unannotated
-        janitor.cancel()
-        stopped.cancel()
-        results = await asyncio.gather(*runs, janitor, return_exceptions=True)
+        for task in [*sides, stopped]:
+            task.cancel()
+        results = await asyncio.gather(*runs, *sides, return_exceptions=True)
     if not stop.is_set():
         failures = [r for r in results if isinstance(r, Exception)]
         reason = f": {failures[0]}" if failures else ""
         raise StorageError(f"worker: a job worker stopped on its own{reason}")
+
+
+async def _mark_ready(workers: Sequence[Worker], ready: asyncio.Event) -> None:
+    # procrastinate signals nothing when a worker has registered: watch for its id.
+    while True:
+        if all(w.worker_id is not None for w in workers):
+            break
+        await asyncio.sleep(READY_POLL_S)
+    ready.set()
+    log.info("worker.ready", extra={"queues": ",".join(str(w.worker_name) for w in workers)})
 
 
 async def _run(worker: Worker) -> None:
@@ -278,11 +298,14 @@ async def _janitor(app: App, runtime: Runtime, metrics: JobMetrics) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _metrics_site(metrics: WebMetrics, host: str, port: int) -> AsyncIterator[None]:
+async def _metrics_site(
+    metrics: WebMetrics, ready: asyncio.Event, host: str, port: int
+) -> AsyncIterator[None]:
     if port == 0:
         yield
         return
-    runner = web.AppRunner(metrics_app(metrics), handle_signals=False, access_log=None)
+    app = metrics_app(metrics, ready=ready.is_set)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -200,10 +200,21 @@ async def _livez(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def metrics_app(metrics: WebMetrics) -> web.Application:
-    """``/metrics`` and ``/livez`` alone: what a worker serves on its own port."""
+READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    ok = request.app[READY_KEY]()
+    return web.json_response({"status": "ok" if ok else "starting"}, status=200 if ok else 503)
+
+
+def metrics_app(metrics: WebMetrics, *, ready: Callable[[], bool]) -> web.Application:
+    """``/metrics``, ``/livez`` and ``/readyz`` (200 once ``ready()``: the worker takes
+    jobs) alone: what a worker serves on its own port."""
     app = web.Application()
     app[METRICS_KEY] = metrics
+    app[READY_KEY] = ready
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/livez", _livez)
+    app.router.add_get("/readyz", _readyz)
     return app

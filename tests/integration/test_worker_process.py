@@ -60,6 +60,14 @@ def _get(url: str) -> tuple[int, str]:
         return resp.status, resp.read().decode()
 
 
+def _ready(base: str) -> int:
+    try:
+        return _get(base + "/readyz")[0]
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        return exc.code
+
+
 def _wait_up(url: str, proc: subprocess.Popen[str], timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -116,9 +124,10 @@ def test_sigterm_stops_a_worker_cleanly(tmp_path, fresh_url):
         _wait_up(base + "/livez", proc)
         assert _get(base + "/livez") == (200, '{"status": "ok"}')
         deadline = time.monotonic() + 20
-        while "stylewatch_workers 1.0" not in _get(base + "/metrics")[1]:
-            assert time.monotonic() < deadline, "the worker never registered"
-            time.sleep(0.2)
+        while _ready(base) != 200:  # 503 until the worker has registered
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.1)
+        assert "stylewatch_workers 1.0" in _get(base + "/metrics")[1]
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
