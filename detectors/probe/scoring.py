@@ -96,7 +96,7 @@ def style_score(lift: float, threshold: float) -> float:
     Adds nothing to metadata evidence when there is no lift."""
     if lift <= 0.0:
         return 0.0
-    ratio = (lift / max(threshold, 1e-9)) ** SCORE_STEEPNESS
+    ratio = float((lift / max(threshold, 1e-9)) ** SCORE_STEEPNESS)
     return ratio / (1.0 + ratio)
 
 
