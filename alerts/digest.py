@@ -1,6 +1,6 @@
-"""The weekly digest: per artist, the week's new findings (with their top evidence) and
-where earlier ones stand; for moderator teams, the queue figures and the week's highest
-scores.
+"""The weekly digest: per artist, the week's new findings (with their top evidence), the
+uploads taken down from their hubs that week, and where earlier ones stand; for moderator
+teams, the queue figures, the week's takedowns and its highest scores.
 
 Digests go through the outbox like alerts (retries, dead letters), enqueued under the key
 (subscription, ISO week), so a second run in the same week (the cron job, then
@@ -51,6 +51,7 @@ class DigestBuilder:
             artist=week.artist,
             findings=[self._finding(r) for r in week.new],
             earlier=sorted(week.earlier.items()),
+            taken_down=[self._taken_down(r) for r in week.taken_down],
             unsubscribe_url=unsubscribe_url,
         )
 
@@ -64,6 +65,7 @@ class DigestBuilder:
             by_state=sorted(figures.by_state.items()),
             oldest_open=oldest.strftime("%Y-%m-%d") if oldest else None,
             findings=[self._finding(r) for r in figures.top],
+            taken_down_count=figures.taken_down_this_week,
             unsubscribe_url=unsubscribe_url,
         )
 
@@ -74,6 +76,16 @@ class DigestBuilder:
         if subscription.artist_id is None:
             return self.moderators(now, unsubscribe)
         return self.artist(subscription.artist_id, now, unsubscribe)
+
+    def _taken_down(self, record: FindingRecord) -> dict[str, str | None]:
+        """A finding whose upload left its hub: what, where, and the day it was seen gone."""
+        when = record.taken_down_at
+        return {
+            "name": record.name,
+            "source": record.source,
+            "on": when.strftime("%Y-%m-%d") if when else None,
+            "finding_url": self.links.finding(record.id),
+        }
 
     def _finding(self, record: FindingRecord) -> FindingAlert:
         snapshot = finding_snapshot(record, None)

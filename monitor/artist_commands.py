@@ -1,9 +1,10 @@
 """``stylewatch artist add|import|list``: registering artists, and the back-scans that follow.
 
 Whatever gives an artist new names (registering, new aliases) screens every upload already
-recorded for them again (`monitor.backscan`); whatever gives them new reference images
-scores the LoRAs probed earlier against those images (`monitor.style_backscan`). Both run
-before the command returns, with progress bars on stderr.
+recorded for them again (`monitor.backscan`), then asks the enabled hubs for their history
+of those names (`monitor.hub_history`; ``--no-hubs`` skips it); whatever gives them new
+reference images scores the LoRAs probed earlier against those images
+(`monitor.style_backscan`). All run before the command returns, with progress on stderr.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from detectors.results import ArtistRef
 from monitor.artist_file import read_artist_file
 from monitor.backscan import BackscanResult, backscan
 from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.hub_commands import print_history, search_hub_history
 from monitor.runtime import Runtime, open_runtime
 from monitor.style_backscan import (
     NO_BASE_MODEL,
@@ -40,6 +42,13 @@ def artist_add(
     images: Annotated[
         Path | None, typer.Option("--images", help="A folder of reference images")
     ] = None,
+    hubs: Annotated[
+        bool,
+        typer.Option(
+            "--hubs/--no-hubs",
+            help="Search the enabled hubs for earlier uploads naming new names (resumable)",
+        ),
+    ] = True,
 ) -> None:
     """Register an artist with aliases, a contact address and reference images.
 
@@ -67,11 +76,13 @@ def artist_add(
         new_names = before is None or set(artist.aliases) != set(before.aliases)
         result = _backscan(runtime, refs) if new_names else None
         style = _style_backscan(runtime, refs) if added else None
+        history = search_hub_history(runtime, refs) if hubs and new_names else []
     finally:
         runtime.close()
     out.print(_added_line(before, artist, added, images is not None), markup=False)
     for line in (result.summary(refs) if result else []) + (style.summary() if style else []):
         out.print(line, markup=False)
+    print_history(history, refs)
 
 
 def artist_named(store: Store, name: str) -> ArtistRecord | None:

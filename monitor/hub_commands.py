@@ -39,19 +39,19 @@ CLI_POLICY = HttpPolicy(max_attempts=3, backoff_base_s=0.5, backoff_max_s=30.0)
 
 def search_hub_history(
     runtime: Runtime, artists: Sequence[ArtistRef], *, again: bool = False
-) -> None:
+) -> list[HistorySummary]:
     """Search the enabled hubs for ``artists`` (resuming unfinished searches), with a
-    progress line on stderr; prints a one-line summary and a warning per stopped hub."""
+    progress line on stderr; what each hub did (empty when no hub is searched)."""
     if not runtime.settings.hub_history.enabled or not artists:
-        return
-    with (
-        _quiet_logs(),
-        Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), console=err, transient=True
-        ) as progress,
-    ):
-        summaries = asyncio.run(_history(runtime, artists, again, progress))
-    if summaries is None:
+        return []
+    columns = (SpinnerColumn(), TextColumn("{task.description}"))
+    with _quiet_logs(), Progress(*columns, console=err, transient=True) as progress:
+        return asyncio.run(_history(runtime, artists, again, progress))
+
+
+def print_history(summaries: Sequence[HistorySummary], artists: Sequence[ArtistRef]) -> None:
+    """One summary line on stdout, and one warning line per hub that stopped early."""
+    if not summaries:
         return
     out.print(_history_line(summaries), markup=False)
     hint = f' "{artists[0].name}"' if len(artists) == 1 else " NAME"
@@ -66,13 +66,13 @@ def search_hub_history(
 
 async def _history(
     runtime: Runtime, artists: Sequence[ArtistRef], again: bool, progress: Progress
-) -> list[HistorySummary] | None:
+) -> list[HistorySummary]:
     async with create_session() as session:
         history = build_history(
             runtime, build_sources(runtime.settings, HttpClient(session, CLI_POLICY))
         )
         if history is None:
-            return None
+            return []
         tasks: dict[str, TaskID] = {
             s.name: progress.add_task(f"hub history {s.name}: searching…") for s in history.sources
         }
@@ -132,12 +132,12 @@ def artist_backscan(
             result = backscan(
                 runtime.store, recorded, [artist], advance=lambda n: progress.advance(task, n)
             )
-        for line in result.summary([artist]):
-            out.print(line, markup=False)
-        if hubs:
-            search_hub_history(runtime, [artist], again=again)
+        history = search_hub_history(runtime, [artist], again=again) if hubs else []
     finally:
         runtime.close()
+    for line in result.summary([artist]):
+        out.print(line, markup=False)
+    print_history(history, [artist])
 
 
 def _artist(runtime: Runtime, name: str) -> ArtistRef:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
@@ -22,12 +23,14 @@ TOP_FINDINGS = 5
 @dataclass(frozen=True, slots=True)
 class ArtistWeek:
     """``new``: findings created in the week, highest score first; ``earlier``: how many
-    older findings are in each triage state."""
+    older findings are in each triage state; ``taken_down``: findings whose upload was seen
+    gone from its hub in the week."""
 
     artist_id: int
     artist: str
     new: tuple[FindingRecord, ...]
     earlier: Mapping[str, int]
+    taken_down: tuple[FindingRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class QueueFigures:
     new_this_week: int
     oldest_open_at: datetime | None
     top: tuple[FindingRecord, ...]
+    taken_down_this_week: int = 0
 
 
 class DigestData:
@@ -58,11 +62,17 @@ class DigestData:
                 .where(mine, col(Finding.created_at) < since)
                 .group_by(col(Finding.state))
             ).all()
+            gone = session.exec(
+                select(Finding)
+                .where(mine, *_taken_down_between(since, until))
+                .order_by(col(Finding.taken_down_at), col(Finding.id))
+            ).all()
             return ArtistWeek(
                 artist_id=row.id or 0,
                 artist=row.name,
                 new=tuple(finding_records(session, new)),
                 earlier=dict(sorted(earlier)),
+                taken_down=tuple(finding_records(session, gone)),
             )
 
         return self._tx.read("artist_week", work)
@@ -86,6 +96,14 @@ class DigestData:
                     select(func.min(Finding.created_at)).where(Finding.state == "needs_review")
                 ).one(),
                 top=tuple(finding_records(session, top)),
+                taken_down_this_week=session.exec(
+                    select(func.count()).where(*_taken_down_between(since, until))
+                ).one(),
             )
 
         return self._tx.read("queue_figures", work)
+
+
+def _taken_down_between(since: datetime, until: datetime) -> tuple[Any, ...]:
+    when = col(Finding.taken_down_at)
+    return (Finding.state == "taken_down", when >= since, when <= until)

@@ -58,6 +58,7 @@ class StillUp:
     finding: FindingRecord
     confirmed_at: datetime
     check: HubCheckRecord | None
+    upload_url: str | None = None
 
 
 class Takedowns:
@@ -65,6 +66,10 @@ class Takedowns:
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now) -> None:
         self._tx = Transactions(engine, clock)
+
+    def now(self) -> datetime:
+        """The time the checks see (the injected clock)."""
+        return self._tx.clock()
 
     def due(self, every_s: float, *, sources: Collection[str], limit: int = 500) -> list[DueUpload]:
         """Uploads of ``sources`` with a confirmed finding and no check in the last
@@ -150,16 +155,11 @@ class Takedowns:
                 .limit(limit)
             ).all()
             records = finding_records(session, [f for f, _ in rows])
-            checks = {
-                r.upload_pk: _check(r)
-                for r in session.exec(
-                    select(HubCheck).where(
-                        col(HubCheck.upload_pk).in_({f.upload_pk for f in records})
-                    )
-                ).all()
-            }
+            urls, checks = _upload_facts(session, {f.upload_pk for f in records})
             return [
-                StillUp(record, _aware(when), checks.get(record.upload_pk))
+                StillUp(
+                    record, _aware(when), checks.get(record.upload_pk), urls.get(record.upload_pk)
+                )
                 for record, (_, when) in zip(records, rows, strict=True)
             ]
 
@@ -182,6 +182,18 @@ def _take_down(
         )
     session.flush()
     return [f.id for f in findings if f.id is not None]
+
+
+def _upload_facts(
+    session: Session, upload_pks: set[int]
+) -> tuple[dict[int, str | None], dict[int, HubCheckRecord]]:
+    """The hub URL and the last check of each of these uploads."""
+    urls = session.exec(select(Upload.id, Upload.url).where(col(Upload.id).in_(upload_pks)))
+    checks = session.exec(select(HubCheck).where(col(HubCheck.upload_pk).in_(upload_pks)))
+    return (
+        {pk: url for pk, url in urls.all() if pk is not None},
+        {row.upload_pk: _check(row) for row in checks.all()},
+    )
 
 
 def _files(session: Session, upload_pks: list[int]) -> dict[int, list[tuple[str, int | None]]]:

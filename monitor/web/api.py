@@ -75,6 +75,7 @@ def finding_json(f: FindingRecord) -> dict[str, Any]:
         "evidence": [{"source": e.source, "text": e.text} for e in f.evidence],
         "created_at": f.created_at.isoformat(),
         "updated_at": f.updated_at.isoformat(),
+        "taken_down_at": f.taken_down_at.isoformat() if f.taken_down_at else None,
     }
 
 

@@ -36,6 +36,7 @@ from monitor.web.queue_pages import add_queue_routes
 from monitor.web.rendering import render
 from monitor.web.reports import add_report_routes
 from monitor.web.sessions import CookieSessions
+from monitor.web.takedown_pages import add_takedown_pages
 from storage.store import Store
 from storage.triage import TriageStore
 from storage.users import UserStore
@@ -142,8 +143,9 @@ def _add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_static("/static", WEB_DIR / "static")
     add_queue_routes(app)
     add_report_routes(app)
-    add_portal_routes(app)
+    add_portal_routes(app, runtime)
     add_blob_routes(app)
     add_api_routes(app)
     add_alert_routes(app, runtime)
     add_alert_pages(app, runtime)
+    add_takedown_pages(app, runtime)

@@ -78,6 +78,7 @@ _SCHEMAS: dict[str, Any] = {
             "events": {"type": "array", "items": {"type": "object"}},
             "created_at": _TIME,
             "updated_at": _TIME,
+            "taken_down_at": {"anyOf": [_TIME, {"type": "null"}]},
         },
     },
     "Upload": {

@@ -24,6 +24,7 @@ def run(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess[st
         "STYLEWATCH_ALERTS__EMAIL__SMTP_PORT": str(port),
         "STYLEWATCH_ALERTS__EMAIL__STARTTLS": "false",
         "STYLEWATCH_WEB__BASE_URL": "https://sw.example.org",
+        "STYLEWATCH_HUB_HISTORY__ENABLED": "false",  # `artist add` stays off the real hubs
     }
     return subprocess.run(
         [str(BIN), *args], capture_output=True, text=True, env=env, timeout=60, check=False

@@ -25,6 +25,7 @@ def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         STYLEWATCH_DATA_DIR=str(tmp_path / "data"),
         STYLEWATCH_SOURCES__FOLDER__ENABLED="true",
         STYLEWATCH_SOURCES__FOLDER__PATH=str(tmp_path / "watched"),
+        STYLEWATCH_HUB_HISTORY__ENABLED="false",  # `artist add` stays off the real hubs
     )
     result = subprocess.run(
         [str(BIN), *args], capture_output=True, text=True, env=env, timeout=120, check=False

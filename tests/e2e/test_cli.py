@@ -22,6 +22,7 @@ BIN = Path(sys.executable).parent / "stylewatch"
 def run(tmp_path: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEWATCH_")}
     env["STYLEWATCH_DATA_DIR"] = str(tmp_path / "data")
+    env["STYLEWATCH_HUB_HISTORY__ENABLED"] = "false"  # `artist add` stays off the real hubs
     return subprocess.run(
         [str(BIN), *args],
         capture_output=True,

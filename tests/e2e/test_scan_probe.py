@@ -22,6 +22,7 @@ pytestmark = pytest.mark.timeout(180)
 def run(tmp_path: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEWATCH_")}
     env.update(STYLEWATCH_DATA_DIR=str(tmp_path / "data"), STYLEWATCH_CONFIG=str(config))
+    env["STYLEWATCH_HUB_HISTORY__ENABLED"] = "false"  # `artist add` stays off the real hubs
     return subprocess.run(
         [str(BIN), *args], capture_output=True, text=True, env=env, timeout=170, check=False
     )
