@@ -13,8 +13,9 @@ Backends: ``--backend sqlite`` is the embedded default (one ``serve`` process);
 ``--backend postgres`` starts a throwaway PostgreSQL cluster, one ``serve`` and two
 ``stylewatch worker`` processes on the procrastinate queue.
 
-Recovery time of a kill: from the restart until the restarted process serves /readyz (a
-worker: is up) and the pipeline has moved on since the kill (or had nothing left to do).
+Recovery time of a kill: from the restart until the restarted process answers (serve:
+/readyz, a worker: /livez) and the pipeline has moved on since the kill (or had nothing left
+to do).
 
 Run: ``.venv/bin/python bench/chaos.py [--backend sqlite|postgres] [--uploads N]
 [--kills K] [--seed S]``. Progress goes to stderr; the last line printed is one JSON object.
@@ -221,9 +222,12 @@ def processes(options: Options, env: dict[str, str], folder: Path, web: str) -> 
     serve = Supervised("serve", ["serve"], env, folder / "serve.log", f"{web}/readyz")
     if options.backend == "sqlite":
         return [serve]
-    workers = [
-        Supervised(f"worker-{n}", ["worker"], env, folder / f"worker-{n}.log") for n in (1, 2)
-    ]
+    workers = []
+    for n in (1, 2):
+        port = free_port()  # each worker serves its own /metrics and /livez
+        args = ["worker", "--metrics-port", str(port)]
+        livez = f"http://127.0.0.1:{port}/livez"
+        workers.append(Supervised(f"worker-{n}", args, env, folder / f"worker-{n}.log", livez))
     return [serve, *workers]
 
 

@@ -84,7 +84,7 @@ def snapshot(engine: Engine) -> Snapshot:
 def _unfinished(state: str, kind: str, family: str) -> bool:
     """Still on its way: not yet screened, cut off mid-probe, or waiting for its probe."""
     waiting_probe = state == "screened" and kind in PROBED_KINDS and family == PROBE_FAMILY
-    return state in ("new", "probing") or waiting_probe
+    return state in ("new", "probing", "requeued") or waiting_probe
 
 
 def outstanding(snap: Snapshot, released: Iterable[UploadKey]) -> dict[str, int]:

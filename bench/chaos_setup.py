@@ -23,6 +23,11 @@ HF_TOKEN = "hf_chaos_token_0123456789"
 WEBHOOK_SECRET = "whsec_chaos_0123456789abcdef"
 FROM_ADDR = "stylewatch@chaos.test"
 POLL_INTERVAL_S = 30  # the settings' minimum
+# Faster than the defaults (30 s, 10 s, 30 s) so that a short run settles in seconds: the
+# sweep queues what the pollers recorded, and a killed worker's job is retried sooner.
+SWEEP_INTERVAL_S = 2
+HEARTBEAT_S = 2
+STALLED_AFTER_S = 10
 _CONFIRM_LINK = re.compile(r"(http://\S+/subscriptions/confirm/\S+)")
 
 
@@ -47,14 +52,24 @@ def _toml(value: object) -> str:
 
 
 def config_text(
-    data_dir: Path, endpoints: Endpoints, models: Models, database_url: str | None = None
+    data_dir: Path,
+    endpoints: Endpoints,
+    models: Models,
+    database_url: str | None = None,
+    *,
+    alerts: bool = True,
 ) -> str:
+    """The config every stylewatch process of the run reads (``alerts`` False: no email or
+    webhook delivery configured)."""
     lines = [
         f"data_dir = {_toml(str(data_dir))}",
         "[database]",
         *([f"url = {_toml(database_url)}"] if database_url else []),
         "[queue]",
         f"backend = {_toml('procrastinate' if database_url else 'inprocess')}",
+        f"sweep_interval_s = {SWEEP_INTERVAL_S}",
+        f"heartbeat_s = {HEARTBEAT_S}",
+        f"stalled_after_s = {STALLED_AFTER_S}",
         "[sources.civitai]",
         f"base_url = {_toml(endpoints.civitai)}",
         f"api_key = {_toml(CIVITAI_KEY)}",
@@ -70,6 +85,16 @@ def config_text(
         "steps = 2",
         "guidance_scale = 1.0",
         "size_px = 32",
+        "[web]",
+        'host = "127.0.0.1"',
+        f"port = {endpoints.web_port}",
+        f"base_url = {_toml(endpoints.web)}",
+    ]
+    return "\n".join(lines + (_alert_lines(endpoints) if alerts else [])) + "\n"
+
+
+def _alert_lines(endpoints: Endpoints) -> list[str]:
+    return [
         "[alerts]",
         "batch_window_s = 0",
         "poll_interval_s = 0.5",
@@ -86,12 +111,7 @@ def config_text(
         f"secret = {_toml(WEBHOOK_SECRET)}",
         "allow_loopback = true",
         "timeout_s = 10",
-        "[web]",
-        'host = "127.0.0.1"',
-        f"port = {endpoints.web_port}",
-        f"base_url = {_toml(endpoints.web)}",
     ]
-    return "\n".join(lines) + "\n"
 
 
 async def register(env: Mapping[str, str], models: Models, folder: Path) -> None:
