@@ -1,0 +1,92 @@
+"""A tiny SDXL-shaped pipeline for the probe tests: two text encoders (the second with a
+projection, whose pooled output and the size/crop ids feed the UNet's ``text_time``
+embedding), a UNet a few channels wide, the tiny VAE and tokenizer of tests/probe_models.py.
+Built with ``save_pretrained`` so the probe loads it through the production path.
+"""
+
+# mypy: disable-error-code="no-untyped-call"
+# (diffusers' classes are untyped; this module only builds test models)
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tests import probe_models as pm
+
+TIME_EMBED = 8  # per size/crop id; SDXL passes six of them
+
+
+def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """Write the tiny SDXL pipeline to ``folder`` and return it."""
+    from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    base = pm.build_tiny_sd(folder / "_sd1", seed=seed)  # its VAE, tokenizer and scheduler
+    torch.manual_seed(seed)
+    tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=pm.TEXT_WIDTH,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=pm.TOKENS,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+        projection_dim=pm.TEXT_WIDTH,
+    )
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        sample_size=pm.LATENT_PX,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=2 * pm.TEXT_WIDTH,  # both encoders' hidden states, concatenated
+        attention_head_dim=8,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=TIME_EMBED,
+        projection_class_embeddings_input_dim=6 * TIME_EMBED + pm.TEXT_WIDTH,
+        norm_num_groups=8,
+    )
+    pipe: Any = StableDiffusionXLPipeline(
+        vae=_load(base, "vae"),
+        text_encoder=CLIPTextModel(config),
+        text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer=tokenizer,
+        tokenizer_2=CLIPTokenizer.from_pretrained(base / "tokenizer"),
+        unet=unet,
+        scheduler=DDIMScheduler.from_pretrained(base / "scheduler"),
+        force_zeros_for_empty_prompt=True,
+    )
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def _load(base: Path, name: str) -> Any:
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL.from_pretrained(base / name)
+
+
+def random_lora(model_dir: Path, *, seed: int, std: float = 0.5) -> dict[str, torch.Tensor]:
+    """A PEFT LoRA on the UNet's attention whose update is large enough to show in images."""
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=list(pm.LORA_TARGETS)))
+    state: dict[str, torch.Tensor] = get_peft_model_state_dict(unet)
+    return {k: (torch.randn_like(v) * std).contiguous() for k, v in state.items()}
