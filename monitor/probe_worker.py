@@ -60,6 +60,11 @@ class ProbeWorker:
         self._observe = observe
         self._work_dir = runtime.settings.data_dir / "probe-downloads"
 
+    @property
+    def prober(self) -> Prober:
+        """The prober; its thread also runs the web UI's style back-scans (`Backscans`)."""
+        return self._prober
+
     async def sweep(self) -> int:
         """Queue every upload waiting for a probe; returns how many were newly queued."""
         return await sweep(self._runtime, self.queue)

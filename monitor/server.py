@@ -19,12 +19,14 @@ from sqlalchemy import text
 
 from detectors.errors import ConfigError
 from monitor.alert_service import alert_delivery
+from monitor.backscan_service import Backscans
 from monitor.polling import PollCounters
 from monitor.polling_service import create_session, scheduled_polling
 from monitor.probe_worker import probe_working
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
 from monitor.web.app import ServiceStatus, create_app
 from monitor.web.metrics import WebMetrics
+from monitor.web.portal_pages import BACKSCANS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,8 @@ async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     )
     counters = PollCounters()
     status.metrics.watch_polling(counters)
-    runner = web.AppRunner(create_app(status), handle_signals=False, access_log=None)
+    app = create_app(status)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     try:
         await _start_site(runner, host, port)
@@ -80,7 +83,9 @@ async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         async with (
             create_session() as session,
             scheduled_polling(runtime, session, counters),
-            background_work(runtime, session, status.metrics, with_worker=with_worker),
+            background_work(
+                runtime, session, status.metrics, app[BACKSCANS_KEY], with_worker=with_worker
+            ),
         ):
             await _wait_for_stop_signal()
         log.info("stylewatch shutting down")
@@ -90,9 +95,15 @@ async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
 
 @contextlib.asynccontextmanager
 async def background_work(
-    runtime: Runtime, session: aiohttp.ClientSession, metrics: WebMetrics, *, with_worker: bool
+    runtime: Runtime,
+    session: aiohttp.ClientSession,
+    metrics: WebMetrics,
+    backscans: Backscans,
+    *,
+    with_worker: bool,
 ) -> AsyncIterator[None]:
-    """Probing and alert delivery in this process, or (procrastinate) queueing them."""
+    """Probing and alert delivery in this process, or (procrastinate) queueing them. The
+    web UI's style back-scans run on this process's probe thread while there is one."""
     if runtime.settings.queue.backend == "procrastinate":
         from monitor.worker import queued_work
 
@@ -100,10 +111,14 @@ async def background_work(
             yield
         return
     async with (
-        probe_working(runtime, session, observe=metrics.probe_seconds.observe),
+        probe_working(runtime, session, observe=metrics.probe_seconds.observe) as worker,
         alert_delivery(runtime),
     ):
-        yield
+        backscans.use_prober(worker.prober if worker is not None else None)
+        try:
+            yield
+        finally:
+            backscans.use_prober(None)
 
 
 async def _start_site(runner: web.AppRunner, host: str, port: int) -> None:

@@ -229,7 +229,8 @@ def prober_scoring(prober: Prober) -> StyleScoring:
 
 def cli_scoring(runtime: Runtime) -> StyleScoring:
     """The scoring parts the settings describe, for a process without a probe worker (the
-    CLI): the configured embedder, the probe cache, ``[probe] lift_threshold``."""
+    CLI, or serve when probes run in ``stylewatch worker``): the configured embedder, the
+    probe cache, ``[probe] lift_threshold``."""
     from monitor.probing import style_embedder
 
     settings = runtime.settings

@@ -2,6 +2,9 @@
 
 An artist user sees and edits only their own artist; dismissing a finding about them
 ("this is me", "I licensed this") is written to the audit log like a moderator's decision.
+A new alias back-scans the recorded uploads for the artist's names, a new reference image
+scores the LoRAs probed earlier against their images (`monitor.backscan_service`, in the
+background); the page shows how far that got, and ``/me/backscan`` says it as JSON.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from typing import cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError, StorageError
+from monitor.backscan_service import Backscans
 from monitor.reference_images import MAX_IMAGE_BYTES, check_image
+from monitor.runtime import Runtime
 from monitor.web.alert_pages import artist_subscriptions
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
@@ -23,6 +28,7 @@ from storage.users import UserRecord
 
 MAX_ALIAS_CHARS = 200
 SUBSCRIPTIONS_URL_KEY: web.AppKey[str] = web.AppKey("subscriptions_url", str)
+BACKSCANS_KEY: web.AppKey[Backscans] = web.AppKey("backscans", Backscans)
 
 
 def user_email(request: web.Request) -> str:
@@ -52,8 +58,19 @@ async def portal_page(request: web.Request) -> web.StreamResponse:
         "user_email": user_email(request),
         "max_image_mib": MAX_IMAGE_BYTES // 2**20,
         "message": request.query.get("message"),
+        "backscan": request.app[BACKSCANS_KEY].progress(artist_id),
     }
     return await render(request, "portal.html", context)
+
+
+@requires("artist")
+async def backscan_status(request: web.Request) -> web.StreamResponse:
+    """The artist's latest back-scan as ``{"running": bool, "text": "…"}`` (the page polls it)."""
+    artist_id = _artist_id(request_user(request))
+    progress = None if artist_id is None else request.app[BACKSCANS_KEY].progress(artist_id)
+    if progress is None:
+        return web.json_response({"running": False, "text": ""})
+    return web.json_response({"running": progress.running, "text": progress.text()})
 
 
 @requires("artist")
@@ -63,10 +80,14 @@ async def add_alias(request: web.Request) -> web.StreamResponse:
     alias = str(form.get("alias", "")).strip()[:MAX_ALIAS_CHARS]
     if artist_id is None:
         return await error_page(request, 404, "Your account is not linked to an artist.")
+    ctx = web_context(request)
     try:
-        await asyncio.to_thread(web_context(request).store.add_alias, artist_id, alias)
+        before = await asyncio.to_thread(ctx.queries.artist, artist_id)
+        after = await asyncio.to_thread(ctx.store.add_alias, artist_id, alias)
     except InputError as exc:
         return await error_page(request, 400, f"Alias not added: {exc}.")
+    if before is None or set(after.aliases) != set(before.aliases):
+        request.app[BACKSCANS_KEY].start(artist_id, names=True)
     raise web.HTTPSeeOther("/me#aliases")
 
 
@@ -97,7 +118,7 @@ async def add_image(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     try:
         sha = await asyncio.to_thread(ctx.blobs.put, data)
-        await asyncio.to_thread(
+        added = await asyncio.to_thread(
             ctx.store.add_reference_image,
             artist_id,
             sha,
@@ -108,6 +129,8 @@ async def add_image(request: web.Request) -> web.StreamResponse:
         )
     except StorageError as exc:
         return await error_page(request, 500, f"Image not stored: {exc}")
+    if added:
+        request.app[BACKSCANS_KEY].start(artist_id, style=True)
     raise web.HTTPSeeOther("/me#images")
 
 
@@ -143,8 +166,15 @@ async def dismiss_finding(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/me#findings")
 
 
-def add_portal_routes(app: web.Application) -> None:
+def add_portal_routes(app: web.Application, runtime: Runtime) -> None:
+    backscans = app[BACKSCANS_KEY] = Backscans(runtime)
+
+    async def finish_backscans(app: web.Application) -> None:
+        await backscans.close()
+
+    app.on_cleanup.append(finish_backscans)
     app.router.add_get("/me", portal_page)
+    app.router.add_get("/me/backscan", backscan_status)
     app.router.add_post("/me/aliases", add_alias)
     app.router.add_post("/me/aliases/remove", remove_alias)
     app.router.add_post("/me/images", add_image)
