@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detectors.bounded_json import quote
 from detectors.errors import InputError
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 _ALIAS_SPLIT = re.compile(r"[;|]")
+# C0 and C1 controls: never part of a name, and PostgreSQL text cannot hold NUL.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,16 @@ def _clean(value: str | None) -> str:
 
 
 def _from_csv(path: Path, text: str) -> list[ArtistEntry]:
-    reader = csv.DictReader(io.StringIO(text))
+    # newline="": line ends are the csv module's to read, so a bare \r ends a row, not a field.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _csv_entries(path, reader)
+    except csv.Error as exc:  # a field over csv.field_size_limit(), a broken quote
+        line = reader.reader.line_num  # DictReader's own count stops at the last good row
+        raise InputError(f"{path}, line {line}: not a readable CSV row ({exc})") from exc
+
+
+def _csv_entries(path: Path, reader: csv.DictReader[str]) -> list[ArtistEntry]:
     columns = {c.strip().lower() for c in (reader.fieldnames or [])}
     if "name" not in columns:
         raise InputError(f"{path}: the first row must name the columns, including 'name'")
@@ -64,8 +76,16 @@ def _from_csv(path: Path, text: str) -> list[ArtistEntry]:
         aliases = tuple(
             a for a in (_clean(x) for x in _ALIAS_SPLIT.split(row.get("aliases") or "")) if a
         )
-        entries.append(ArtistEntry(name, aliases, _clean(row.get("email")) or None))
+        entry = ArtistEntry(name, aliases, _clean(row.get("email")) or None)
+        entries.append(_checked(entry, f"{path}, line {reader.line_num}"))
     return entries
+
+
+def _checked(entry: ArtistEntry, where: str) -> ArtistEntry:
+    for text in (entry.name, *entry.aliases, entry.email or ""):
+        if _CONTROL.search(text):
+            raise InputError(f"{where}: {quote(text)} holds a control character")
+    return entry
 
 
 def _from_toml(path: Path, text: str) -> list[ArtistEntry]:
@@ -73,6 +93,8 @@ def _from_toml(path: Path, text: str) -> list[ArtistEntry]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path} is not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise InputError(f"{path} nests arrays or tables too deeply") from exc
     tables = doc.get("artist", [])
     if not isinstance(tables, list):
         raise InputError(f"{path}: artists go in [[artist]] tables")
@@ -93,8 +115,9 @@ def _toml_entry(path: Path, number: int, table: Any) -> ArtistEntry:
     email = table.get("email")
     if email is not None and not isinstance(email, str):
         raise InputError(f"{where}: email must be a string")
-    return ArtistEntry(
+    entry = ArtistEntry(
         table["name"].strip(),
         tuple(a.strip() for a in aliases if a.strip()),
         (email or "").strip() or None,
     )
+    return _checked(entry, where)

@@ -123,7 +123,7 @@ def retry_after_s(headers: Mapping[str, str], now: float) -> float | None:
                 pass
     for part in headers.get("RateLimit", "").split(";"):
         key, _, number = part.strip().partition("=")
-        if key == "t" and number.isdigit():
+        if key == "t" and number.isascii() and number.isdigit():
             return float(number)
     return None
 
@@ -216,7 +216,7 @@ class HttpClient:
                 raise SourceRejected(f"{redact(url)}: the JSON body is over the size cap")
             try:
                 data = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep or long
                 raise SourceRejected(f"{redact(url)}: the answer is not JSON") from exc
             links = parse_links(resp.headers.get("Link", ""), resp.url)
             return JsonReply(url=resp.url, data=data, links=links)
@@ -381,7 +381,7 @@ async def _read_bounded(stream: aiohttp.StreamReader, skip: int, length: int) ->
 def _total_size(resp: aiohttp.ClientResponse) -> int | None:
     content_range = resp.headers.get("Content-Range", "")
     total = content_range.rpartition("/")[2]
-    if total.isdigit():
+    if total.isascii() and total.isdigit():
         return int(total)
     if resp.status == 200 and resp.content_length is not None:
         return resp.content_length

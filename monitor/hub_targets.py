@@ -39,7 +39,10 @@ def parse_hub_target(target: str, settings: Settings) -> HubTarget | None:
         return HubTarget("civitai", version)
     if not target.startswith(("http://", "https://")):
         return None
-    url = URL(target)
+    try:
+        url = URL(target)
+    except ValueError as exc:  # a bad port, IPv6 literal or host name (UnicodeError too)
+        raise InputError(f"{target}: not a valid URL ({exc})") from exc
     if _same_host(url, settings.sources.civitai.base_url) or url.host == "civitai.com":
         return _civitai_url(url, target)
     if _same_host(url, settings.sources.huggingface.endpoint) or url.host == "huggingface.co":

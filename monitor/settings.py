@@ -249,6 +249,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"config file {path} does not exist"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"config file {path} is not UTF-8 text (byte {exc.start})"]) from exc
+    except RecursionError as exc:  # tomllib recurses once per nested array or inline table
+        raise ConfigError([f"config file {path} nests arrays or tables too deeply"]) from exc
     except OSError as exc:
         raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from exc
 

@@ -1,17 +1,20 @@
-"""Hypothesis strategies for the untrusted inputs the detector core parses.
+"""Hypothesis strategies for the untrusted inputs stylewatch parses.
 
 Valid safetensors files come from ``build_safetensors`` over drawn tensors and metadata;
 hostile ones are those files mutated (bit flips, truncation, length field edits, spliced
-bytes) or headers whose JSON is drawn freely.
+bytes) or headers whose JSON is drawn freely. Artist lists, names and small images of each
+allowed format serve the monitor's parsers of outside input.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from typing import Any
 
 from hypothesis import strategies as st
+from PIL import Image
 
 from detectors.safetensors_header import DTYPE_BITS
 from tests.modelfiles import TensorSpec, build_safetensors
@@ -92,3 +95,34 @@ def mutated_files(draw: st.DrawFn) -> bytes:
         return length.to_bytes(8, "little") + data[8:]
     index = draw(st.integers(8, len(data)))
     return data[:index] + draw(st.binary(min_size=1, max_size=16)) + data[index:]
+
+
+# -- outside input beyond safetensors: artist lists, config files, images ----------------------
+
+# Text a person would type in a name: no control characters (refused) or lone surrogates.
+typed_text = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=24
+).filter(lambda text: text.strip() != "")
+aliases_lists = st.lists(typed_text.filter(lambda a: not {";", "|"} & set(a)), max_size=3)
+emails = st.none() | st.from_regex(r"[a-z]{1,8}@[a-z]{1,8}\.example", fullmatch=True)
+artist_rows = st.lists(st.tuples(typed_text, aliases_lists, emails), min_size=1, max_size=5)
+
+# The modes each format writes as they are (others Pillow converts or refuses).
+IMAGE_MODES = {
+    "PNG": ("RGB", "RGBA", "L", "LA", "P", "1", "I;16"),
+    "JPEG": ("RGB", "L", "CMYK"),
+    "WEBP": ("RGB", "RGBA"),
+}
+IMAGE_MAGICS = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF\x00\x00\x00\x00WEBPVP8X", b"GIF89a")
+
+
+@st.composite
+def encoded_images(draw: st.DrawFn) -> tuple[bytes, str, int, int]:
+    """(file bytes, format, width, height) of a small image as Pillow writes it."""
+    fmt = draw(st.sampled_from(sorted(IMAGE_MODES)))
+    mode = draw(st.sampled_from(IMAGE_MODES[fmt]))
+    width, height = draw(st.integers(1, 48)), draw(st.integers(1, 48))
+    image = Image.effect_noise((width, height), draw(st.integers(1, 64))).convert(mode)
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue(), fmt, width, height

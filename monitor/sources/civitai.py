@@ -392,7 +392,7 @@ def _dedupe(uploads: Iterable[ListedUpload]) -> list[ListedUpload]:
 
 def _cursor_model_id(cursor: str) -> int | None:
     tail = cursor.rpartition("|")[2]
-    return int(tail) if "|" in cursor and tail.isdigit() else None
+    return int(tail) if "|" in cursor and tail.isascii() and tail.isdigit() else None
 
 
 def _hub_text(
@@ -458,6 +458,6 @@ def _hashes(raw: Any) -> dict[str, str]:
 
 
 def _size_bytes(size_kb: Any) -> int | None:
-    if isinstance(size_kb, int | float) and not isinstance(size_kb, bool) and size_kb >= 0:
+    if isinstance(size_kb, int | float) and not isinstance(size_kb, bool) and 0 <= size_kb < 1e15:
         return round(size_kb * 1024)
     return None
