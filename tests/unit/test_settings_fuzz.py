@@ -98,11 +98,15 @@ def _settings_or_problems(path: Path, data: bytes) -> list[str]:
 @given(doc=config_documents())
 def test_drawn_configs_give_settings_or_one_line_per_problem(config_path, doc):
     problems = _settings_or_problems(config_path, _toml(doc))
+    values = [(key, value) for table in doc.values() for key, value in table.items()]
+    elsewhere = " ".join(repr(value) for key, value in values if key not in SECRET_KEYS)
     secrets = [
         value
-        for table in doc.values()
-        for key, value in table.items()
-        if key in SECRET_KEYS and isinstance(value, str) and value.startswith("sekrit-")
+        for key, value in values
+        if key in SECRET_KEYS
+        and isinstance(value, str)
+        and value.startswith("sekrit-")
+        and value not in elsewhere  # the same text under another key is no secret there
     ]
     for line in problems:
         assert not any(secret in line for secret in secrets)
@@ -166,7 +170,10 @@ def test_hostile_config_files_are_one_config_error(config_path, data, says):
 
 
 @settings(max_examples=30, deadline=None)
-@given(secret=st.from_regex(r"sekrit-[0-9a-f]{12}", fullmatch=True), bad=toml_values)
+@given(
+    secret=st.from_regex(r"sekrit-[0-9a-f]{12}", fullmatch=True),
+    bad=toml_values.filter(lambda value: "sekrit-" not in repr(value)),
+)
 def test_a_secret_never_shows_in_a_problem(config_path, secret, bad):
     sections = {s: keys for s, keys in SCHEMA.items() if set(keys) & set(SECRET_KEYS)}
     assert sections  # sources.civitai.api_key, email password, …
