@@ -19,6 +19,16 @@ Similarity is the mean over modules of ``|cos|`` between sketches; unrelated LoR
 ``sqrt(2 / pi) / SKETCH_DIM`` (about 0.1), the same weights above 0.99. Only fingerprints
 with the same :attr:`Fingerprint.modules_key` (the same chosen modules) compare.
 
+Indexing. :func:`sketch_codes` turns fingerprints into short binary codes whose Hamming
+distance follows the same ``|cos|``: each bit is ``sign(a . s) xor sign(b . s)`` for a
+sketch ``s`` and seeded Gaussian ``a``, ``b``, so a sign flip of ``s`` leaves it alone, and
+two sketches at ``|cos| = c`` differ in a bit with probability ``2 q (1 - q)``,
+``q = 1 - arccos(c) / pi``: about 0.03 for the same weights (c > 0.999), 0.25 at
+``SIMILAR_AT`` and 0.5 for unrelated sketches. With ``CODE_BITS`` bits per module, a radius
+of ``CODE_RADIUS_SHARE`` of the bits keeps every pair at ``SIMILAR_AT`` or closer (a pair
+exactly at it lies 3.8 standard deviations inside) and lets through about one unrelated
+fingerprint in a million (4.8 outside); candidates are then compared exactly.
+
 Reading. :func:`fingerprint_ranges` says which byte ranges of the file are needed (the chosen
 up/down tensors, nearby ones merged: at most ``2 * FINGERPRINT_MODULES`` reads, at most
 :data:`MAX_FINGERPRINT_BYTES`); :func:`fingerprint` takes those bytes.
@@ -43,7 +53,10 @@ SKETCH_DIM = 8  # a module's sketch is SKETCH_DIM x SKETCH_DIM
 SIMILAR_AT = 0.9  # mean |cos| from which two fingerprints are the same weights
 MAX_FINGERPRINT_BYTES = 4 * 1024 * 1024
 MERGE_GAP_BYTES = 64 * 1024  # ranges closer than this are read as one
+CODE_BITS = 32  # per module: 8 modules make a 256-bit code (four uint64 words)
+CODE_RADIUS_SHARE = 0.35  # Hamming radius, as a share of the code's bits
 _SEED = 0x5EED_F1A9
+_CODE_SEED = 0xC0DE_5EED
 
 _PAIR = re.compile(
     r"^(?P<module>.+?)[._](?P<part>lora_(?:down|up|A|B)|lora(?:_linear_layer)?\.(?:down|up))"
@@ -179,6 +192,44 @@ def similarities(
     cosines = np.einsum("nmk,mk->nm", stored, query, dtype=np.float64)
     result: npt.NDArray[np.float64] = np.abs(cosines).mean(axis=1)
     return result
+
+
+def sketch_codes(stored: npt.NDArray[np.float32]) -> npt.NDArray[np.uint64]:
+    """Binary codes of fingerprints (rows of ``stored``: n x modules x SKETCH_DIM**2), one
+    row of ``ceil(modules * CODE_BITS / 64)`` uint64 words each; compare with
+    :func:`hamming`."""
+    n, modules, dim = stored.shape
+    first, second = _code_projections(dim)
+    flat = stored.reshape(n * modules, dim).astype(np.float32)
+    bits = (flat @ first > 0) ^ (flat @ second > 0)
+    packed = np.packbits(bits.reshape(n, modules * CODE_BITS), axis=1)
+    width = -(-packed.shape[1] // 8) * 8
+    padded = np.zeros((n, width), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    codes: npt.NDArray[np.uint64] = padded.view(np.uint64)
+    return codes
+
+
+def hamming(codes: npt.NDArray[np.uint64], query: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Bits differing between each row of ``codes`` and the code ``query``."""
+    distance: npt.NDArray[np.int64] = (
+        np.bitwise_count(codes ^ query).sum(axis=1, dtype=np.int64)
+        if codes.size
+        else np.zeros(len(codes), dtype=np.int64)
+    )
+    return distance
+
+
+def code_radius(modules: int) -> int:
+    """The Hamming radius within which codes of ``modules`` modules are candidates."""
+    return int(CODE_RADIUS_SHARE * modules * CODE_BITS)
+
+
+@lru_cache(maxsize=4)
+def _code_projections(dim: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    rng = np.random.default_rng([_CODE_SEED, dim])
+    both = rng.standard_normal((2, dim, CODE_BITS)).astype(np.float32)
+    return both[0], both[1]
 
 
 def _usable(module: LoraModule) -> bool:

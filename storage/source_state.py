@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import numpy as np
 from sqlalchemy import Engine, and_, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
-from detectors.fingerprint import SIMILAR_AT, Fingerprint, similarities
+from detectors.fingerprint import Fingerprint
 from storage.backscan import refresh_screen_fields
 from storage.engine import error_summary, write_engine
+from storage.fingerprint_index import fingerprint_index
 from storage.loaders import finding_records
 from storage.models import Finding, ModelFile, Source, Upload
 from storage.models import Fingerprint as FingerprintRow
@@ -164,31 +164,9 @@ class SourceState:
 
     def similar_upload(self, prints: Iterable[Fingerprint], *, besides: int) -> int | None:
         """The first recorded upload (by id), other than ``besides``, with a file whose
-        fingerprint is at least ``SIMILAR_AT`` like one of ``prints`` (a numpy scan over the
-        stored fingerprints with the same modules)."""
-
-        def work(session: Session) -> int | None:
-            earliest: int | None = None
-            for fp in prints:
-                rows = session.exec(
-                    select(FingerprintRow.upload_pk, FingerprintRow.vector)
-                    .where(FingerprintRow.modules_key == fp.modules_key)
-                    .where(FingerprintRow.upload_pk != besides)
-                ).all()
-                query = fp.array()
-                usable = [(pk, v) for pk, v in rows if len(v) == len(fp.vector)]
-                if not usable:
-                    continue
-                stored = np.frombuffer(b"".join(v for _, v in usable), dtype="<f4")
-                scores = similarities(stored.reshape(len(usable), *query.shape), query)
-                close = [
-                    pk for (pk, _), score in zip(usable, scores, strict=True) if score >= SIMILAR_AT
-                ]
-                if close:
-                    earliest = min([*close, *([earliest] if earliest is not None else [])])
-            return earliest
-
-        return self._run("similar_upload", self._engine, work)
+        fingerprint is at least ``SIMILAR_AT`` like one of ``prints`` (through the
+        process's `storage.fingerprint_index.FingerprintIndex`)."""
+        return fingerprint_index(self._engine).similar_upload(prints, besides=besides)
 
     def decided_findings(self, upload_pk: int) -> list[FindingRecord]:
         """The upload's findings a moderator confirmed or that were taken down."""
