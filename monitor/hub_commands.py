@@ -62,6 +62,8 @@ def print_history(summaries: Sequence[HistorySummary], artists: Sequence[ArtistR
                 f" wait: `stylewatch artist backscan{hint} --hubs` resumes them (serve does too)",
                 markup=False,
             )
+        elif s.error:
+            err.print(f"warning: hub history on {s.source}: {s.error}", markup=False)
 
 
 async def _history(

@@ -60,6 +60,7 @@ class _Run:
     failed: int = 0
     error: str | None = None
     unavailable: bool = False
+    gave_up: bool = False
 
     def add(self, page: PollSummary) -> _Run:
         """This run with one more page screened."""
@@ -147,7 +148,7 @@ class HubHistory:
             if run.unavailable:  # the hub is down: its other searches wait for the next run
                 left += len(keys) - number
                 break
-            left += run.error is not None
+            left += run.error is not None and not run.gave_up
         return HistorySummary(
             source=source.name,
             searched=searched,
@@ -176,8 +177,11 @@ class HubHistory:
                 page = await source.search(key.query, cursor)
             except SourceUnavailable as exc:
                 return await self._stopped(key, run, str(exc), unavailable=True)
-            except SourceRejected as exc:  # a stale cursor, say: start over next time
-                return await self._stopped(key, run, str(exc), unavailable=False, restart=True)
+            except SourceRejected as exc:  # a stale cursor: start over; the query: give up
+                first_page = cursor is None
+                return await self._stopped(
+                    key, run, str(exc), unavailable=False, restart=True, give_up=first_page
+                )
             summary = await self._pollers[source.name].screen_found(page.uploads)
             if not summary.complete:
                 return await self._stopped(key, run, summary.error or "", unavailable=True)
@@ -212,11 +216,20 @@ class HubHistory:
         return following
 
     async def _stopped(
-        self, key: SearchKey, run: _Run, error: str, *, unavailable: bool, restart: bool = False
+        self,
+        key: SearchKey,
+        run: _Run,
+        error: str,
+        *,
+        unavailable: bool,
+        restart: bool = False,
+        give_up: bool = False,
     ) -> _Run:
-        await asyncio.to_thread(self._searches.stopped, key, error, restart=restart)
+        await asyncio.to_thread(
+            lambda: self._searches.stopped(key, error, restart=restart, give_up=give_up)
+        )
         log.warning(
             "hub_history.search.stopped",
             extra={"source": key.source, "artist_id": key.artist_id, "reason": error},
         )
-        return replace(run, error=error, unavailable=unavailable)
+        return replace(run, error=error, unavailable=unavailable, gave_up=give_up)

@@ -92,15 +92,21 @@ class HubSearches:
 
         return self._tx.write("hub_search_page", work)
 
-    def stopped(self, key: SearchKey, error: str, *, restart: bool = False) -> None:
-        """The search stopped on a fault; it keeps its place for the next run, or goes back
-        to its first page when ``restart`` (the hub refused the saved position)."""
+    def stopped(
+        self, key: SearchKey, error: str, *, restart: bool = False, give_up: bool = False
+    ) -> None:
+        """The search stopped on a fault; it keeps its place for the next run, goes back to
+        its first page when ``restart`` (the hub refused the saved position), or counts as
+        finished when ``give_up`` (the hub refuses the query itself: asking again will not
+        help; ``start(again=True)`` still can)."""
 
         def work(session: Session) -> None:
             row = _existing(session, key)
             row.error, row.updated_at = error[:MAX_ERROR_CHARS], self._tx.clock()
-            if restart:
+            if restart or give_up:
                 row.cursor = None
+            if give_up:
+                row.done_at = row.updated_at
             session.add(row)
 
         self._tx.write("hub_search_stopped", work)

@@ -195,13 +195,14 @@ class HuggingFaceSource:
         """The Hub's ``search`` is a case-insensitive substring of the repo id, where names
         are written ``mara-quellbrook``, ``mara_quellbrook`` or ``maraquellbrook``: the
         name's longest word finds all of them when it is distinctive enough, else each
-        joined form is searched."""
+        joined form is searched. A lone short word (``Ada``) is not searched: as a substring
+        it is in thousands of unrelated ids (``adapter``)."""
         words = [w.lower() for w in re.findall(r"[^\W_]+", name)]
-        if not words:
-            return ()
-        longest = max(words, key=len)
-        if len(longest) >= MIN_SEARCH_WORD_CHARS or len(words) == 1:
+        longest = max(words, key=len, default="")
+        if len(longest) >= MIN_SEARCH_WORD_CHARS:
             return (longest,)
+        if len(words) < 2:
+            return ()
         return tuple(dict.fromkeys(sep.join(words) for sep in ("-", "_", "")))
 
     async def search(self, query: str, after: str | None) -> SearchPage:

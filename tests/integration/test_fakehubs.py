@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import aiohttp
 import pytest
 
@@ -69,3 +71,39 @@ async def test_the_hub_pages_with_link_headers_on_its_own_origin() -> None:
         async with session.get(missing) as resp:
             assert resp.status == 401
             assert resp.headers["X-Error-Code"] == "RepoNotFound"
+
+
+async def test_civitai_search_pages_by_offset_and_cuts_pages_short() -> None:
+    async with running_hubs() as hubs, aiohttp.ClientSession() as session:
+        fake_civitai.seed_from_fixtures(hubs.civitai)
+        hidden = hubs.civitai.models[3212490]
+        hidden.tags.append("studio light")
+        hidden.hidden = True
+        older = datetime(2025, 1, 1, tzinfo=UTC)
+        later = hubs.civitai.add_upload("Studio light kit", b"x", published_at=older)
+        shown = next(m.id for m in hubs.civitai.models.values() if later in m.versions)
+        base = f"{hubs.civitai_url}/api/v1/models?query=Studio+Light&limit=1"
+        pages, cursor = [], ""
+        while True:
+            async with session.get(base + cursor) as resp:
+                page = await resp.json()
+            pages.append([item["id"] for item in page["items"]])
+            if "nextCursor" not in page["metadata"]:
+                break
+            cursor = f"&cursor={page['metadata']['nextCursor']}"
+        assert pages == [[], [shown]]  # the hidden model's page is empty; the cursor goes on
+        async with session.get(base + "&page=2") as resp:
+            assert resp.status == 400
+        async with session.get(base + "&cursor=2026-01-01|12") as resp:
+            assert resp.status == 400
+
+
+async def test_huggingface_search_is_a_substring_of_the_repo_id() -> None:
+    async with running_hubs() as hubs, aiohttp.ClientSession() as session:
+        fake_hf.seed_from_fixtures(hubs.huggingface)
+        url = f"{hubs.huggingface_url}/api/models?search=HASTMOOR"
+        async with session.get(url) as resp:
+            assert [m["id"] for m in await resp.json()] == ["gallowmere-ai/hastmoor-linocut-flux"]
+        hubs.huggingface.repos["gallowmere-ai/hastmoor-linocut-flux"].private = True
+        async with session.get(url) as resp:
+            assert await resp.json() == []

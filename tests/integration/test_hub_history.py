@@ -16,10 +16,10 @@ import pytest
 from detectors.results import ArtistRef
 from monitor.http import HttpClient
 from monitor.hub_history import HubHistory, search_keys
-from monitor.hub_jobs import build_history, sweep_history
+from monitor.hub_jobs import add_hub_jobs, build_history, sweep_history
 from monitor.polling import Poller
 from monitor.runtime import Runtime, open_runtime
-from monitor.settings import HuggingFaceSettings
+from monitor.settings import HubHistorySettings, HuggingFaceSettings, TakedownSettings
 from monitor.sources.base import SearchableSource, Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.huggingface import HuggingFaceSource
@@ -231,4 +231,64 @@ async def test_serves_sweep_runs_the_searches_artists_still_need(hubs, runtime) 
     # the one left, and the new alias on Civitai (on Hugging Face it is "varnhagen" again)
     assert later == 1 + 1
     assert idle == 0
+    assert {u.upload_id for u in runtime.store.list_uploads("civitai")} == expected
+
+
+async def test_a_repo_without_weights_does_not_hold_a_search_up(hubs, runtime) -> None:
+    lora = generic_lora("v", ss_training_comment="by Ilse Varnhagen")
+    hubs.huggingface.add_repo("fan/varnhagen-soon", START, {})  # card pushed, weights not yet
+    hubs.huggingface.add_repo("fan/varnhagen-ink", START, {"v.safetensors": lora})
+    ref = artist(runtime)
+    async with aiohttp.ClientSession() as session:
+        chosen = history(runtime, HttpClient(session, FAST, sleep=SleepLog()))
+        [_, hf] = await chosen.run(search_keys([ref], chosen.sources))
+    assert hf.complete and (hf.screened, hf.failed) == (1, 1)
+    states = {u.upload_id: u.state for u in runtime.store.list_uploads("huggingface")}
+    assert states == {"fan/varnhagen-soon": "failed", "fan/varnhagen-ink": "screened"}
+    assert runtime.store.get_source("huggingface").state.get("retry", {}) == {}  # poll's queue
+
+
+async def test_serve_schedules_the_sweep_and_the_takedown_checks(hubs, runtime) -> None:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    async with aiohttp.ClientSession() as session:
+        sources: list[Source] = [
+            CivitaiSource(runtime.settings.sources.civitai, HttpClient(session, FAST))
+        ]
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        assert add_hub_jobs(scheduler, runtime, sources) == ["hub_history", "takedowns"]
+        jobs = {job.id: job for job in scheduler.get_jobs()}
+        off = runtime.settings.model_copy(
+            update={
+                "hub_history": HubHistorySettings(enabled=False),
+                "takedown": TakedownSettings(enabled=False),
+            }
+        )
+        quiet = Runtime(off, runtime.engine, runtime.store, runtime.blobs)
+        assert add_hub_jobs(AsyncIOScheduler(timezone=UTC), quiet, sources) == []
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+    assert jobs["takedowns"].trigger.interval == timedelta(hours=1)  # each run: what is due
+
+
+async def test_a_refused_query_is_given_up_and_a_refused_cursor_starts_over(hubs, runtime):
+    expected = seed_civitai(hubs)
+    ref = artist(runtime)
+
+    def refuse_the_cursor(source: str, query: str, pages: int, found: int) -> None:
+        if source == "civitai" and query == ARTIST and pages == 1:
+            hubs.civitai.faults.add("/api/v1/models", "400")  # "Invalid cursor", say
+
+    hubs.civitai.faults.queued.append(("/api/v1/models", "400"))  # the first query's 1st page
+    async with aiohttp.ClientSession() as session:
+        chosen = history(runtime, HttpClient(session, FAST, sleep=SleepLog()))
+        keys = [k for k in search_keys([ref], chosen.sources) if k.source == "civitai"]
+        keys.reverse()  # the alias first: its query is the one refused
+        refused = (await chosen.run(keys, progress=refuse_the_cursor))[0]
+        rows = {r.key.query: r for r in HubSearches(runtime.engine).of_artist(ref.artist_id)}
+        hubs.civitai.received.clear()
+        again = (await chosen.run(keys))[0]
+    assert (refused.source, refused.waiting, again.waiting) == ("civitai", 1, 0)
+    assert rows["varnhagen_ink"].done and "HTTP 400" in (rows["varnhagen_ink"].error or "")
+    assert (rows[ARTIST].done, rows[ARTIST].cursor) == (False, None)  # back to page one
+    assert [q.get("cursor") for q in civitai_searches(hubs)] == [None, "3", "6"]
     assert {u.upload_id for u in runtime.store.list_uploads("civitai")} == expected

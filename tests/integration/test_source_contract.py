@@ -1,5 +1,6 @@
 """The contract every ``Source`` adapter keeps, run against each one (fake hubs on loopback
-for Civitai and Hugging Face, a real folder for the folder source)."""
+for Civitai and Hugging Face, a real folder for the folder source): listing, hydrating,
+reading bytes, and the takedown check; the searchable ones also page a search."""
 
 from __future__ import annotations
 
@@ -14,7 +15,16 @@ from detectors.errors import SourceError
 from detectors.safetensors_header import parse_header
 from monitor.http import HttpClient
 from monitor.settings import FolderSettings
-from monitor.sources.base import Cursor, ListedUpload, RemoteFile, Source
+from monitor.sources.base import (
+    CheckableSource,
+    CheckTarget,
+    Cursor,
+    HubStatus,
+    ListedUpload,
+    RemoteFile,
+    SearchableSource,
+    Source,
+)
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.folder import FolderSource
 from monitor.sources.huggingface import HuggingFaceSource
@@ -118,3 +128,52 @@ async def test_download_writes_the_whole_file(source, tmp_path):
     assert dest.stat().st_size == size
     assert file.size is None or file.size == size
     parse_header(dest.read_bytes(), file_size=size)
+
+
+# -- takedown tracking: every adapter says whether a recorded upload is still up ----------
+
+
+async def test_a_listed_upload_is_up_on_its_hub(source):
+    listed, file = await _screened_file(source)
+    upload = await source.hydrate(listed)
+    assert isinstance(source, CheckableSource)
+    target = CheckTarget(upload.upload_id, upload.url, (file.name,), file.size)
+    assert await source.hub_status(target) == HubStatus("up")
+
+
+async def test_an_upload_the_hub_no_longer_has_is_gone_not_an_error(source):
+    _, file = await _screened_file(source)
+    unknown = {
+        "civitai": CheckTarget("999999999"),
+        "huggingface": CheckTarget("nobody/nothing-here"),
+        "folder": CheckTarget("0" * 64, file.url.replace(".safetensors", "_gone.safetensors")),
+    }[source.name]
+    assert isinstance(source, CheckableSource)
+    status = await source.hub_status(unknown)
+    assert (status.up, status.state) == (False, "removed")
+    assert status.reason
+
+
+# -- hub history: the searchable adapters page a search to its end -----------------------
+
+SEARCHES = {"civitai": (civitai, "Mara Quellbrook"), "huggingface": (huggingface, "Oriel Hastmoor")}
+
+
+@pytest.mark.parametrize("name", sorted(SEARCHES))
+async def test_a_search_pages_to_its_end_and_names_the_artists_uploads(name, tmp_path):
+    adapter, artist = SEARCHES[name]
+    async with adapter(tmp_path) as source:
+        assert isinstance(source, SearchableSource)
+        found: list[str] = []
+        for term in source.search_terms(artist):
+            after: str | None = None
+            while True:
+                page = await source.search(term, after)
+                found += [u.upload_id for u in page.uploads]
+                if page.next is None:
+                    break
+                after = page.next
+        assert found and len(found) == len(set(found))
+        upload = await source.hydrate(ListedUpload(found[0], found[0]))
+        text = " ".join(t.text for t in upload.hub_text).lower()
+        assert artist.split()[-1].lower() in text

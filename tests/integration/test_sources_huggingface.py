@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from detectors.errors import SourceUnavailable
-from monitor.sources.base import Cursor
+from detectors.errors import SourceUnavailable, UploadNotReady
+from monitor.sources.base import Cursor, ListedUpload
 from monitor.sources.huggingface import HuggingFaceSource, Sibling, choose_files
 from tests.fakehubs import huggingface as fake_hf
 from tests.fakehubs.harness import HF_TOKEN, fast_client, settings_for
@@ -85,3 +85,22 @@ def test_choose_files_caps_and_prefers_final_files() -> None:
     )
     assert only_steps[0].rfilename == "a_000002000.safetensors"
     assert [s.rfilename for s in choose_files([Sibling("m.ckpt")], 4)] == ["m.ckpt"]
+
+
+@pytest.mark.parametrize(
+    ("name", "terms"),
+    [
+        ("Oriel Hastmoor", ("hastmoor",)),  # the longest word is in every way the id spells it
+        ("quellbrook", ("quellbrook",)),
+        ("Mo Li", ("mo-li", "mo_li", "moli")),  # short words alone match too much
+        ("Ada", ()),  # a lone short word is in too many ids ("adapter")
+        ("  —  ", ()),
+    ],
+)
+async def test_search_terms_follow_the_hubs_substring_search(source, name, terms) -> None:
+    assert source.search_terms(name) == terms
+
+
+async def test_a_repo_without_weights_is_not_ready_rather_than_the_hub_down(source) -> None:
+    with pytest.raises(UploadNotReady):
+        await source.hydrate(ListedUpload("tarn-w/mossgate-concept-lora", "mossgate"))
