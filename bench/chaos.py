@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import Engine
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -152,7 +153,7 @@ async def recovering(
     victim: Supervised,
     kill: Kill,
     before: audit.Progress,
-    engine: Any,
+    engine: Engine,
     session: aiohttp.ClientSession,
 ) -> None:
     incarnation, began = victim.starts, victim.started_at
@@ -168,7 +169,7 @@ async def recovering(
         await asyncio.sleep(WATCH_INTERVAL_S)
 
 
-async def _moved_on(run: Run, before: audit.Progress, engine: Any) -> bool:
+async def _moved_on(run: Run, before: audit.Progress, engine: Engine) -> bool:
     now = await asyncio.to_thread(audit.progress, engine)
     if now != before:
         return True

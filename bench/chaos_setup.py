@@ -58,18 +58,22 @@ def config_text(
     database_url: str | None = None,
     *,
     alerts: bool = True,
+    fast_queue: bool = True,
 ) -> str:
     """The config every stylewatch process of the run reads (``alerts`` False: no email or
-    webhook delivery configured)."""
+    webhook delivery configured; ``fast_queue`` False: the queue's default intervals)."""
+    fast = [
+        f"sweep_interval_s = {SWEEP_INTERVAL_S}",
+        f"heartbeat_s = {HEARTBEAT_S}",
+        f"stalled_after_s = {STALLED_AFTER_S}",
+    ]
     lines = [
         f"data_dir = {_toml(str(data_dir))}",
         "[database]",
         *([f"url = {_toml(database_url)}"] if database_url else []),
         "[queue]",
         f"backend = {_toml('procrastinate' if database_url else 'inprocess')}",
-        f"sweep_interval_s = {SWEEP_INTERVAL_S}",
-        f"heartbeat_s = {HEARTBEAT_S}",
-        f"stalled_after_s = {STALLED_AFTER_S}",
+        *(fast if fast_queue else []),
         "[sources.civitai]",
         f"base_url = {_toml(endpoints.civitai)}",
         f"api_key = {_toml(CIVITAI_KEY)}",
