@@ -93,6 +93,8 @@ def _from_toml(path: Path, text: str) -> list[ArtistEntry]:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path} is not valid TOML: {exc}") from exc
+    except ValueError as exc:  # int() refuses an integer of over 4,300 digits
+        raise InputError(f"{path} holds an integer too long to read") from exc
     except RecursionError as exc:  # tomllib recurses once per nested array or inline table
         raise InputError(f"{path} nests arrays or tables too deeply") from exc
     tables = doc.get("artist", [])

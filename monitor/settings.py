@@ -251,6 +251,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"config file {path} is not UTF-8 text (byte {exc.start})"]) from exc
+    except ValueError as exc:  # int() refuses an integer of over 4,300 digits
+        raise ConfigError([f"config file {path} holds an integer too long to read"]) from exc
     except RecursionError as exc:  # tomllib recurses once per nested array or inline table
         raise ConfigError([f"config file {path} nests arrays or tables too deeply"]) from exc
     except OSError as exc:

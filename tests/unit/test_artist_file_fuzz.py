@@ -115,6 +115,7 @@ def test_mutated_artist_lists_give_clean_artists_or_one_input_error(folder, seed
         (".csv", b"name\nMara\x00Quellbrook\n", "holds a control character"),
         (".csv", b"name,aliases\nMara,q\x1bb\n", "holds a control character"),
         (".toml", b"artist = " + b"[" * 1200, "nests arrays or tables too deeply"),
+        (".toml", b"[[artist]]\nname = " + b"1" * 4400, "holds an integer too long to read"),
         (".toml", b'[[artist]]\nname = "Mara\\u0000"\n', "holds a control character"),
     ],
 )

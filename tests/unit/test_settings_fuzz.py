@@ -160,6 +160,7 @@ def test_valid_values_load_back_the_same(
         (b'data_dir = "/tmp/\xff"\n', "is not UTF-8 text (byte 17)"),
         (b"x = " + b"[" * 1200 + b"]" * 1200, "nests arrays or tables too deeply"),
         (b"x = " + b"{a = " * 1200, "nests arrays or tables too deeply"),
+        (b"[probe]\nmax_images = " + b"1" * 4400, "holds an integer too long to read"),
     ],
 )
 def test_hostile_config_files_are_one_config_error(config_path, data, says):
