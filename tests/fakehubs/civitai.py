@@ -33,6 +33,12 @@ class CvFile:
     sha256: str
     type: str = "Model"
     primary: bool = True
+    only_autov2: bool = False  # older files: the hashes list AutoV2 without SHA256
+
+    @property
+    def hashes(self) -> dict[str, str]:
+        autov2 = {"AutoV2": self.sha256[:10]}
+        return autov2 if self.only_autov2 else {**autov2, "SHA256": self.sha256}
 
 
 @dataclass
@@ -292,7 +298,7 @@ class FakeCivitai:
                 "name": f.name,
                 "type": f.type,
                 "metadata": {"format": "SafeTensor", "fp": "fp16"},
-                "hashes": {"AutoV2": f.sha256[:10], "SHA256": f.sha256},
+                "hashes": f.hashes,
                 "downloadUrl": url if f.primary else f"{url}?fileId={f.id}",
                 **({"primary": True} if f.primary else {}),
             }
