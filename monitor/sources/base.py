@@ -104,7 +104,6 @@ class SearchPage:
 
     uploads: tuple[ListedUpload, ...]
     next: str | None
-    models: int = 0
 
 
 HubState = Literal["up", "removed", "hidden", "unpublished", "gated"]

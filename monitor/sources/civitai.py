@@ -7,6 +7,9 @@ top until it is ``overlap_s`` past the stored high-water mark, fetches the model
 ``nextCursor`` names (``…|<modelId>``) when no page showed it, and leaves duplicates to the
 version-id key. Headers are read with one Range request through the download redirect;
 the API key goes to Civitai's own host only, never to the storage host it redirects to.
+
+A hub history search is the same endpoint with ``query=`` (an offset cursor, pages that can
+come back short or empty); a takedown check reads the version and its model again.
 """
 
 from __future__ import annotations
@@ -241,7 +244,7 @@ class CivitaiSource:
             seen = {m.id for m in models}
             models.extend(await self._recover_skipped([page.next_cursor], seen))
         uploads = _dedupe(_new_versions(models, None))
-        return SearchPage(tuple(uploads), page.next_cursor, len(models))
+        return SearchPage(tuple(uploads), page.next_cursor)
 
     async def hub_status(self, target: CheckTarget) -> HubStatus:
         """Gone when the version or its model answers 404/410, or says it is unpublished,

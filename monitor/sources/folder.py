@@ -4,6 +4,7 @@ A file is taken once it has stopped growing: its size and modification time are 
 on two polls in a row (or it is older than ``min_age_s`` when first seen). It is then
 hashed once and keyed by its sha256, so a copy or a rename is the same upload. The sizes
 seen live in the cursor, so ``poll --once`` runs carry them from one run to the next.
+A file deleted from the folder (and not merely renamed or moved in it) is taken down.
 """
 
 from __future__ import annotations

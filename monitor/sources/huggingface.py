@@ -13,6 +13,9 @@ kept only when their tags say adapter), following ``Link: rel="next"`` verbatim,
 for siblings (sizes, LFS sha256) and ``cardData``, plus the README text. Headers are read
 from ``/{repo}/resolve/{sha}/{file}`` by Range, a few files per repo, skipping ai-toolkit's
 intermediate ``_<9 digits>.safetensors`` checkpoints when the final file is there.
+
+A hub history search is ``/api/models?search=`` (a substring of the repo id) with the same
+Link paging; a takedown check reads ``/api/models/{repo}`` again.
 """
 
 from __future__ import annotations
@@ -219,7 +222,6 @@ class HuggingFaceSource:
         return SearchPage(
             uploads=tuple(m.listed() for m in models if m.is_adapter),
             next=following.raw_path_qs if following is not None else None,
-            models=len(models),
         )
 
     async def hub_status(self, target: CheckTarget) -> HubStatus:
