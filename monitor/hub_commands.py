@@ -50,19 +50,22 @@ def search_hub_history(
 
 
 def print_history(summaries: Sequence[HistorySummary], artists: Sequence[ArtistRef]) -> None:
-    """One summary line on stdout, and one warning line per hub that stopped early."""
+    """One summary line on stdout; one warning line on stderr when a hub stopped early."""
     if not summaries:
         return
     out.print(_history_line(summaries), markup=False)
-    hint = f' "{artists[0].name}"' if len(artists) == 1 else " NAME"
+    stopped = [s for s in summaries if s.waiting]
+    if stopped:
+        hint = f' "{artists[0].name}"' if len(artists) == 1 else " NAME"
+        waiting = sum(s.waiting for s in stopped)
+        err.print(
+            f"warning: hub history stopped on {', '.join(s.source for s in stopped)}"
+            f" ({stopped[0].error}); {waiting} search(es) wait:"
+            f" `stylewatch artist backscan{hint} --hubs` resumes them (serve does too)",
+            markup=False,
+        )
     for s in summaries:
-        if s.waiting:
-            err.print(
-                f"warning: hub history on {s.source} stopped ({s.error}); {s.waiting} search(es)"
-                f" wait: `stylewatch artist backscan{hint} --hubs` resumes them (serve does too)",
-                markup=False,
-            )
-        elif s.error:
+        if s.error and not s.waiting:
             err.print(f"warning: hub history on {s.source}: {s.error}", markup=False)
 
 
@@ -91,6 +94,8 @@ def _history_line(summaries: Sequence[HistorySummary]) -> str:
     searched = [s for s in summaries if s.searched]
     if not searched:
         return "hub history: already searched (--again searches again)"
+    if not any(s.pages for s in searched):
+        return "hub history: no page read yet"
     pages = ", ".join(f"{s.source} {s.pages} page{'s' if s.pages != 1 else ''}" for s in searched)
     screened = sum(s.screened for s in searched)
     flagged = sum(s.flagged for s in searched)

@@ -79,7 +79,8 @@ async def test_an_unreachable_hub_is_one_warning_and_resumes_later(hubs, tmp_pat
     code, out, err = await cli(hubs, tmp_path, "artist", "add", ARTIST, hf="http://127.0.0.1:9")
     assert code == 0, err
     warnings = err.strip().splitlines()
-    assert len(warnings) == 1 and warnings[0].startswith("warning: hub history on huggingface")
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: hub history stopped on huggingface (")
     assert f'stylewatch artist backscan "{ARTIST}" --hubs' in warnings[0]
     assert "hub history: 3 uploads found" in out
     listed = json.loads((await cli(hubs, tmp_path, "artist", "list", "--json"))[1])
