@@ -12,20 +12,22 @@ the threshold, none for real re-uploads; bench/reupload.py counts both).
 
 One index per engine and process (`fingerprint_index`), shared by the pollers' threads
 under a lock. Rows are read by id; ids that another process's transaction had reserved
-but not committed yet are read on a later lookup (the last ``LAG_ROWS`` ids are read again).
+but not committed yet are read on a later lookup (on PostgreSQL the last ``LAG_ROWS`` ids
+are checked again every ``LATE_CHECK_S``). A row whose vector is rewritten in place keeps
+its old code; rows deleted are dropped at the exact check.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
@@ -35,7 +37,7 @@ from detectors.fingerprint import (
     SKETCH_DIM,
     Fingerprint,
     code_radius,
-    hamming,
+    hamming_columns,
     similarities,
     sketch_codes,
 )
@@ -43,37 +45,41 @@ from storage.engine import error_summary
 from storage.models import Fingerprint as FingerprintRow
 
 LOAD_BATCH_ROWS = 20_000
-LAG_ROWS = 10_000
+LAG_ROWS = 5_000
+LATE_CHECK_S = 5.0  # how often the lag window is checked for rows committed late
 Ids = npt.NDArray[np.int64]
-G = TypeVar("G", bound=np.generic)
 
 
 @dataclass
 class _Group:
-    """The codes of one ``modules_key``: rows ``[:size]`` of the arrays are filled."""
+    """The codes of one ``modules_key``, word by word (``columns[w, i]``: word ``w`` of code
+    ``i``, for a fast scan); entries ``[:size]`` are filled."""
 
     modules: int
-    codes: npt.NDArray[np.uint64]
+    columns: npt.NDArray[np.uint64]
     row_ids: Ids
     size: int = 0
 
     @classmethod
     def empty(cls, modules: int, words: int) -> _Group:
-        return cls(modules, np.zeros((0, words), np.uint64), np.zeros(0, np.int64))
+        return cls(modules, np.zeros((words, 0), np.uint64), np.zeros(0, np.int64))
 
     def add(self, codes: npt.NDArray[np.uint64], row_ids: Ids) -> None:
         need = self.size + len(row_ids)
         if need > len(self.row_ids):  # grow by doubling: amortised O(1) per row
             capacity = max(need, 2 * len(self.row_ids), 1024)
-            self.codes = _grown(self.codes, capacity)
-            self.row_ids = _grown(self.row_ids, capacity)
-        self.codes[self.size : need] = codes
+            columns = np.zeros((self.columns.shape[0], capacity), np.uint64)
+            columns[:, : self.size] = self.columns[:, : self.size]
+            ids = np.zeros(capacity, np.int64)
+            ids[: self.size] = self.row_ids[: self.size]
+            self.columns, self.row_ids = columns, ids
+        self.columns[:, self.size : need] = codes.T
         self.row_ids[self.size : need] = row_ids
         self.size = need
 
     def candidates(self, code: npt.NDArray[np.uint64]) -> Ids:
         """Row ids whose codes lie within the radius of ``code``."""
-        distance = hamming(self.codes[: self.size], code)
+        distance = hamming_columns(self.columns[:, : self.size], code)
         close: Ids = self.row_ids[: self.size][distance <= code_radius(self.modules)]
         return close
 
@@ -85,7 +91,9 @@ class FingerprintIndex:
     engine: Engine
     _groups: dict[str, _Group] = field(default_factory=dict)
     _last_id: int = 0
+    late_check_s: float = LATE_CHECK_S
     _recent: set[int] = field(default_factory=set)
+    _late_checked: float = float("-inf")
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def similar_upload(self, prints: Iterable[Fingerprint], *, besides: int) -> int | None:
@@ -123,8 +131,10 @@ class FingerprintIndex:
         return group.candidates(sketch_codes(sketches[None])[0])
 
     def _load(self, session: Session) -> None:
-        """Index every row written since the last load (and the last LAG_ROWS ids again)."""
-        after = max(0, self._last_id - LAG_ROWS)
+        """Index every row written since the last load, and any row in the last
+        ``LAG_ROWS`` ids that was not there then."""
+        self._load_late(session)
+        after = self._last_id
         while True:
             rows = session.exec(
                 select(FingerprintRow.id, FingerprintRow.modules_key, FingerprintRow.vector)
@@ -133,13 +143,45 @@ class FingerprintIndex:
                 .limit(LOAD_BATCH_ROWS)
             ).all()
             if not rows:
-                break
-            fresh = [(int(i), k, v) for i, k, v in rows if i and int(i) not in self._recent]
-            self._index(fresh)
-            after = int(rows[-1][0] or 0)
-            self._last_id = max(self._last_id, after)
-            recent = self._recent | {i for i, _, _ in fresh}
-            self._recent = {i for i in recent if i > self._last_id - LAG_ROWS}
+                return
+            self._index([(int(i), k, v) for i, k, v in rows if i])
+            after = self._last_id = int(rows[-1][0] or 0)
+            self._remember(int(i) for i, _, _ in rows if i)
+
+    def _load_late(self, session: Session) -> None:
+        """Rows whose ids lie in the lag window but were not committed when it was read (on
+        PostgreSQL a transaction may take an id and commit after a later one): at most every
+        ``late_check_s`` a lookup counts the window's rows, and reads their ids only when
+        the count changed."""
+        now = time.monotonic()
+        if self.engine.dialect.name == "sqlite" or not self._last_id:
+            return  # SQLite has one writer at a time: its ids become visible in order
+        if now - self._late_checked < self.late_check_s:
+            return
+        self._late_checked = now
+        window = (
+            col(FingerprintRow.id) > self._last_id - LAG_ROWS,
+            col(FingerprintRow.id) <= self._last_id,
+        )
+        there = session.exec(select(func.count()).select_from(FingerprintRow).where(*window))
+        if there.one() == len(self._recent):
+            return  # ids are unique: the same count is the same rows (the usual case)
+        ids = session.exec(select(FingerprintRow.id).where(*window)).all()
+        late = [int(i) for i in ids if i and int(i) not in self._recent]
+        if not late:
+            return
+        rows = session.exec(
+            select(FingerprintRow.id, FingerprintRow.modules_key, FingerprintRow.vector).where(
+                col(FingerprintRow.id).in_(late)
+            )
+        ).all()
+        self._index([(int(i), k, v) for i, k, v in rows if i])
+        self._remember(late)
+
+    def _remember(self, row_ids: Iterable[int]) -> None:
+        """Keep the ids indexed within the lag window (so a late row is indexed once)."""
+        floor = self._last_id - LAG_ROWS
+        self._recent = {i for i in (*self._recent, *row_ids) if i > floor}
 
     def _index(self, rows: Sequence[tuple[int, str, bytes]]) -> None:
         by_key: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
@@ -177,12 +219,6 @@ def _earliest_close(session: Session, found: dict[Fingerprint, Ids], besides: in
         if close:
             earliest = min(close) if earliest is None else min(earliest, *close)
     return earliest
-
-
-def _grown(array: npt.NDArray[G], capacity: int) -> npt.NDArray[G]:
-    grown: npt.NDArray[G] = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown
 
 
 _INDEXES: weakref.WeakKeyDictionary[Engine, FingerprintIndex] = weakref.WeakKeyDictionary()
