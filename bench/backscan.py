@@ -12,11 +12,19 @@ streaming read, then a plain Python loop of ``name.lower() in text.lower()`` ove
 upload's screened text (as the back-scan's cheap pass reads it), for the name and each
 alias. Wall and CPU seconds are both given
 (``_cpu_s``: this process's CPU time, steadier on a shared machine). The last line printed
-is one JSON object. Run: ``.venv/bin/python bench/backscan.py [UPLOADS]``.
+is one JSON object. Run: ``.venv/bin/python bench/backscan.py [UPLOADS [RUNS]]``.
+
+The back-scan by style (`monitor.style_backscan`), timed after it: :data:`RUNS` of the
+uploads are marked probed with a kept probe run each (8 images' style vectors of the
+built-in embedder's size, random, paired with base vectors; :data:`STYLE_SHARE` of them near
+the artist's references), the artist gets 4 reference images, and the runs are scored
+against them (``style_backscan_s``: reading every run from
+the probe cache, the lifts, the findings over the threshold with their evidence sheets).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import sys
@@ -30,14 +38,22 @@ from typing import Any, TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+from sqlalchemy import insert, update  # noqa: E402
+from sqlmodel import col  # noqa: E402
 
 from detectors.results import ArtistRef  # noqa: E402
 from monitor.backscan import backscan  # noqa: E402
+from monitor.runtime import Runtime  # noqa: E402
+from monitor.settings import load_settings  # noqa: E402
+from monitor.style_backscan import cli_scoring, style_backscan  # noqa: E402
 from storage.backscan import RecordedUploads  # noqa: E402
+from storage.blobs import BlobStore  # noqa: E402
 from storage.engine import create_db_engine, write_engine  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Upload, metadata  # noqa: E402
+from storage.probe_cache import ProbeRun, run_key  # noqa: E402
 from storage.store import Store  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared/hubs/safetensors/kohya_sd15_style_lora.json"
@@ -45,6 +61,9 @@ T = TypeVar("T")
 
 SEED = 20261201
 UPLOADS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+RUN_IMAGES = 8
+STYLE_SHARE = 0.002  # a handful of imitations among the probed LoRAs
 NAMED_SHARE = 0.005
 INSERT_BATCH = 5_000
 ARTIST = "Ilse Varnhagen"
@@ -124,6 +143,43 @@ def _timed(figures: dict[str, Any], name: str, work: Callable[[], T]) -> T:
     return value
 
 
+def _style(tmp: Path, engine: Any, store: Store, ref: ArtistRef, figures: dict[str, Any]) -> None:
+    """Keep RUNS probe runs, give the artist references, time the style back-scan."""
+    settings = load_settings(None, data_dir=tmp / "data", probe={"base_models": {"sd1": tmp}})
+    runtime = Runtime(settings, engine, store, BlobStore(tmp / "blobs"))
+    scoring = cli_scoring(runtime)
+    rng = np.random.default_rng(SEED)
+    image = scoring.cache.put_image(Image.new("RGB", (64, 64), (120, 120, 120)))
+    references = [
+        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(4)
+    ]
+    shas = []
+    for picture in references:
+        out = io.BytesIO()
+        picture.save(out, format="PNG")
+        shas.append(runtime.blobs.put(out.getvalue()))
+        store.add_reference_image(
+            ref.artist_id, shas[-1], mime="image/png", width=64, height=64, size=0
+        )
+    dim = scoring.embedder.dim
+    style = scoring.cache.vectors(scoring.embedder, shas).mean(0)
+    with write_engine(engine).begin() as connection:
+        connection.execute(update(Upload).where(col(Upload.id) <= RUNS).values(state="probed"))
+    for pk in range(1, RUNS + 1):
+        vectors = rng.standard_normal((2, RUN_IMAGES, dim)).astype(np.float32)
+        if rng.random() < STYLE_SHARE:  # draws in the artist's style
+            vectors[0] = 0.2 * vectors[0] / np.sqrt(dim) + style
+        vectors /= np.linalg.norm(vectors, axis=2, keepdims=True)
+        images = (image,) * RUN_IMAGES
+        prompts = ("a portrait",) * RUN_IMAGES
+        run = ProbeRun("sd1", prompts, tuple(range(RUN_IMAGES)), images, images, *vectors)
+        scoring.cache.put_run(scoring.embedder.name, run_key("civitai", str(pk)), run)
+    result = _timed(figures, "style_backscan", lambda: style_backscan(runtime, scoring, [ref]))
+    figures["style_runs"] = RUNS
+    figures["style_rescored"] = result.rescored
+    figures["style_flagged"] = sum((result.flagged or {}).values())
+
+
 def main() -> None:
     rng = random.Random(SEED)
     figures: dict[str, Any] = {"bench": "backscan", "uploads": UPLOADS}
@@ -144,6 +200,7 @@ def main() -> None:
         result = _timed(figures, "backscan", lambda: backscan(store, recorded, [ref]))
         figures["found"] = result.named.get(ARTIST, 0)
         figures["findings"] = len(store.list_findings())
+        _style(Path(tmp), engine, store, ref, figures)
         engine.dispose()
     figures["ratio_vs_baseline"] = round(figures["baseline_lower_in_s"] / figures["backscan_s"], 3)
     print(
@@ -152,6 +209,11 @@ def main() -> None:
         f" {figures['baseline_lower_in_s']:.2f} s; read alone {figures['read_s']:.2f} s;"
         f" once-only fill of pre-0005 rows {figures['first_fill_s']:.1f} s;"
         f" found {figures['found']} of {figures['named']} named"
+    )
+    print(
+        f"back-scan by style of {figures['style_runs']:,} kept probe runs:"
+        f" {figures['style_backscan_s']:.2f} s ({figures['style_backscan_cpu_s']:.2f} s CPU),"
+        f" {figures['style_rescored']:,} re-scored, {figures['style_flagged']} flagged"
     )
     print(json.dumps(figures))
 

@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
+
 from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
 from detectors.results import ArtistMatch, ArtistRef, Evidence
@@ -158,34 +161,76 @@ def _score_batch(
 ) -> tuple[list[tuple[int, list[ArtistMatch]]], list[int]]:
     """(upload key, findings) for the uploads whose kept runs reach the threshold, and the
     keys of the uploads to probe again."""
+    kept, missing = _kept_runs(scoring, batch, gallery.vectors.shape[1], counts)
     found: list[tuple[int, list[ArtistMatch]]] = []
-    missing: list[int] = []
-    dim = gallery.vectors.shape[1]
-    for upload in batch:
-        run = scoring.cache.run(scoring.embedder.name, run_key(upload.source, upload.upload_id))
-        if run is None or run.lora_vectors.shape[1] != dim:
-            if upload.source == LOCAL_SOURCE:
-                counts["unavailable"] += 1
-            else:
-                missing.append(upload.upload_pk)
-            continue
-        counts["rescored"] += 1
-        lifts = style_lifts(gallery, run.lora_vectors, run.base_vectors)
-        if lifts[0].lift <= 0:
+    for (upload, run), best in zip(kept, _best_lifts(gallery, [r for _, r in kept]), strict=True):
+        if best <= 0:
             continue  # no nearer to any of the artists than the base model: unrelated
         counts["closer"] += 1
+        if best < scoring.threshold:
+            continue
+        lifts = style_lifts(gallery, run.lora_vectors, run.base_vectors)
         matches = _matches(runtime, scoring, run, lifts, names, references)
-        if matches:
-            found.append((upload.upload_pk, matches))
-            log.info(
-                "backscan.style.flagged",
-                extra={
-                    "upload_pk": upload.upload_pk,
-                    "artist": ", ".join(m.artist for m in matches),
-                    "stage": "backscan",
-                },
-            )
+        if not matches:
+            continue  # at the threshold within rounding: style_lifts has the last word
+        found.append((upload.upload_pk, matches))
+        log.info(
+            "backscan.style.flagged",
+            extra={
+                "upload_pk": upload.upload_pk,
+                "artist": ", ".join(m.artist for m in matches),
+                "stage": "backscan",
+            },
+        )
     return found, missing
+
+
+def _kept_runs(
+    scoring: StyleScoring, batch: Sequence[ProbedUpload], dim: int, counts: Counter[str]
+) -> tuple[list[tuple[ProbedUpload, ProbeRun]], list[int]]:
+    """The batch's kept runs with vectors of the gallery's size, and the keys of the uploads
+    without one (local files without one are only counted: they cannot be fetched)."""
+    kept, missing = [], []
+    for upload in batch:
+        run = scoring.cache.run(scoring.embedder.name, run_key(upload.source, upload.upload_id))
+        if run is not None and run.lora_vectors.shape[1] == dim:
+            kept.append((upload, run))
+        elif upload.source == LOCAL_SOURCE:
+            counts["unavailable"] += 1
+        else:
+            missing.append(upload.upload_pk)
+    counts["rescored"] += len(kept)
+    return kept, missing
+
+
+def _best_lifts(gallery: ArtistGallery, runs: Sequence[ProbeRun]) -> list[float]:
+    """Each run's largest lift over the gallery's artists: `style_lifts`' lift (the mean over
+    the run's image pairs of the LoRA image's score minus the base image's), for all the
+    runs at once in two matrix products. Only a pre-filter: a run it puts at the threshold
+    is scored again by `style_lifts`, whose lift the finding carries."""
+    if not runs:
+        return []
+    rows = np.array([len(r.lora_vectors) for r in runs])
+    lora = _scores(gallery, np.concatenate([r.lora_vectors for r in runs]))
+    base = _scores(gallery, np.concatenate([r.base_vectors for r in runs]))
+    starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
+    means = np.add.reduceat(lora - base, starts, axis=0) / rows[:, None]
+    return [float(m) for m in means.max(axis=1)]
+
+
+def _scores(gallery: ArtistGallery, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """`ArtistGallery.scores` in float32 for the probe's gallery (centroid rule, no
+    whitening): cosines with the artists' centroids, ten times faster on many rows."""
+    if gallery.rule != "centroid" or gallery.whitener is not None:
+        return gallery.scores(queries).astype(np.float32)
+    owners = range(len(gallery.artist_ids))
+    centroids = np.stack([gallery.vectors[gallery.owner == i].mean(0) for i in owners])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
+    cosines: npt.NDArray[np.float32] = (queries @ centroids.T.astype(np.float32)) / np.maximum(
+        norms, 1e-12
+    )[:, None]
+    return cosines
 
 
 def _matches(

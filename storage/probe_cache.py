@@ -5,7 +5,7 @@ per family; a vector by (embedder name, image blob key), so reference images and
 images are embedded once per embedder. A probe run (`ProbeRun`: what one probe of one
 upload drew and its style vectors) is keyed by (embedder name, upload), so references added
 later can score the upload again without drawing anything. Images and vectors live in the
-blob store (PNG, JPEG, ``.npy`` and ``.npz`` bytes); the index is one small JSON file per key
+blob store (PNG, JPEG, ``.npy`` and raw float32 bytes); the index is one small JSON file per key
 under ``root``, written to a temporary file and renamed, so a crash leaves an entry either
 absent or complete.
 """
@@ -18,7 +18,6 @@ import io
 import json
 import os
 import tempfile
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,10 +123,10 @@ class ProbeCache:
     def put_run(self, embedder: str, upload: str, run: ProbeRun) -> None:
         """Keep a probe run of ``upload`` (a stable key, e.g. ``source:upload_id``); a later
         run of the same upload replaces it."""
-        out = io.BytesIO()
-        np.savez(out, lora=run.lora_vectors, base=run.base_vectors)
+        pair = np.stack([run.lora_vectors, run.base_vectors]).astype("<f4")
         entry: dict[str, object] = {
-            "vectors": self.blobs.put(out.getvalue()),
+            "vectors": self.blobs.put(pair.tobytes()),  # raw: read back without parsing
+            "dim": int(pair.shape[2]),
             "family": run.family,
             "prompts": list(run.prompts),
             "seeds": list(run.seeds),
@@ -140,9 +139,13 @@ class ProbeCache:
         """The probe run kept for ``upload`` with this embedder's vectors, or None (never
         kept, or unreadable: the caller probes again)."""
         entry = self._read(_key("run", embedder, upload))
-        vectors = entry.get("vectors") if entry else None
-        arrays = self._arrays(vectors) if isinstance(vectors, str) else None
-        if entry is None or arrays is None:
+        if entry is None:
+            return None
+        vectors, dim = entry.get("vectors"), entry.get("dim")
+        if not (isinstance(vectors, str) and isinstance(dim, int) and dim > 0):
+            return None
+        arrays = self._arrays(vectors, dim)
+        if arrays is None:
             return None
         seeds = entry.get("seeds")
         run = ProbeRun(
@@ -156,16 +159,16 @@ class ProbeCache:
         )
         return run if _consistent(run) else None
 
-    def _arrays(self, blob: str) -> tuple[Vector, Vector] | None:
+    def _arrays(self, blob: str, dim: int) -> tuple[Vector, Vector] | None:
+        """The LoRA and base vectors from a kept run's raw float32 bytes, or None."""
         try:
-            loaded = np.load(io.BytesIO(self.blobs.read(blob)), allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                return None
-            with loaded as npz:
-                lora, base = npz["lora"], npz["base"]
-        except (BlobNotFound, OSError, ValueError, KeyError, zipfile.BadZipFile):
+            data = self.blobs.read(blob)
+        except (BlobNotFound, OSError):
+            return None
+        if not data or len(data) % (8 * dim):  # two arrays of whole rows
             return None  # damaged: a miss, like a damaged index entry
-        return lora.astype(np.float32), base.astype(np.float32)
+        pair = np.frombuffer(data, dtype="<f4").reshape(2, -1, dim).astype(np.float32)
+        return pair[0], pair[1]
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"

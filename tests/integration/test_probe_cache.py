@@ -73,7 +73,9 @@ def test_a_damaged_probe_run_is_a_miss(tmp_path):
     stored = json.loads(entry.read_text(encoding="utf-8"))
     entry.write_text(json.dumps({**stored, "seeds": [1, 2]}), encoding="utf-8")
     assert cache.run("gram-v1", "civitai:1") is None  # columns no longer pair with the rows
-    entry.write_text(json.dumps({**stored, "vectors": blobs.put(b"not an npz")}), "utf-8")
+    entry.write_text(json.dumps({**stored, "vectors": blobs.put(b"not 2 x 3 rows")}), "utf-8")
     assert cache.run("gram-v1", "civitai:1") is None
+    entry.write_text(json.dumps({**stored, "dim": 4}), encoding="utf-8")
+    assert cache.run("gram-v1", "civitai:1") is None  # 30 floats are no pair of 4-wide rows
     entry.write_text(json.dumps(stored), encoding="utf-8")
     assert cache.run("gram-v1", "civitai:1") is not None
