@@ -31,6 +31,7 @@ from monitor.http import HttpClient, parse_links, retry_after_s
 from monitor.hub_targets import parse_hub_target
 from monitor.settings import CivitaiSettings, HuggingFaceSettings, Settings, load_settings
 from monitor.sources import civitai, huggingface
+from monitor.sources.html_text import html_to_text
 
 # Kinds pick the structure-aware mutations (bench/fuzz_mutators.py) on top of byte edits.
 Kind = str
@@ -173,7 +174,7 @@ class _Parsers:
         list(huggingface._hub_text(self._card_model, readme))
 
     def description(self, data: bytes) -> None:
-        civitai.html_to_text(data.decode("utf-8", "surrogateescape"))
+        html_to_text(data.decode("utf-8", "surrogateescape"))
 
     def http_headers(self, data: bytes) -> None:
         headers: dict[str, str] = {}

@@ -18,7 +18,6 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from monitor.sources.base import (
     SearchPage,
     Upload,
 )
+from monitor.sources.html_text import html_to_text
 
 log = logging.getLogger(__name__)
 
@@ -414,28 +414,6 @@ def _hub_text(
         yield TextField("tags", tag)
     for prompt in version.prompts:
         yield TextField("prompt", prompt)
-
-
-class _TextOnly(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in {"p", "br", "li", "div", "h1", "h2", "h3", "h4"}:
-            self.parts.append("\n")
-
-
-def html_to_text(html: str) -> str:
-    """Civitai's HTML descriptions as plain text (tags dropped, entities decoded)."""
-    parser = _TextOnly()
-    parser.feed(html)
-    parser.close()
-    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
-    return "\n".join(line for line in lines if line)
 
 
 def _image_prompts(images: Any) -> Iterator[str]:

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 
 from monitor.sources.base import Cursor
-from monitor.sources.civitai import CivitaiSource, html_to_text
+from monitor.sources.civitai import CivitaiSource
+from monitor.sources.html_text import html_to_text
 from tests.fakehubs import civitai as fake_civitai
 from tests.fakehubs.harness import CIVITAI_KEY, fast_client, settings_for
 from tests.fakehubs.servers import Hubs, running_hubs

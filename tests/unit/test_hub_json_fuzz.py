@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.errors import SourceRejected
-from monitor.sources.civitai import CivitaiModel, CivitaiVersion, FeedPage, html_to_text
+from monitor.sources.civitai import CivitaiModel, CivitaiVersion, FeedPage
+from monitor.sources.html_text import html_to_text
 from monitor.sources.huggingface import ModelInfo
 from tests.modelfiles import shared_dir
 

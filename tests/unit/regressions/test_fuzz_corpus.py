@@ -15,23 +15,10 @@ import pytest
 
 from bench.fuzz_engine import Recorder
 from bench.fuzz_targets import Target, build_targets
-from monitor.sources.civitai import html_to_text
+from monitor.sources.html_text import html_to_text
 
 CORPUS = Path(__file__).resolve().parents[2] / "fuzz_corpus"
-OPEN = {
-    "civitai_description-marked-section.html": (
-        "html_to_text lets html.parser's AssertionError out on '<![CD' (Python 3.11's "
-        "HTMLParser asserts on unknown marked sections): owner of monitor/sources/civitai.py"
-    ),
-    "civitai_description-marked-section-name.html": (
-        "html_to_text lets html.parser's AssertionError out on '<![>' ('expected name token'): "
-        "owner of monitor/sources/civitai.py"
-    ),
-    "civitai_description-long-charref.html": (
-        "html_to_text lets a ValueError out on a numeric character reference of over 4,300 "
-        "digits (html.unescape calls int()): owner of monitor/sources/civitai.py"
-    ),
-}
+OPEN: dict[str, str] = {}
 
 
 def _cases() -> list[object]:
@@ -63,12 +50,6 @@ def test_corpus_names_known_targets(targets: dict[str, Target]) -> None:
     assert len(names) >= 8
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="html_to_text is quadratic in unclosed tags (Python 3.11 html.parser rescans the "
-    "buffer): 3 KB of '<a ' takes 0.4 s, 12 KB 5 s, 60 KB over a minute, on the event loop; "
-    "owner of monitor/sources/civitai.py",
-)
 def test_description_with_unclosed_tags_parses_in_linear_time() -> None:
     html = (CORPUS / "civitai_description-unclosed-tags.html").read_text()
     start = time.perf_counter()
