@@ -78,8 +78,14 @@ class FolderSource:
         return await asyncio.to_thread(self._scan, cursor)
 
     async def hydrate(self, listed: ListedUpload) -> Upload:
-        path = Path(str(listed.hint.get("path", "")))
-        size = listed.hint.get("size")
+        """The upload's file; without the listing's path hint (a probe after a restart, a
+        back-scan) the file is found again by its sha256, under any name in the folder."""
+        hinted = listed.hint.get("path")
+        if isinstance(hinted, str) and hinted:
+            path = Path(hinted)
+        else:
+            path = await asyncio.to_thread(self._find, listed.upload_id, listed.name)
+        size = listed.hint.get("size", _size(path))
         file = RemoteFile(
             name=path.name,
             url=path.as_uri(),
@@ -117,6 +123,19 @@ class FolderSource:
             if sha256_file(candidate) == target.upload_id:
                 return HubStatus("up")
         return HubStatus("removed", "the file was deleted from the watched folder")
+
+    def _find(self, sha256: str, name: str) -> Path:
+        if not self._root.is_dir():
+            raise SourceUnavailable(f"the watched folder {self._root} does not exist")
+        files = model_files_in(self._root)
+        # The recorded name first: usually the file is still where it was.
+        for candidate in sorted(files, key=lambda f: f.name != name):
+            try:
+                if sha256_file(candidate) == sha256.lower():
+                    return candidate
+            except OSError:
+                continue  # deleted or unreadable while we looked
+        raise SourceRejected(f"{name} is no longer in the watched folder")
 
     def _scan(self, cursor: Cursor) -> Listing:
         if not self._root.is_dir():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from monitor.settings import FolderSettings
 from monitor.sources.base import Cursor
 from monitor.sources.folder import FolderSource
@@ -36,3 +38,27 @@ async def test_an_old_file_is_taken_at_first_sight(tmp_path) -> None:
     (tmp_path / "old.safetensors").write_bytes(fixture_bytes("kohya_sdxl_lora"))
     source = FolderSource(FolderSettings(enabled=True, path=tmp_path), min_age_s=0)
     assert len((await source.list_new(Cursor())).uploads) == 1
+
+
+async def test_hydrate_without_the_listing_finds_the_file_by_its_hash(tmp_path) -> None:
+    """What the probe worker does after a restart: only the recorded id and name are known."""
+    from detectors.errors import SourceRejected
+    from monitor.sources.base import ListedUpload
+
+    data = fixture_bytes("kohya_sd15_style_lora")
+    sha = hashlib.sha256(data).hexdigest()
+    watched = tmp_path / "watched"
+    (watched / "sub").mkdir(parents=True)
+    (watched / "other.safetensors").write_bytes(fixture_bytes("kohya_sdxl_lora"))
+    moved = watched / "sub" / "renamed.safetensors"
+    moved.write_bytes(data)
+    source = FolderSource(FolderSettings(enabled=True, path=watched))
+    upload = await source.hydrate(ListedUpload(sha, "quellbrook.safetensors"))
+    (file,) = upload.files
+    assert (file.name, file.size) == ("renamed.safetensors", len(data))
+    dest = tmp_path / "copy.bin"
+    assert await source.download(file, dest) == len(data)
+    assert dest.read_bytes() == data
+    moved.unlink()
+    with pytest.raises(SourceRejected, match="no longer in the watched folder"):
+        await source.hydrate(ListedUpload(sha, "quellbrook.safetensors"))
