@@ -181,7 +181,12 @@ async def alert_dispatcher(runtime: Runtime) -> AsyncIterator[Dispatcher]:
 async def alert_delivery(runtime: Runtime) -> AsyncIterator[Dispatcher]:
     """For ``serve``: the dispatcher polls the outbox and the weekly digest runs on its
     cron (``[digest]``) until the block exits. A send cut off by the exit is resent after
-    its lease expires, with the same message id."""
+    its lease expires, with the same message id; on the embedded default (one process, so
+    any lease left is a dead process's) it is resent at start-up instead."""
+    if runtime.settings.is_embedded:
+        released = await asyncio.to_thread(OutboxStore(runtime.engine).release_leases)
+        if released:
+            log.info("alerts: %d deliveries cut off by the last exit are due again", released)
     async with alert_dispatcher(runtime) as dispatcher:
         task = asyncio.create_task(dispatcher.run_forever(), name="alerts.dispatcher")
         try:

@@ -163,6 +163,24 @@ class OutboxStore:
 
         return self._tx.write("claim_deliveries", work)
 
+    def release_leases(self) -> int:
+        """Make every leased ("sending") batch due now; returns the rows released.
+
+        Only for a process that knows no other dispatcher can hold a lease: the embedded
+        default at start-up, whose previous process died mid-send. The resend keeps its
+        message id, so a receiver that got the first send drops the second.
+        """
+        now = self._clock()
+
+        def work(session: Session) -> int:
+            rows = session.exec(select(Outbox).where(Outbox.status == "sending")).all()
+            for row in rows:
+                row.next_attempt_at = now
+                session.add(row)
+            return len(rows)
+
+        return self._tx.write("release_leases", work)
+
     def mark_sent(self, batch_key: str) -> int:
         """Settle a leased batch as sent; returns the rows settled."""
         now = self._clock()

@@ -205,6 +205,29 @@ async def test_dispatcher_killed_mid_send_does_not_resend_before_lease_expiry(h,
     assert len(sink.unique_ids()) == 1
 
 
+async def test_embedded_restart_resends_a_cut_off_send_at_once(h, mail):
+    """The embedded default has one process: at start-up every lease left is a dead
+    process's, so ``serve`` releases them instead of waiting out the lease."""
+    sink, port = mail
+    artist = h.store.add_artist("Mara Quellbrook")
+    h.subscriptions.add("email", "mara@example.org", artist=artist.id, confirmed=True)
+    h.find(artist.id, artist.name)
+    h.clock.advance(61)
+    channels = {"email": email_channel(port, h.clock)}
+    sink.release.clear()
+    task = asyncio.create_task(h.dispatcher(channels).run_once())
+    assert await asyncio.to_thread(sink.arrived.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    sink.release.set()
+    assert OutboxStore(h.engine, h.clock).release_leases() == 1
+    assert (await h.dispatcher(channels).run_once()).sent == 1  # no clock advance needed
+    assert len(sink.messages) == 2 and len(sink.unique_ids()) == 1
+    assert OutboxStore(h.engine, h.clock).release_leases() == 0
+    assert h.outbox.deliveries()[0].status == "sent"
+
+
 async def test_policy_backoff_is_capped():
     policy = DeliveryPolicy(retry_base_s=10, retry_cap_s=25)
     assert [policy.retry_delay_s(n) for n in (1, 2, 3, 4)] == [10, 20, 25, 25]
