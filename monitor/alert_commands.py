@@ -14,6 +14,7 @@ from rich.table import Table
 from alerts.digest import iso_week
 from monitor import alert_service
 from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.ids import parse_id
 from monitor.runtime import Runtime, open_runtime
 from storage.alert_records import DeliveryRecord, SubscriptionRecord
 from storage.outbox import OutboxStore
@@ -40,7 +41,7 @@ def subscribe(
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         store = SubscriptionStore(runtime.engine)
-        artist_key: str | int | None = int(artist) if artist and artist.isdigit() else artist
+        artist_key: str | int | None = parse_id(artist) or artist
         record = store.add(
             "digest" if digest else "email",
             email,
@@ -227,7 +228,7 @@ def _preview(runtime: Runtime, artist: str | None, html_out: Path | None) -> Non
     if artist is None:
         message = builder.moderators(now)
     else:
-        found = builder.artist(int(artist) if artist.isdigit() else artist, now)
+        found = builder.artist(parse_id(artist) or artist, now)
         if found is None:
             out.print(f"no findings for {escape(artist)}: no digest would be sent")
             return

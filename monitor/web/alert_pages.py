@@ -15,6 +15,7 @@ from aiohttp import web
 
 from detectors.errors import InputError
 from monitor import alert_service
+from monitor.ids import parse_id
 from monitor.runtime import Runtime
 from monitor.web.alert_routes import SUBSCRIPTIONS_KEY
 from monitor.web.auth import requires
@@ -78,7 +79,8 @@ async def remove_subscription(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     raw = str(form.get("subscription_id", ""))
     store = request.app[SUBSCRIPTIONS_KEY]
-    record = await asyncio.to_thread(store.get, int(raw)) if raw.isdigit() else None
+    sub_id = parse_id(raw)
+    record = await asyncio.to_thread(store.get, sub_id) if sub_id else None
     if user is None or record is None or record.artist_id != user.artist_id:
         return await error_page(request, 404, "There is no such alert.")
     await asyncio.to_thread(store.remove, record.id)

@@ -8,6 +8,7 @@ from typing import cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError
+from monitor.ids import parse_id
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.login import safe_next
@@ -105,7 +106,7 @@ async def bulk_decide(request: web.Request) -> web.StreamResponse:
     user = request_user(request)
     assert user is not None
     form = await request.post()
-    ids = [int(v) for v in form.getall("finding_id", []) if isinstance(v, str) and v.isdigit()]
+    ids = [i for v in form.getall("finding_id", []) if isinstance(v, str) and (i := parse_id(v))]
     tab = str(form.get("tab", "needs_review"))
     try:
         decision = parse_decision(form.get("decision"))

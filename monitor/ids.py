@@ -1,0 +1,16 @@
+"""Database ids typed by people (CLI arguments, form fields) as ints, safely.
+
+``str.isdigit`` accepts characters ``int`` refuses (``"²"``) and ``int`` refuses digit runs
+past Python's limit; both once turned a stray form value into an error page.
+"""
+
+from __future__ import annotations
+
+MAX_ID_DIGITS = 18  # fits a signed 64-bit column
+
+
+def parse_id(text: str | None) -> int | None:
+    """``text`` as a positive id when it is one (ASCII digits only), else None."""
+    if text and text.isascii() and text.isdigit() and len(text) <= MAX_ID_DIGITS:
+        return int(text)
+    return None
