@@ -102,16 +102,21 @@ def _add_or_update(
     return after
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
 def _added_line(
     before: ArtistRecord | None, artist: ArtistRecord, added: int, with_images: bool
 ) -> str:
-    images = f" and {added} reference images" if with_images else ""
+    images = f" and {_count(added, 'reference image')}" if with_images else ""
     if before is None:
-        return f"registered {artist.name} (#{artist.id}) with {len(artist.aliases)} aliases{images}"
+        aliases = _count(len(artist.aliases), "alias", "aliases")
+        return f"registered {artist.name} (#{artist.id}) with {aliases}{images}"
     new = len(set(artist.aliases) - set(before.aliases))
     if not new and not added:
         return f"{artist.name} (#{artist.id}) is already registered; nothing new to add"
-    aliases = "1 new alias" if new == 1 else f"{new} new aliases"
+    aliases = _count(new, "new alias", "new aliases")
     return f"updated {artist.name} (#{artist.id}): {aliases}{images} added"
 
 
