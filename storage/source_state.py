@@ -44,26 +44,20 @@ class SourceState:
 
     def settled_upload_ids(self, source: str, upload_ids: Iterable[str]) -> set[str]:
         """Those of ``upload_ids`` recorded for ``source`` past the "new" state."""
-        wanted = list(dict.fromkeys(upload_ids))
-        if not wanted:
-            return set()
-
-        def work(session: Session) -> set[str]:
-            rows = session.exec(
-                select(Upload.upload_id)
-                .join(Source, col(Source.id) == col(Upload.source_id))
-                .where(Source.name == source)
-                .where(col(Upload.upload_id).in_(wanted))
-                .where(col(Upload.state).not_in(UNSETTLED_STATES))
-            ).all()
-            return set(rows)
-
-        return self._run("settled_upload_ids", self._engine, work)
+        return self._recorded_ids("settled_upload_ids", source, upload_ids, UNSETTLED_STATES)
 
     def screened_upload_ids(self, source: str, upload_ids: Iterable[str]) -> set[str]:
         """Those of ``upload_ids`` recorded for ``source`` and screened (not "new" and not
         "failed"): what a hub history search need not screen again."""
-        wanted = list(dict.fromkeys(upload_ids))
+        return self._recorded_ids(
+            "screened_upload_ids", source, upload_ids, (*UNSETTLED_STATES, "failed")
+        )
+
+    def _recorded_ids(
+        self, name: str, source: str, upload_ids: Iterable[str], excluded: Iterable[str]
+    ) -> set[str]:
+        """Those of ``upload_ids`` recorded for ``source`` in a state not in ``excluded``."""
+        wanted, states = list(dict.fromkeys(upload_ids)), list(excluded)
         if not wanted:
             return set()
 
@@ -73,11 +67,11 @@ class SourceState:
                 .join(Source, col(Source.id) == col(Upload.source_id))
                 .where(Source.name == source)
                 .where(col(Upload.upload_id).in_(wanted))
-                .where(col(Upload.state).not_in((*UNSETTLED_STATES, "failed")))
+                .where(col(Upload.state).not_in(states))
             ).all()
             return set(rows)
 
-        return self._run("screened_upload_ids", self._engine, work)
+        return self._run(name, self._engine, work)
 
     def save_files(self, upload_pk: int, files: Sequence[FileRecord]) -> None:
         """Insert or update an upload's files by filename (a retry fills in what failed)."""
