@@ -20,7 +20,7 @@ from typing import Any
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_HUBS = ROOT.parent / "shared" / "hubs"
+SHARED_HUBS = ROOT / "tests" / "data" / "hubs"
 # Pixels an image header claims in the bomb seeds: past Pillow's error limit (2 * 89M), in its
 # warning range (89M-178M), and past stylewatch's own cap (40M) but under Pillow's.
 BOMB_SIDES = (100_000, 10_000, 7_000)

@@ -40,8 +40,7 @@ from detectors.names import ArtistIndex  # noqa: E402
 from detectors.results import ArtistRef, TextField  # noqa: E402
 from detectors.safetensors_header import parse_header  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "hubs" / "safetensors"
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "hubs" / "safetensors"
 SEED = 20260810
 ARTISTS = 100_000
 UPLOADS = 2_000

@@ -20,9 +20,8 @@ TensorSpec = tuple[str, tuple[int, ...]]  # (dtype, shape)
 
 
 def shared_dir() -> Path:
-    """The team's shared/ folder: the sibling of the repository root, else ../shared."""
-    beside_repo = Path(__file__).resolve().parents[2] / "shared"
-    return beside_repo if beside_repo.is_dir() else Path.cwd().parent / "shared"
+    """The in-repository copy of the team's shared fixtures (``tests/data``: ``hubs/`` inside)."""
+    return Path(__file__).resolve().parent / "data"
 
 
 def fixture_header(name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from detectors.name_normalise import normalise, normalise_many, screen_form, ske
 from detectors.names import MAX_QUOTE_CHARS, STRENGTH, ArtistIndex, field_kind
 from detectors.results import ArtistRef, Evidence, TextField
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "hubs" / "safetensors"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "hubs" / "safetensors"
 
 MARA = ArtistRef(1, "Mara Quellbrook", ("M. Quellbrook",))
 ORIEL = ArtistRef(2, "Oriel Hastmoor")
