@@ -11,7 +11,10 @@ request here:
   backoff and jitter, honouring ``Retry-After`` and Hugging Face's ``RateLimit`` ``t=``;
 - leaves as ``SourceUnavailable`` (still transient after the last attempt) or
   ``SourceRejected`` (4xx, a body that is not what was asked for); no aiohttp exception
-  escapes, and logs carry redacted URLs only.
+  escapes, and logs carry redacted URLs only;
+- reads a body to its end (a network delivers it in many reads, not one), up to a cap, and
+  charges what it read to the current upload's `ByteBudget` (`byte_budget`): a host that
+  ignores Range has its connection closed once the wanted range or the budget is passed.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -45,6 +49,42 @@ SECRET_QUERY_KEYS = frozenset(
 )
 READ_CHUNK_BYTES = 64 * 1024
 DOWNLOAD_CHUNK_BYTES = 1024 * 1024
+# What a Range read outside any upload's budget (a CLI scan, a README) may take off the wire
+# when the host ignores Range and the wanted bytes start past the beginning.
+MAX_UNBUDGETED_SKIP_BYTES = 4 * 1024 * 1024
+# JSON may come compressed (CDNs gzip hub answers); file bytes are asked for as they are.
+JSON_ENCODINGS = "gzip, deflate"
+
+
+class OverBudget(SourceRejected):
+    """A read would pass the upload's byte budget (or, outside one, the skip cap): nothing
+    more is read for it; the caller records what it has."""
+
+
+@dataclass
+class ByteBudget:
+    """The bytes one upload may still take off the wire, across every request made for it."""
+
+    limit: int
+    spent: int = 0
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.spent)
+
+
+_BUDGET: ContextVar[ByteBudget | None] = ContextVar("stylewatch_byte_budget", default=None)
+
+
+@contextmanager
+def byte_budget(limit: int) -> Iterator[ByteBudget]:
+    """Charge every read in this context (this task and what it awaits) to one budget."""
+    budget = ByteBudget(limit)
+    token = _BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _BUDGET.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +250,9 @@ class HttpClient:
     # -- one attempt each ---------------------------------------------------------------
 
     async def _json_once(self, url: URL, credential: Credential | None) -> JsonReply:
-        async with self._open(url, {"Accept": "application/json"}, credential) as resp:
-            raw = await resp.content.read(self.policy.max_json_bytes + 1)
-            if len(raw) > self.policy.max_json_bytes:
-                raise SourceRejected(f"{redact(url)}: the JSON body is over the size cap")
+        headers = {"Accept": "application/json", "Accept-Encoding": JSON_ENCODINGS}
+        async with self._open(url, headers, credential, decompress=True) as resp:
+            raw = await self._read_body(resp, url)
             try:
                 data = json.loads(raw)
             except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, too deep or long
@@ -221,17 +260,80 @@ class HttpClient:
             links = parse_links(resp.headers.get("Link", ""), resp.url)
             return JsonReply(url=resp.url, data=data, links=links)
 
+    async def _read_body(self, resp: aiohttp.ClientResponse, url: URL) -> bytes:
+        """The whole body (as many reads as the network takes), refused past the JSON cap or
+        the upload's budget; a body cut short raises ``SourceUnavailable`` (retried)."""
+        budget = _BUDGET.get()
+        cap = self.policy.max_json_bytes
+        allowed = cap if budget is None else min(cap, budget.left)
+        announced = resp.content_length
+        if announced is not None and announced > allowed:
+            resp.close()
+            raise self._over(url, announced, budget, cap)
+        parts: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in resp.content.iter_any():
+                total += len(chunk)
+                if total > allowed:
+                    resp.close()
+                    raise self._over(url, total, budget, cap)
+                parts.append(chunk)
+        finally:
+            if budget is not None:
+                budget.spent += total
+        return b"".join(parts)
+
+    def _over(self, url: URL, size: int, budget: ByteBudget | None, cap: int) -> SourceRejected:
+        if size > cap or budget is None:
+            return SourceRejected(
+                f"{redact(url)}: the JSON body is over the size cap ({cap:,} bytes)"
+            )
+        return OverBudget(
+            f"{redact(url)}: the answer is over the upload's byte budget "
+            f"({budget.limit:,} bytes; {budget.spent:,} spent)"
+        )
+
     async def _range_once(
         self, url: URL, start: int, length: int, credential: Credential | None
     ) -> Fetched:
         headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity"}
+        budget = _BUDGET.get()
         async with self._open(url, headers, credential) as resp:
-            skip = start if resp.status == 200 else 0
-            data, read = await _read_bounded(resp.content, skip, length)
             total = _total_size(resp)
-            if resp.status == 200 and (total is None or total > start + length):
+            ignored = resp.status == 200
+            skip = start if ignored else 0
+            wanted = _wanted_bytes(resp, start, length, total)
+            self._check_range_cost(url, skip + wanted, budget, ignored=ignored, resp=resp)
+            data, read = await _read_bounded(resp.content, skip, length, budget)
+            if ignored and (total is None or total > start + length):
                 resp.close()  # Range ignored: drop the connection rather than drain the file
             return Fetched(data=data, bytes_read=read, total_size=total)
+
+    def _check_range_cost(
+        self,
+        url: URL,
+        cost: int,
+        budget: ByteBudget | None,
+        *,
+        ignored: bool,
+        resp: aiohttp.ClientResponse,
+    ) -> None:
+        """Refuse, before reading, a range whose bytes on the wire would pass the budget
+        (or, with no budget, a Range-ignoring host's skip past the unbudgeted cap)."""
+        if budget is not None and cost > budget.left:
+            resp.close()
+            how = "the host ignores Range, so " if ignored else ""
+            raise OverBudget(
+                f"{redact(url)}: {how}reading {cost:,} bytes would pass the upload's byte "
+                f"budget ({budget.limit:,} bytes; {budget.spent:,} spent)"
+            )
+        if budget is None and ignored and cost > MAX_UNBUDGETED_SKIP_BYTES:
+            resp.close()
+            raise OverBudget(
+                f"{redact(url)}: the host ignores Range; reading {cost:,} bytes to reach the "
+                f"wanted range is over the {MAX_UNBUDGETED_SKIP_BYTES:,}-byte cap"
+            )
 
     async def _download_once(self, url: URL, dest: Path, credential: Credential | None) -> int:
         written = 0
@@ -274,12 +376,19 @@ class HttpClient:
 
     @asynccontextmanager
     async def _open(
-        self, url: URL, headers: Mapping[str, str], credential: Credential | None
+        self,
+        url: URL,
+        headers: Mapping[str, str],
+        credential: Credential | None,
+        *,
+        decompress: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A response with status 2xx after following redirects by hand; errors translated."""
+        """A response with status 2xx after following redirects by hand; errors translated.
+        ``decompress``: undo a gzip/deflate ``Content-Encoding`` (JSON); file bytes are read
+        as sent, so what is counted is what crossed the wire."""
         for _ in range(self.policy.max_redirects + 1):
             async with self._gate(url):
-                resp = await self._send(url, headers, credential)
+                resp = await self._send(url, headers, credential, decompress)
                 try:
                     location = self._redirect_target(resp)
                     if location is None:
@@ -297,14 +406,18 @@ class HttpClient:
         raise SourceRejected(f"{redact(url)}: too many redirects")
 
     async def _send(
-        self, url: URL, headers: Mapping[str, str], credential: Credential | None
+        self, url: URL, headers: Mapping[str, str], credential: Credential | None, decompress: bool
     ) -> aiohttp.ClientResponse:
         sent = {"User-Agent": self.policy.user_agent, **headers}
         if credential is not None and credential.applies_to(url):
             sent["Authorization"] = f"Bearer {credential.token}"
         async with _translated(url):
             return await self._session.get(
-                url, headers=sent, allow_redirects=False, timeout=self._timeout
+                url,
+                headers=sent,
+                allow_redirects=False,
+                timeout=self._timeout,
+                auto_decompress=decompress,
             )
 
     def _redirect_target(self, resp: aiohttp.ClientResponse) -> URL | None:
@@ -358,24 +471,35 @@ async def _translated(url: URL) -> AsyncIterator[None]:
         raise SourceRejected(f"{redact(url)}: unusable answer ({type(exc).__name__})") from exc
 
 
-async def _read_bounded(stream: aiohttp.StreamReader, skip: int, length: int) -> tuple[bytes, int]:
-    """Skip ``skip`` bytes, then read up to ``length``; never takes more than that."""
+async def _read_bounded(
+    stream: aiohttp.StreamReader, skip: int, length: int, budget: ByteBudget | None = None
+) -> tuple[bytes, int]:
+    """Skip ``skip`` bytes, then read up to ``length``; never takes more than that. Each read
+    is charged to ``budget`` as it arrives (a body cut mid-way still counts)."""
     read = 0
-    while read < skip:
-        chunk = await stream.read(min(READ_CHUNK_BYTES, skip - read))
-        if not chunk:
-            return b"", read
-        read += len(chunk)
     parts: list[bytes] = []
     wanted = length
     while wanted > 0:
-        chunk = await stream.read(min(READ_CHUNK_BYTES, wanted))
+        step = min(READ_CHUNK_BYTES, skip - read if read < skip else wanted)
+        chunk = await stream.read(step)
         if not chunk:
             break
+        if budget is not None:
+            budget.spent += len(chunk)
+        if read < skip:
+            read += len(chunk)
+            continue
         parts.append(chunk)
+        read += len(chunk)
         wanted -= len(chunk)
-    data = b"".join(parts)
-    return data, read + len(data)
+    return b"".join(parts), read
+
+
+def _wanted_bytes(resp: aiohttp.ClientResponse, start: int, length: int, total: int | None) -> int:
+    """How many of the ``length`` bytes asked for the answer holds (the file may be shorter)."""
+    if total is None:
+        return length
+    return max(0, min(length, total - start))
 
 
 def _total_size(resp: aiohttp.ClientResponse) -> int | None:

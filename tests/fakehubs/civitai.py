@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakehubs.faults import Faults
+from tests.fakehubs.network import Network
 from tests.fakehubs.storage import Blob, FakeStorage, Received, recording
 from tests.modelfiles import fixture_bytes, shared_dir
 
@@ -106,6 +107,7 @@ def iso(when: datetime) -> str:
 class FakeCivitai:
     storage: FakeStorage
     faults: Faults = field(default_factory=Faults)
+    network: Network = field(default_factory=Network)
     models: dict[int, CvModel] = field(default_factory=dict)
     cursor_skip: bool = True
     duplicate_across_pages: bool = False
@@ -114,6 +116,10 @@ class FakeCivitai:
     on_list: Callable[[FakeCivitai], None] | None = None
     received: list[Received] = field(default_factory=list)
     origin: str = ""
+    # Showcase images each version lists beside its prompt images, as real versions do
+    # (10-20, each with its blurhash and sizes): a page of 100 models is then ~1 MB, as on
+    # the real hub, and never arrives in one read.
+    gallery_images: int = 16
 
     # -- content ----------------------------------------------------------------------------
 
@@ -150,7 +156,8 @@ class FakeCivitai:
     # -- app --------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[recording(self.received), self.faults.middleware])
+        middlewares = [recording(self.received), self.faults.middleware, self.network.middleware]
+        app = web.Application(middlewares=middlewares)
         app.router.add_get("/api/v1/models", self._list)
         app.router.add_get("/api/v1/models/{id}", self._model)
         app.router.add_get("/api/v1/model-versions/{id}", self._version)
@@ -291,6 +298,7 @@ class FakeCivitai:
             }
             for i, p in enumerate(version.prompts)
         ]
+        images += [gallery_image(version.id, i) for i in range(self.gallery_images)]
         files = [
             {
                 "id": f.id,
@@ -318,6 +326,27 @@ class FakeCivitai:
             "availability": version.availability,
             "paidAccess": None,
         }
+
+
+def gallery_image(version_id: int, n: int) -> dict[str, Any]:
+    """A showcase image as the hub lists it (no generation data: nothing to screen)."""
+    image_id = version_id * 100 + n
+    return {
+        "url": f"https://image.example/xG1nkqKTMzGDvpLrqFT7WA/{image_id}-{n:02d}/width=832/x.jpeg",
+        "nsfwLevel": 1,
+        "width": 832,
+        "height": 1216,
+        "hash": "U9F~r]Rj00t7~qofIUWB00WB%Mof?bj[M{of",
+        "type": "image",
+        "metadata": {"hash": "U9F~r]Rj00t7~qofIUWB00WB%Mof", "size": 1_204_331, "width": 832},
+        "minor": False,
+        "poi": False,
+        "availability": "Public",
+        "hasMeta": False,
+        "hasPositivePrompt": False,
+        "onSite": False,
+        "remixOfId": None,
+    }
 
 
 def _json(body: Any, status: int = 200) -> web.Response:

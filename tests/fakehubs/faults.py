@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-FaultKind = str  # "429", "503", "500", "reset", "slow", "garbage"
+from tests.fakehubs.network import CUT_KEY
+
+FaultKind = str  # "429", "503", "500", "reset", "cut", "slow", "garbage"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -37,6 +39,9 @@ class Faults:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         kind = self.take(request.path)
         if kind is None:
+            return await handler(request)
+        if kind == "cut":  # half the body, then the connection resets (tests.fakehubs.network)
+            request[CUT_KEY] = True
             return await handler(request)
         if kind == "slow":
             await asyncio.sleep(self.slow_s)

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from tests.fakehubs.civitai import iso
 from tests.fakehubs.faults import Faults
+from tests.fakehubs.network import Network
 from tests.fakehubs.storage import Blob, FakeStorage, Received, recording
 from tests.modelfiles import fixture_bytes, shared_dir
 
@@ -48,6 +49,7 @@ class HfRepo:
 class FakeHuggingFace:
     storage: FakeStorage
     faults: Faults = field(default_factory=Faults)
+    network: Network = field(default_factory=Network)
     repos: dict[str, HfRepo] = field(default_factory=dict)
     on_list: Callable[[FakeHuggingFace], None] | None = None
     received: list[Received] = field(default_factory=list)
@@ -78,7 +80,8 @@ class FakeHuggingFace:
         return repo
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[recording(self.received), self.faults.middleware])
+        middlewares = [recording(self.received), self.faults.middleware, self.network.middleware]
+        app = web.Application(middlewares=middlewares)
         app.router.add_get("/api/models", self._list)
         app.router.add_get("/api/models/{owner}/{name}", self._info)
         app.router.add_get("/api/resolve-cache/models/{owner}/{name}/{sha}/{path:.+}", self._small)

@@ -1,14 +1,19 @@
 """A fake presigned-URL storage host: answers 400 to any Authorization header (as R2/B2
-do), records every request it received, honours Range unless told to ignore it."""
+do), records every request it received, honours Range unless told to ignore it (some CDNs
+and mirrors answer 200 with the whole file), and writes bodies in small pieces with pauses
+(`tests.fakehubs.network`). ``bytes_sent`` counts every body byte it wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+from tests.fakehubs.network import Network
 
 CHUNK = 64 * 1024
 
@@ -68,6 +73,12 @@ class FakeStorage:
     ignore_range: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     origin: str = ""
+    network: Network = field(default_factory=Network)
+    streamed_bytes: int = 0  # what Range-ignoring answers wrote before the client hung up
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.network.bytes_sent + self.streamed_bytes
 
     def put(self, key: str, blob: Blob) -> str:
         self.blobs[key] = blob
@@ -78,7 +89,7 @@ class FakeStorage:
         return f"{self.origin}/obj/{key}?X-Amz-Expires=86400&X-Amz-Signature={signature}"
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[self.network.middleware])
         app.router.add_get("/obj/{key}", self._get)
         return app
 
@@ -92,7 +103,7 @@ class FakeStorage:
             return web.Response(status=404)
         wanted = _range(request.headers.get("Range", ""), blob.size)
         if wanted is None or key in self.ignore_range:
-            return await _stream(request, blob)
+            return await self._stream(request, blob)
         start, end = wanted
         if start >= blob.size:
             return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
@@ -105,6 +116,24 @@ class FakeStorage:
             status=206, body=body, headers=headers, content_type="application/octet-stream"
         )
 
+    async def _stream(self, request: web.Request, blob: Blob) -> web.StreamResponse:
+        """The whole file, as a CDN that ignores Range sends it: piece by piece until the
+        client hangs up."""
+        resp = web.StreamResponse(status=200, headers={"Content-Length": str(blob.size)})
+        resp.content_type = "application/octet-stream"
+        await resp.prepare(request)
+        step = self.network.chunk_bytes
+        try:
+            for start in range(0, blob.size, step):
+                piece = blob.read(start, start + step)
+                await resp.write(piece)
+                self.streamed_bytes += len(piece)
+                await asyncio.sleep(self.network.pause_s)
+        except (ConnectionResetError, ConnectionError):
+            return resp  # the client read what it needed and closed: expected
+        await resp.write_eof()
+        return resp
+
 
 def _range(header: str, size: int) -> tuple[int, int] | None:
     if not header.startswith("bytes="):
@@ -114,16 +143,3 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
         return None
     end = int(last) if last.isdigit() else size - 1
     return int(first), min(end, size - 1)
-
-
-async def _stream(request: web.Request, blob: Blob) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200, headers={"Content-Length": str(blob.size)})
-    resp.content_type = "application/octet-stream"
-    await resp.prepare(request)
-    try:
-        for start in range(0, blob.size, CHUNK):
-            await resp.write(blob.read(start, start + CHUNK))
-    except (ConnectionResetError, ConnectionError):
-        return resp  # the client read what it needed and closed: expected
-    await resp.write_eof()
-    return resp
