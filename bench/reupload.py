@@ -73,7 +73,8 @@ async def _read(source: FolderSource, path: Path, size: int) -> tuple[Fingerprin
     file = RemoteFile(path.name, path.as_uri(), size=size)
     meter = _Meter()
     header = await fetch_header(source, file, meter)
-    print_, extra = await remote_fingerprint(source, file, header)
+    got = await remote_fingerprint(source, file, header)
+    print_, extra = got.fingerprint, got.bytes_read
     assert print_ is not None, path
     return print_, meter.bytes_read, extra
 

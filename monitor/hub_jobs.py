@@ -34,8 +34,16 @@ def build_history(runtime: Runtime, sources: Sequence[Source]) -> HubHistory | N
         return None
     state = SourceState(runtime.engine)
     threshold = runtime.settings.screening.flag_threshold
+    budget = runtime.settings.sources.max_bytes_per_upload
     pollers = {
-        s.name: Poller(s, runtime.store, state, threshold=threshold, history=True)
+        s.name: Poller(
+            s,
+            runtime.store,
+            state,
+            threshold=threshold,
+            history=True,
+            max_bytes_per_upload=budget,
+        )
         for s in searchable
     }
     return HubHistory(

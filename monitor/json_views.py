@@ -35,6 +35,16 @@ def upload_json(record: UploadRecord) -> dict[str, Any]:
             if record.reupload_of is None
             else {"source": record.reupload_of.source, "upload_id": record.reupload_of.upload_id}
         ),
+        "files": [
+            {
+                "filename": f.filename,
+                "size": f.size,
+                "kind": f.kind,
+                "base_family": f.base_family,
+                "fingerprint": f.fingerprint,
+            }
+            for f in record.files
+        ],
         "created_at": record.created_at.isoformat(),
     }
 

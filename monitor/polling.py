@@ -34,6 +34,7 @@ from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
 from detectors.results import ArtistMatch, FileFormat, SafetensorsHeader
 from detectors.screening import PREFIX_BYTES, Screening, read_header, screen_header
+from monitor.http import ByteBudget, OverBudget, byte_budget
 from monitor.reupload import ReuploadLinker, remote_fingerprint
 from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
 from storage.records import FileRecord
@@ -43,9 +44,15 @@ from storage.store import Store
 log = logging.getLogger(__name__)
 
 MAX_REMOTE_HEADER_BYTES = 32 * 1024 * 1024  # a full SDXL checkpoint's header is ~0.2 MB
+# Everything the poller may fetch for one upload (hub JSON, header, fingerprint ranges):
+# `[sources] max_bytes_per_upload`.
+MAX_BYTES_PER_UPLOAD = 4 * 1024 * 1024
 RETRY_LIMIT = 6
 UPLOAD_CONCURRENCY = 4
 FINGERPRINTED_KINDS = frozenset({"lora", "lycoris"})
+# A listing hint naming the upload an upload is a later revision of (Hugging Face).
+REVISION_OF = "revision_of"
+REVISION_PREFIX = "revision_prefix"  # what the upload ids of that upload's revisions start with
 
 
 @dataclass
@@ -82,7 +89,7 @@ class PollSummary:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    state: Literal["screened", "failed"]
+    state: Literal["screened", "failed", "unchanged"]
     flagged: bool = False
     bytes_read: int = 0
     unavailable: str | None = None  # the hub's transient fault, when it failed for one
@@ -90,7 +97,13 @@ class _Outcome:
 
 @dataclass
 class _Meter:
+    """The bytes one upload cost: what its source's reads report, or, for a hub, everything
+    its byte budget counted (hub JSON included), whichever is more."""
+
     bytes_read: int = 0
+
+    def charge(self, budget: ByteBudget) -> None:
+        self.bytes_read = max(self.bytes_read, budget.spent)
 
 
 @dataclass
@@ -155,6 +168,7 @@ class Poller:
         concurrency: int = UPLOAD_CONCURRENCY,
         retry_limit: int = RETRY_LIMIT,
         history: bool = False,
+        max_bytes_per_upload: int = MAX_BYTES_PER_UPLOAD,
     ) -> None:
         self.source = source
         self._store, self._state = store, state
@@ -163,6 +177,7 @@ class Poller:
         self._slots = asyncio.Semaphore(concurrency)
         self._retry_limit = retry_limit
         self._history = history
+        self._max_bytes = max_bytes_per_upload
         self._queue: dict[str, dict[str, Any]] = {}
         self._linker = ReuploadLinker(store, state)
         self._saved = Cursor()
@@ -180,7 +195,13 @@ class Poller:
         index = ArtistIndex.build(await asyncio.to_thread(self._store.artist_refs))
         listing = await self._list()
         fresh, queued = await self._work(listing)
-        outcomes = await asyncio.gather(*(self._guarded(u, index) for u in fresh + queued))
+        # Revisions of a repo (a hub's later commit of it) after the uploads themselves, so a
+        # revision sees the files the first sight of its repo just recorded.
+        todo = fresh + queued
+        first = [u for u in todo if REVISION_OF not in u.hint]
+        later = [u for u in todo if REVISION_OF in u.hint]
+        outcomes = await asyncio.gather(*(self._guarded(u, index) for u in first))
+        outcomes += await asyncio.gather(*(self._guarded(u, index) for u in later))
         if listing.complete:
             self._saved = listing.cursor
         await self._save()
@@ -215,7 +236,11 @@ class Poller:
                 raise InputError(f"{upload.upload_id} has no file {only_file} (files: {names})")
             upload = replace(upload, files=chosen)
         meter = _Meter()
-        screened = await self._screen(upload, index, meter)
+        with byte_budget(self._max_bytes) as budget:
+            try:
+                screened = await self._screen(upload, index, meter)
+            finally:
+                meter.charge(budget)
         await self._record(listed, upload, screened, meter)
         return UploadScan(
             upload,
@@ -264,9 +289,15 @@ class Poller:
         upload: Upload | None = None
         meter = _Meter()
         try:
-            upload = await self.source.hydrate(listed)
-            started = time.monotonic()
-            screened = await self._screen(upload, index, meter)
+            with byte_budget(self._max_bytes) as budget:
+                try:
+                    upload = await self._new_files_of(listed, await self.source.hydrate(listed))
+                    if upload is None:
+                        return _Outcome("unchanged", bytes_read=budget.spent)
+                    started = time.monotonic()
+                    screened = await self._screen(upload, index, meter)
+                finally:
+                    meter.charge(budget)
             if self.counters.observe_screening is not None:
                 self.counters.observe_screening(time.monotonic() - started)
         except SourceUnavailable as exc:
@@ -285,7 +316,7 @@ class Poller:
                 continue
             try:
                 header = await fetch_header(self.source, file, meter)
-            except InputError as exc:
+            except (InputError, OverBudget) as exc:  # recorded as unreadable; the rest goes on
                 fmt = "pickle" if isinstance(exc, RefusedFile) and exc.format == "pickle" else None
                 result.files.append(_file_record(file, format=fmt))
                 result.error = result.error or str(exc)
@@ -294,16 +325,47 @@ class Poller:
             screening = await asyncio.to_thread(screen_header, header, index, hub_text)
             result.first = result.first or screening
             result.matches.extend(screening.matches)
-            result.files.append(_file_record(file, screening=screening))
-            if screening.kind in FINGERPRINTED_KINDS and not await self._known(upload, file):
-                print_, bytes_read = await remote_fingerprint(self.source, file, header)
-                meter.bytes_read += bytes_read
-                result.prints += [(file.name, print_)] if print_ else []
+            status = await self._fingerprint(upload, file, header, screening, meter, result)
+            result.files.append(_file_record(file, screening=screening, fingerprint=status))
         if result.first is None:
             result.matches = index.match(upload.hub_text)
         else:
             result.error = None  # one readable file is enough to screen the upload
         return result
+
+    async def _new_files_of(self, listed: ListedUpload, upload: Upload) -> Upload | None:
+        """A revision of a repo with only the model files no earlier upload of the repo
+        holds (by sha256); None when it has none: nothing changed that needs a read."""
+        repo, prefix = listed.hint.get(REVISION_OF), listed.hint.get(REVISION_PREFIX)
+        if not isinstance(repo, str) or not isinstance(prefix, str):
+            return upload
+        known = await asyncio.to_thread(self._state.file_hashes_of, self.name, repo, prefix)
+        files = tuple(f for f in upload.files if not (f.sha256 and f.sha256 in known))
+        if not any(f.screen for f in files):
+            log.info("poll.revision.unchanged", extra={"source": self.name, "upload_id": repo})
+            return None
+        return replace(upload, files=files)
+
+    async def _fingerprint(
+        self,
+        upload: Upload,
+        file: RemoteFile,
+        header: SafetensorsHeader,
+        screening: Screening,
+        meter: _Meter,
+        result: _Screened,
+    ) -> str | None:
+        """Read the file's weight fingerprint when its kind has one and the hub's hashes do
+        not already link it; what its record says about it."""
+        if screening.kind not in FINGERPRINTED_KINDS:
+            return None
+        if await self._known(upload, file):
+            return "known"
+        got = await remote_fingerprint(self.source, file, header)
+        meter.bytes_read += got.bytes_read
+        if got.fingerprint is not None:
+            result.prints.append((file.name, got.fingerprint))
+        return got.status
 
     async def _known(self, upload: Upload, file: RemoteFile) -> bool:
         """Whether an earlier upload holds this very file by the hub's own hashes (SHA256,
@@ -450,7 +512,11 @@ def _count(counters: PollCounters, summary: PollSummary) -> None:
 
 
 def _file_record(
-    file: RemoteFile, *, screening: Screening | None = None, format: str | None = None
+    file: RemoteFile,
+    *,
+    screening: Screening | None = None,
+    format: str | None = None,
+    fingerprint: str | None = None,
 ) -> FileRecord:
     hashes = {k: v.lower() if k == "sha256" else v for k, v in file.hashes.items()}
     if screening is None:
@@ -466,6 +532,7 @@ def _file_record(
         layout=screening.layout,
         metadata=dict(screening.header.metadata),
         hashes=hashes,
+        fingerprint=fingerprint,
     )
 
 

@@ -71,8 +71,16 @@ def build_pollers(
     counters = counters or PollCounters()
     state = SourceState(runtime.engine)
     threshold = runtime.settings.screening.flag_threshold
+    budget = runtime.settings.sources.max_bytes_per_upload
     return {
-        s.name: Poller(s, runtime.store, state, threshold=threshold, counters=counters)
+        s.name: Poller(
+            s,
+            runtime.store,
+            state,
+            threshold=threshold,
+            counters=counters,
+            max_bytes_per_upload=budget,
+        )
         for s in sources
     }
 

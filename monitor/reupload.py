@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from detectors.errors import SourceRejected
@@ -28,12 +29,30 @@ log = logging.getLogger(__name__)
 REUPLOAD_EVIDENCE = "reupload"
 
 
+@dataclass(frozen=True, slots=True)
+class RemotePrint:
+    """A remote file's fingerprint (None when it has no usable LoRA module or could not be
+    read), the bytes read for it, and why it is not available when a read was refused."""
+
+    fingerprint: Fingerprint | None
+    bytes_read: int
+    unavailable: str | None = None
+
+    @property
+    def status(self) -> str:
+        """What the file's record says: ``read`` or ``not available: <reason>``."""
+        if self.unavailable:
+            return f"not available: {self.unavailable}"
+        return "read" if self.fingerprint is not None else "not available: no LoRA module"
+
+
 async def remote_fingerprint(
     source: Source, file: RemoteFile, header: SafetensorsHeader
-) -> tuple[Fingerprint | None, int]:
-    """The file's fingerprint from a few Range reads (`fingerprint_ranges`), and the bytes
-    read. None when it has no usable LoRA module or the source refused a read; raises
-    ``SourceUnavailable`` when the source is down."""
+) -> RemotePrint:
+    """The file's fingerprint from a few Range reads (`fingerprint_ranges`). A refused read
+    (a hub error, or the upload's byte budget: a host that ignores Range is never read up to
+    a deep offset) leaves it not available; raises ``SourceUnavailable`` when the source is
+    down."""
     chunks: dict[tuple[int, int], bytes] = {}
     bytes_read = 0
     try:
@@ -43,10 +62,10 @@ async def remote_fingerprint(
             chunks[(start, end)] = got.data
     except SourceRejected as exc:
         log.warning("reupload.fingerprint.refused", extra={"file": file.name, "reason": str(exc)})
-        return None, bytes_read
+        return RemotePrint(None, bytes_read, unavailable=str(exc))
     if not chunks:
-        return None, bytes_read
-    return await asyncio.to_thread(fingerprint, header, chunks), bytes_read
+        return RemotePrint(None, bytes_read)
+    return RemotePrint(await asyncio.to_thread(fingerprint, header, chunks), bytes_read)
 
 
 def local_fingerprint(path: Path, header: SafetensorsHeader) -> Fingerprint | None:

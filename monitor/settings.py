@@ -65,6 +65,12 @@ class FolderSettings(_Section):
 
 
 class SourcesSettings(_Section):
+    max_bytes_per_upload: int = Field(
+        default=4 * 1024 * 1024,
+        ge=512 * 1024,
+        le=1024**3,
+        description="bytes the poller may read for one upload: hub JSON, header, fingerprint",
+    )
     civitai: CivitaiSettings = CivitaiSettings()
     huggingface: HuggingFaceSettings = HuggingFaceSettings()
     folder: FolderSettings = FolderSettings()

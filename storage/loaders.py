@@ -167,6 +167,7 @@ def _files(session: Session, upload_pks: list[int]) -> dict[int, list[FileRecord
                 layout=f.layout,
                 metadata=dict(f.header_metadata),
                 hashes=dict(f.hashes),
+                fingerprint=f.fingerprint,
             )
         )
     return files

@@ -137,6 +137,9 @@ class ModelFile(Base, table=True):
     # ``metadata`` is reserved on declarative classes; the column keeps the domain name.
     header_metadata: dict[str, Any] = _json_dict("metadata")
     hashes: dict[str, Any] = _json_dict()
+    # "read", "known" (linked by the hub's hash) or "not available: <reason>"; None when the
+    # file is of no fingerprinted kind.
+    fingerprint: str | None = Field(default=None, sa_type=Text)
 
 
 class Fingerprint(Base, table=True):

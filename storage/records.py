@@ -59,7 +59,8 @@ class UploadRef:
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     """One file of an upload, as screening saw it. ``metadata`` is the safetensors
-    ``__metadata__``; ``hashes`` maps an algorithm name (``sha256``, ``autov2``, …) to hex."""
+    ``__metadata__``; ``hashes`` maps an algorithm name (``sha256``, ``autov2``, …) to hex;
+    ``fingerprint`` says whether its re-upload fingerprint could be read."""
 
     filename: str
     sha256: str | None = None
@@ -70,6 +71,9 @@ class FileRecord:
     layout: str = "unknown"
     metadata: Mapping[str, JSONValue] = field(default_factory=dict)
     hashes: Mapping[str, str] = field(default_factory=dict)
+    # The weight fingerprint: "read", "known" (the hub's hash linked it, nothing read) or
+    # "not available: <reason>"; None for kinds that have none.
+    fingerprint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

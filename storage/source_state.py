@@ -73,6 +73,30 @@ class SourceState:
 
         return self._run(name, self._engine, work)
 
+    def file_hashes_of(self, source: str, upload_id: str, revision_prefix: str) -> set[str]:
+        """The sha256s of the files recorded for ``source``'s upload ``upload_id`` and for
+        its revisions (upload ids starting with ``revision_prefix``): what a new revision of
+        the same repo need not read again."""
+
+        def work(session: Session) -> set[str]:
+            prefix = revision_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            rows = session.exec(
+                select(ModelFile.sha256)
+                .join(Upload, col(Upload.id) == col(ModelFile.upload_pk))
+                .join(Source, col(Source.id) == col(Upload.source_id))
+                .where(Source.name == source)
+                .where(
+                    or_(
+                        col(Upload.upload_id) == upload_id,
+                        col(Upload.upload_id).like(prefix + "%", escape="\\"),
+                    )
+                )
+                .where(col(Upload.state).not_in(list(UNSETTLED_STATES)))
+            ).all()
+            return {h for h in rows if h}
+
+        return self._run("file_hashes_of", self._engine, work)
+
     def save_files(self, upload_pk: int, files: Sequence[FileRecord]) -> None:
         """Insert or update an upload's files by filename (a retry fills in what failed)."""
 
@@ -84,6 +108,7 @@ class SourceState:
                 row.sha256, row.size, row.format = f.sha256, f.size, f.format
                 row.kind, row.base_family, row.layout = f.kind, f.base_family, f.layout
                 row.header_metadata, row.hashes = dict(f.metadata), dict(f.hashes)
+                row.fingerprint = f.fingerprint
                 session.add(row)
                 by_name[f.filename] = row
             session.flush()

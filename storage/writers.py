@@ -37,6 +37,7 @@ def add_files(session: Session, upload_pk: int, files: Sequence[FileRecord]) -> 
                 layout=f.layout,
                 header_metadata=dict(f.metadata),
                 hashes=dict(f.hashes),
+                fingerprint=f.fingerprint,
             )
         )
     session.flush()

@@ -9,10 +9,16 @@ request. The endpoints and parameters are the ones ``HfApi`` sends (hubs/README.
 
 Listing: ``/api/models?sort=createdAt`` per feed (``filter=lora``, and text-to-image repos,
 kept only when their tags say adapter), following ``Link: rel="next"`` verbatim, until
-``overlap_s`` past the stored high-water mark. Hydrating: ``/api/models/{repo}?blobs=true``
-for siblings (sizes, LFS sha256) and ``cardData``, plus the README text. Headers are read
-from ``/{repo}/resolve/{sha}/{file}`` by Range, a few files per repo, skipping ai-toolkit's
-intermediate ``_<9 digits>.safetensors`` checkpoints when the final file is there.
+``overlap_s`` past the stored high-water mark. ``createdAt`` is the repo's creation, so a repo
+made long ago and made public, or given a new file, today would never surface there: the
+``filter=lora`` feed is also read by ``sort=lastModified`` (its own high-water mark in the
+cursor's ``extra``), and each repo it names is listed as a *revision*, ``owner/name@sha``
+(hint ``revision_of``): the poller records a revision only for the model files no earlier
+upload of the repo holds (by LFS sha256), so an unchanged repo is never read twice.
+Hydrating: ``/api/models/{repo}?blobs=true`` for siblings (sizes, LFS sha256) and
+``cardData``, plus the README text. Headers are read from ``/{repo}/resolve/{sha}/{file}``
+by Range, a few files per repo, skipping ai-toolkit's intermediate ``_<9 digits>.safetensors``
+checkpoints when the final file is there.
 
 A hub history search is ``/api/models?search=`` (a substring of the repo id) with the same
 Link paging; a takedown check reads ``/api/models/{repo}`` again.
@@ -54,6 +60,9 @@ FEEDS: tuple[tuple[tuple[str, str], ...], ...] = (
     (("filter", "lora"),),
     (("pipeline_tag", "text-to-image"),),
 )
+MODIFIED_FEED: tuple[tuple[str, str], ...] = (("filter", "lora"),)
+MODIFIED_MARK = "modified_high_water"
+REVISION_SEPARATOR = "@"
 PAGE_LIMIT = 100
 OVERLAP_S = 3600.0
 MAX_PAGES = 10
@@ -93,6 +102,7 @@ class ModelInfo:
     author: str | None
     sha: str | None
     created_at: datetime | None
+    last_modified: datetime | None
     tags: tuple[str, ...]
     library_name: str | None
     siblings: tuple[Sibling, ...]
@@ -110,6 +120,7 @@ class ModelInfo:
             author=j.text(obj.get("author")) or repo_id.partition("/")[0],
             sha=j.text(obj.get("sha")),
             created_at=j.parse_time(obj.get("createdAt")),
+            last_modified=j.parse_time(obj.get("lastModified")),
             tags=tuple(j.strings(obj.get("tags"))),
             library_name=j.text(obj.get("library_name")),
             siblings=tuple(s for s in siblings if s is not None),
@@ -128,6 +139,20 @@ class ModelInfo:
     def listed(self) -> ListedUpload:
         position = self.created_at.isoformat() if self.created_at else None
         return ListedUpload(self.id, self.id, position, {"sha": self.sha})
+
+    def revision(self) -> ListedUpload | None:
+        """The repo at its current commit, as a revision upload (None without a sha)."""
+        if not self.sha:
+            return None
+        position = self.last_modified.isoformat() if self.last_modified else None
+        prefix = f"{self.id}{REVISION_SEPARATOR}"
+        hint = {"sha": self.sha, "revision_of": self.id, "revision_prefix": prefix}
+        return ListedUpload(prefix + self.sha, self.id, position, hint)
+
+
+def repo_of(upload_id: str) -> str:
+    """The repo id of an upload id (``owner/name`` or a revision's ``owner/name@sha``)."""
+    return upload_id.partition(REVISION_SEPARATOR)[0]
 
 
 class HuggingFaceSource:
@@ -159,23 +184,47 @@ class HuggingFaceSource:
         found: dict[str, ModelInfo] = {}
         errors = []
         for feed in FEEDS:
-            error = await self._read_feed(feed, floor, found)
+            error = await self._read_feed(feed, floor, found, "createdAt")
             if error:
                 errors.append(error)
         newest = max((m.created_at for m in found.values() if m.created_at), default=None)
         high = max(filter(None, (mark, newest)), default=None)
         fresh = [m for m in found.values() if _at_or_after(m.created_at, floor)]
         fresh.sort(key=lambda m: m.created_at.isoformat() if m.created_at else "", reverse=True)
+        revisions, modified_mark, error = await self._modified(cursor, mark)
+        if error:
+            errors.append(error)
+        extra = {**cursor.extra, MODIFIED_MARK: modified_mark} if modified_mark else cursor.extra
         return Listing(
-            uploads=tuple(m.listed() for m in fresh if m.is_adapter),
-            cursor=Cursor(high.isoformat() if high else None),
+            uploads=tuple(m.listed() for m in fresh if m.is_adapter) + revisions,
+            cursor=Cursor(high.isoformat() if high else None, extra),
             complete=not errors,
             error="; ".join(errors) or None,
         )
 
+    async def _modified(
+        self, cursor: Cursor, created_mark: datetime | None
+    ) -> tuple[tuple[ListedUpload, ...], str | None, str | None]:
+        """Repos modified since the last poll (``sort=lastModified``) as revisions, the new
+        high-water mark of that feed, and the error that stopped it. The first poll only
+        sets the mark: every repo it lists is new anyway."""
+        saved = cursor.extra.get(MODIFIED_MARK)
+        mark = j.parse_time(saved) or created_mark
+        floor = mark - self._overlap if mark else None
+        found: dict[str, ModelInfo] = {}
+        error = await self._read_feed(MODIFIED_FEED, floor, found, "lastModified")
+        newest = max((m.last_modified for m in found.values() if m.last_modified), default=None)
+        high = max(filter(None, (mark, newest)), default=None)
+        if floor is None:
+            return (), high.isoformat() if high else None, error
+        modified = [m for m in found.values() if _at_or_after(m.last_modified, floor)]
+        revisions = (m.revision() for m in modified if m.is_adapter)
+        return tuple(r for r in revisions if r), high.isoformat() if high else None, error
+
     async def hydrate(self, listed: ListedUpload) -> Upload:
+        """The repo's files and text; a revision (``owner/name@sha``) keeps its own id."""
         reply = await self._http.get_json(
-            self._base.join(URL(f"api/models/{quote(listed.upload_id)}")),
+            self._base.join(URL(f"api/models/{quote(repo_of(listed.upload_id))}")),
             params={"blobs": "true"},
             credential=self._credential,
         )
@@ -185,7 +234,7 @@ class HuggingFaceSource:
             raise UploadNotReady(f"huggingface repo {info.id} has no model file yet")
         readme = await self._readme(info)
         return Upload(
-            upload_id=info.id,
+            upload_id=listed.upload_id if REVISION_SEPARATOR in listed.upload_id else info.id,
             name=info.id,
             files=files,
             hub_text=tuple(_hub_text(info, readme)),
@@ -229,7 +278,7 @@ class HuggingFaceSource:
         private), is disabled, gated or private, or no longer holds the recorded files."""
         try:
             reply = await self._http.get_json(
-                self._base.join(URL(f"api/models/{quote(target.upload_id)}")),
+                self._base.join(URL(f"api/models/{quote(repo_of(target.upload_id))}")),
                 credential=self._credential,
             )
         except SourceRejected as exc:
@@ -260,9 +309,13 @@ class HuggingFaceSource:
     # -- listing --------------------------------------------------------------------------
 
     async def _read_feed(
-        self, feed: Iterable[tuple[str, str]], floor: datetime | None, found: dict[str, ModelInfo]
+        self,
+        feed: Iterable[tuple[str, str]],
+        floor: datetime | None,
+        found: dict[str, ModelInfo],
+        sort: str,
     ) -> str | None:
-        params = [*feed, ("sort", "createdAt"), ("limit", str(self._limit)), ("full", "true")]
+        params = [*feed, ("sort", sort), ("limit", str(self._limit)), ("full", "true")]
         url: URL | None = self._base.join(URL("api/models")).update_query(params)
         pages = self._max_pages if floor else self._first_pages
         for _ in range(pages):
@@ -279,7 +332,7 @@ class HuggingFaceSource:
             for model in page:
                 found.setdefault(model.id, model)
             url = reply.links.get("next")
-            if _past(page, floor):
+            if _past(page, floor, sort):
                 break
         return None
 
@@ -342,10 +395,11 @@ def _at_or_after(when: datetime | None, floor: datetime | None) -> bool:
     return floor is None or when is None or when >= floor
 
 
-def _past(page: list[ModelInfo], floor: datetime | None) -> bool:
+def _past(page: list[ModelInfo], floor: datetime | None, sort: str) -> bool:
     if floor is None:
         return False
-    times = [m.created_at for m in page if m.created_at is not None]
+    stamps = (m.created_at if sort == "createdAt" else m.last_modified for m in page)
+    times = [t for t in stamps if t is not None]
     return bool(times) and min(times) < floor
 
 

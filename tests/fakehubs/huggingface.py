@@ -1,5 +1,5 @@
-"""A fake Hugging Face Hub: /api/models (sort=createdAt, keyset cursor, Link paging with the
-request's origin; ``search`` as a case-insensitive substring of the repo id),
+"""A fake Hugging Face Hub: /api/models (sort=createdAt or lastModified, keyset cursor, Link
+paging with the request's origin; ``search`` as a case-insensitive substring of the repo id),
 /api/models/{repo} (``blobs=true`` adds sizes and LFS sha256), and
 /{repo}/resolve/{rev}/{path}: 302 to the fake storage host for LFS files, a relative 307
 to /api/resolve-cache/… for small ones. Repos can be deleted, made private (401
@@ -43,6 +43,16 @@ class HfRepo:
     private: bool = False  # answers 401 RepoNotFound to others, and is never listed
     sha: str = field(default_factory=lambda: hashlib.sha1(str(next(_ids)).encode()).hexdigest())
     object_id: str = field(default_factory=lambda: f"{next(_ids):024x}")
+    last_modified: datetime | None = None  # the last commit (or visibility change)
+
+    @property
+    def modified_at(self) -> datetime:
+        return self.last_modified or self.created_at
+
+    def commit(self, when: datetime) -> None:
+        """A new commit: a new sha and lastModified."""
+        self.sha = hashlib.sha1(f"{self.sha}{when.isoformat()}".encode()).hexdigest()
+        self.last_modified = when
 
 
 @dataclass
@@ -79,6 +89,19 @@ class FakeHuggingFace:
         self.repos[repo_id] = repo
         return repo
 
+    def push_file(self, repo_id: str, name: str, data: bytes | Blob, when: datetime) -> None:
+        """A commit that adds a model file to an existing repo."""
+        repo = self.repos[repo_id]
+        blob = data if isinstance(data, Blob) else Blob.whole(data)
+        repo.lfs[name] = self.storage.put(f"hf-{next(_ids)}", blob)
+        repo.commit(when)
+
+    def make_public(self, repo_id: str, when: datetime) -> None:
+        """A private repo made public (the hub counts it as a modification)."""
+        repo = self.repos[repo_id]
+        repo.private = False
+        repo.last_modified = when
+
     def app(self) -> web.Application:
         middlewares = [recording(self.received), self.faults.middleware, self.network.middleware]
         app = web.Application(middlewares=middlewares)
@@ -98,16 +121,21 @@ class FakeHuggingFace:
         rows = [r for r in rows if search in r.id.lower()]
         if pipeline:
             rows = [r for r in rows if pipeline in r.tags]
-        rows.sort(key=lambda r: (r.created_at, r.object_id), reverse=True)
+        by_modified = request.query.get("sort") == "lastModified"
+
+        def when(r: HfRepo) -> datetime:
+            return r.modified_at if by_modified else r.created_at
+
+        rows.sort(key=lambda r: (when(r), r.object_id), reverse=True)
         if "cursor" in request.query:
             after = json.loads(base64.urlsafe_b64decode(request.query["cursor"]))
-            rows = [r for r in rows if (iso(r.created_at), r.object_id) < tuple(after)]
+            rows = [r for r in rows if (iso(when(r)), r.object_id) < tuple(after)]
         limit = int(request.query.get("limit", "1000"))
         page, headers = rows[:limit], {}
         if len(rows) > limit:
             last = page[-1]
             token = base64.urlsafe_b64encode(
-                json.dumps([iso(last.created_at), last.object_id]).encode()
+                json.dumps([iso(when(last)), last.object_id]).encode()
             ).decode()
             query = [(k, v) for k, v in request.query.items() if k != "cursor"]
             next_url = f"{request.url.origin()}/api/models?{urlencode([*query, ('cursor', token)])}"
@@ -166,7 +194,7 @@ class FakeHuggingFace:
             "author": repo.id.split("/")[0],
             "sha": repo.sha,
             "createdAt": iso(repo.created_at),
-            "lastModified": iso(repo.created_at),
+            "lastModified": iso(repo.modified_at),
             "private": repo.private,
             "gated": repo.gated,
             "disabled": repo.disabled,
