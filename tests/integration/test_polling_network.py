@@ -19,6 +19,7 @@ from monitor.http import HttpClient
 from monitor.polling import MAX_BYTES_PER_UPLOAD, Poller
 from monitor.polling_service import create_session
 from monitor.runtime import Runtime
+from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.source_state import SourceState
@@ -52,7 +53,7 @@ def runtime(hubs: Hubs, tmp_path) -> Iterator[Runtime]:
 def pollers(runtime: Runtime, http: HttpClient) -> dict[str, Poller]:
     config = runtime.settings.sources
     state = SourceState(runtime.engine)
-    sources = [
+    sources: list[Source] = [
         CivitaiSource(config.civitai, http, page_limit=20, first_poll_pages=10, max_pages=10),
         HuggingFaceSource(config.huggingface, http, page_limit=20, first_poll_pages=10),
     ]
