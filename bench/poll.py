@@ -1,9 +1,14 @@
-"""Bytes fetched per upload and uploads/s through screening, against the fake hubs.
+"""Bytes per upload, everything the poller reads included, and uploads/s through screening,
+against the fake hubs delivering as a real network does (bodies in small pieces, gzip).
 
 Run ``python bench/poll.py``. Uploads carry realistic headers (kohya SD1.5 and SDXL LoRAs,
 an ai-toolkit Flux LoRA, an SDXL checkpoint: 0.1-0.35 MB of header JSON with tag-frequency
-metadata) in front of their real data size. The baseline, measured in the same run on a
-sample, is fetching the whole file. Ends with one line of JSON.
+metadata) in front of their real data size, and LoRAs have real module pairs, so the
+re-upload fingerprint's ranges are read too. Per upload: the hub JSON about it, the header,
+the fingerprint's ranges (what its byte budget counted), plus its share of the listing pages.
+Two runs: storage honouring Range, and a storage host that ignores Range on 20 % of files.
+The baseline, measured in the same run on a sample, is fetching the whole file. Ends with one
+line of JSON.
 """
 
 from __future__ import annotations
@@ -14,16 +19,16 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.http import HttpClient, HttpPolicy
-from monitor.polling import Poller
+from monitor.polling import MAX_BYTES_PER_UPLOAD, Poller
+from monitor.polling_service import create_session
 from monitor.sources.base import RemoteFile, Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.huggingface import HuggingFaceSource
@@ -36,6 +41,8 @@ from tests.modelfiles import tensor_bytes
 CIVITAI_UPLOADS = 60
 HF_REPOS = 20
 BASELINE_SAMPLE = 6
+IGNORE_RANGE_SHARE = 0.2
+LISTING_PATHS = ("/api/v1/models", "/api/models")
 POLICY = HttpPolicy(per_host_interval_s=0.0, per_host_concurrency=8)
 # (name, tensor count, rank or width, weight in the mix)
 KINDS = (
@@ -46,15 +53,28 @@ KINDS = (
 )
 
 
+# Module widths as each family has them: SD1.5's UNet at 320/640/1280 with its 768-wide text
+# encoder, SDXL's at 640/1280 with encoders of 768 and 1280, Flux's 3072-wide blocks.
+WIDTHS = {
+    "sd15_lora": (320, 640, 1280, 768),
+    "sdxl_lora": (640, 1280, 768, 1280),
+    "flux_lora": (3072,),
+}
+
+
 def realistic(kind: str, count: int, rank: int, seed: int) -> Blob:
     """A header of ``count`` tensors (names and shapes in the trainer's style) and the data
     size they imply; only the header bytes are held in memory."""
     header: dict[str, Any] = {"__metadata__": _metadata(kind, seed)}
     offset = 0
     for i in range(count):
-        if rank:
-            name = f"lora_unet_output_blocks_{i // 40}_1_transformer_blocks_{i % 40}_attn1_to_q"
-            part = ("lora_down.weight", [rank, 1280]) if i % 2 else ("lora_up.weight", [1280, rank])
+        if rank:  # pairs: module m's lora_down then its lora_up, at the family's widths
+            m = i // 2
+            width = WIDTHS[kind][m % len(WIDTHS[kind])]
+            name = f"lora_unet_output_blocks_{m // 40}_1_transformer_blocks_{m % 40}_attn1_to_q"
+            part = (
+                ("lora_down.weight", [rank, width]) if i % 2 else ("lora_up.weight", [width, rank])
+            )
         else:
             name = f"model.diffusion_model.output_blocks.{i // 40}.1.transformer_blocks.{i % 40}"
             part = ("attn1.to_q.weight", [1280, 1280])
@@ -92,10 +112,10 @@ def seed(hubs: Hubs) -> None:
         hubs.huggingface.add_repo(f"bench/{kind}-{n}", start + timedelta(seconds=n), files)
 
 
-async def measure(hubs: Hubs, data_dir: Path) -> dict[str, Any]:
+async def measure(hubs: Hubs, data_dir: Path, *, baseline: bool) -> dict[str, Any]:
     runtime = runtime_for(hubs, data_dir)
     try:
-        async with aiohttp.ClientSession() as session:
+        async with create_session() as session:
             http = HttpClient(session, POLICY)
             config = runtime.settings.sources
             civitai = CivitaiSource(config.civitai, http, first_poll_pages=5)
@@ -109,15 +129,30 @@ async def measure(hubs: Hubs, data_dir: Path) -> dict[str, Any]:
                 await Poller(s, runtime.store, state, threshold=0.5).poll() for s in sources
             ]
             elapsed = time.perf_counter() - began
-            baseline = await whole_files(civitai, hubs, data_dir)
+            whole = await whole_files(civitai, hubs, data_dir) if baseline else []
+        fingerprints = Counter(
+            (f.fingerprint or "none").partition(":")[0]
+            for u in runtime.store.list_uploads()
+            for f in u.files
+        )
     finally:
         runtime.close()
     per_upload = sorted(b for s in summaries for b in s.bytes_per_upload)
+    listing = sum(
+        fake.network.sent_by_path[path]
+        for fake in (hubs.civitai, hubs.huggingface)
+        for path in LISTING_PATHS
+    )
+    share = listing / max(1, len(per_upload))
     return {
-        "per_upload": per_upload,
+        "per_upload": [round(b + share) for b in per_upload],
+        "budgeted": per_upload,
         "elapsed_s": elapsed,
-        "baseline": baseline,
+        "baseline": whole,
         "failed": sum(s.failed for s in summaries),
+        "fingerprints": dict(fingerprints),
+        "listing_bytes_per_upload": round(share),
+        "storage_bytes_sent": hubs.storage.bytes_sent,
     }
 
 
@@ -136,22 +171,54 @@ def p95(values: list[int]) -> int:
     return values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
 
 
-async def main() -> None:
+async def run(*, ignore_range: bool, data_dir: Path, baseline: bool) -> dict[str, Any]:
     async with running_hubs() as hubs:
         seed(hubs)
-        with tempfile.TemporaryDirectory() as tmp:
-            result = await measure(hubs, Path(tmp))
-    per_upload, baseline = result["per_upload"], sorted(result["baseline"])
-    report = {
+        if ignore_range:
+            keys = sorted(hubs.storage.blobs)
+            hubs.storage.ignore_range = set(keys[:: round(1 / IGNORE_RANGE_SHARE)])
+        return await measure(hubs, data_dir, baseline=baseline)
+
+
+def figures(result: dict[str, Any]) -> dict[str, Any]:
+    per_upload = result["per_upload"]
+    return {
         "uploads": len(per_upload),
         "failed": result["failed"],
         "median_bytes_per_upload": int(statistics.median(per_upload)),
         "p95_bytes_per_upload": p95(per_upload),
+        "max_bytes_per_upload": max(per_upload),
+        "max_budgeted_bytes": max(result["budgeted"]),
+        "listing_bytes_per_upload": result["listing_bytes_per_upload"],
+        "storage_bytes_sent_per_upload": result["storage_bytes_sent"] // max(1, len(per_upload)),
+        "fingerprints": result["fingerprints"],
         "uploads_per_s": round(len(per_upload) / result["elapsed_s"], 1),
-        "baseline_whole_file_median_bytes": int(statistics.median(baseline)),
-        "baseline_whole_file_p95_bytes": p95(baseline),
-        "target_median_bytes": 256 * 1024,
     }
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        honoured = await run(ignore_range=False, data_dir=Path(tmp) / "a", baseline=True)
+        ignored = await run(ignore_range=True, data_dir=Path(tmp) / "b", baseline=False)
+    baseline = sorted(honoured["baseline"])
+    whole = int(statistics.median(baseline))
+    report: dict[str, Any] = {
+        "range_honoured": figures(honoured),
+        "range_ignored_on_20pct": figures(ignored),
+        "baseline_whole_file_median_bytes": whole,
+        "baseline_whole_file_p95_bytes": p95(baseline),
+        "budget_bytes": MAX_BYTES_PER_UPLOAD,
+        "target_median_bytes": 512 * 1024,
+    }
+    for name in ("range_honoured", "range_ignored_on_20pct"):
+        part = report[name]
+        part["median_vs_whole_file"] = round(part["median_bytes_per_upload"] / whole, 4)
+        print(
+            f"{name}: {part['uploads']} uploads, median {part['median_bytes_per_upload']:,} B "
+            f"(x{part['median_vs_whole_file']} of the whole file), p95 "
+            f"{part['p95_bytes_per_upload']:,} B, max {part['max_bytes_per_upload']:,} B "
+            f"(budget {MAX_BYTES_PER_UPLOAD:,} B), fingerprints {part['fingerprints']}"
+        )
     print(json.dumps(report))
 
 

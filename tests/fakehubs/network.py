@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,12 +24,14 @@ _DROPPED_HEADERS = frozenset({"content-length", "content-type", "content-encodin
 
 @dataclass
 class Network:
-    """Delivery settings for one fake app. ``bytes_sent`` counts body bytes written."""
+    """Delivery settings for one fake app. ``bytes_sent`` counts body bytes written (as
+    sent: compressed when gzip), ``sent_by_path`` the same by request path."""
 
     chunk_bytes: int = 8 * 1024
     pause_s: float = 0.0005
     gzip_json: bool = True
     bytes_sent: int = 0
+    sent_by_path: Counter[str] = field(default_factory=Counter)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -61,6 +64,7 @@ class Network:
             except ConnectionError:
                 return stream  # the client went away (it read what it needed)
             self.bytes_sent += len(piece)
+            self.sent_by_path[request.path] += len(piece)
             await asyncio.sleep(self.pause_s)
         if cut:
             assert request.transport is not None
