@@ -339,6 +339,8 @@ class Poller:
         repo, prefix = listed.hint.get(REVISION_OF), listed.hint.get(REVISION_PREFIX)
         if not isinstance(repo, str) or not isinstance(prefix, str):
             return upload
+        if repo in self._queue:  # the repo itself waits for a retry: it comes first
+            return None
         known = await asyncio.to_thread(self._state.file_hashes_of, self.name, repo, prefix)
         files = tuple(f for f in upload.files if not (f.sha256 and f.sha256 in known))
         if not any(f.screen for f in files):

@@ -12,8 +12,8 @@ kept only when their tags say adapter), following ``Link: rel="next"`` verbatim,
 ``overlap_s`` past the stored high-water mark. ``createdAt`` is the repo's creation, so a repo
 made long ago and made public, or given a new file, today would never surface there: the
 ``filter=lora`` feed is also read by ``sort=lastModified`` (its own high-water mark in the
-cursor's ``extra``), and each repo it names is listed as a *revision*, ``owner/name@sha``
-(hint ``revision_of``): the poller records a revision only for the model files no earlier
+cursor's ``extra``), and each repo it names that is older than the creation feed's window is
+listed as a *revision*, ``owner/name@sha`` (hint ``revision_of``): the poller records a revision only for the model files no earlier
 upload of the repo holds (by LFS sha256), so an unchanged repo is never read twice.
 Hydrating: ``/api/models/{repo}?blobs=true`` for siblings (sizes, LFS sha256) and
 ``cardData``, plus the README text. Headers are read from ``/{repo}/resolve/{sha}/{file}``
@@ -191,7 +191,7 @@ class HuggingFaceSource:
         high = max(filter(None, (mark, newest)), default=None)
         fresh = [m for m in found.values() if _at_or_after(m.created_at, floor)]
         fresh.sort(key=lambda m: m.created_at.isoformat() if m.created_at else "", reverse=True)
-        revisions, modified_mark, error = await self._modified(cursor, mark)
+        revisions, modified_mark, error = await self._modified(cursor, mark, floor)
         if error:
             errors.append(error)
         extra = {**cursor.extra, MODIFIED_MARK: modified_mark} if modified_mark else cursor.extra
@@ -203,11 +203,13 @@ class HuggingFaceSource:
         )
 
     async def _modified(
-        self, cursor: Cursor, created_mark: datetime | None
+        self, cursor: Cursor, created_mark: datetime | None, created_floor: datetime | None
     ) -> tuple[tuple[ListedUpload, ...], str | None, str | None]:
         """Repos modified since the last poll (``sort=lastModified``) as revisions, the new
-        high-water mark of that feed, and the error that stopped it. The first poll only
-        sets the mark: every repo it lists is new anyway."""
+        high-water mark of that feed, and the error that stopped it. Only repos older than
+        the creation feed's window are revisions: a newer one is that feed's (listed again
+        until it is recorded), so a repo's first sight is never a revision. The first poll
+        only sets the mark: every repo it lists is new anyway."""
         saved = cursor.extra.get(MODIFIED_MARK)
         mark = j.parse_time(saved) or created_mark
         floor = mark - self._overlap if mark else None
@@ -217,7 +219,14 @@ class HuggingFaceSource:
         high = max(filter(None, (mark, newest)), default=None)
         if floor is None:
             return (), high.isoformat() if high else None, error
-        modified = [m for m in found.values() if _at_or_after(m.last_modified, floor)]
+        modified = [
+            m
+            for m in found.values()
+            if _at_or_after(m.last_modified, floor)
+            and created_floor is not None
+            and m.created_at is not None
+            and m.created_at < created_floor
+        ]
         revisions = (m.revision() for m in modified if m.is_adapter)
         return tuple(r for r in revisions if r), high.isoformat() if high else None, error
 

@@ -181,15 +181,18 @@ async def test_a_repo_made_public_late_and_a_file_pushed_later_are_seen_once(hub
         "quiet-maker/held-back-style", old, {"held_back.safetensors": named_lora("held back")}
     )
     secret.private = True
+    hubs.huggingface.add_repo(
+        "old-maker/ink-wash-lora", old, {"ink_wash.safetensors": generic_lora("ink wash")}
+    )
     async with create_session() as session:
         hf = pollers(runtime, HttpClient(session, FAST, sleep=SleepLog()))["huggingface"]
         await hf.poll()
         before = {u.upload_id for u in runtime.store.list_uploads("huggingface")}
         hubs.huggingface.make_public("quiet-maker/held-back-style", NOW)
         hubs.huggingface.push_file(
-            "pell-studio/soft-rimlight-sdxl",
-            "rimlight_quellbrook_v2.safetensors",
-            named_lora("rimlight v2"),
+            "old-maker/ink-wash-lora",
+            "ink_wash_quellbrook_v2.safetensors",
+            named_lora("ink wash v2"),
             NOW,
         )
         await hf.poll()
@@ -199,11 +202,12 @@ async def test_a_repo_made_public_late_and_a_file_pushed_later_are_seen_once(hub
     new = set(uploads) - before
     assert {i.partition("@")[0] for i in new} == {
         "quiet-maker/held-back-style",
-        "pell-studio/soft-rimlight-sdxl",
+        "old-maker/ink-wash-lora",
     }
     assert len(new) == 2
-    pushed = next(uploads[i] for i in new if i.startswith("pell-studio/"))
-    assert [f.filename for f in pushed.files] == ["rimlight_quellbrook_v2.safetensors"]
+    assert "old-maker/ink-wash-lora" in before  # the repo's first sight, by creation date
+    pushed = next(uploads[i] for i in new if i.startswith("old-maker/"))
+    assert [f.filename for f in pushed.files] == ["ink_wash_quellbrook_v2.safetensors"]
     assert pushed.artists == ("Mara Quellbrook",)
     public = next(uploads[i] for i in new if i.startswith("quiet-maker/"))
     assert public.artists == ("Mara Quellbrook",)
