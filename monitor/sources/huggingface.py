@@ -13,8 +13,9 @@ kept only when their tags say adapter), following ``Link: rel="next"`` verbatim,
 made long ago and made public, or given a new file, today would never surface there: the
 ``filter=lora`` feed is also read by ``sort=lastModified`` (its own high-water mark in the
 cursor's ``extra``), and each repo it names that is older than the creation feed's window is
-listed as a *revision*, ``owner/name@sha`` (hint ``revision_of``): the poller records a revision only for the model files no earlier
-upload of the repo holds (by LFS sha256), so an unchanged repo is never read twice.
+listed as a *revision*, ``owner/name@sha`` (hint ``revision_of``): the poller records a
+revision only for the model files no earlier upload of the repo holds (by LFS sha256), so an
+unchanged repo is never read twice.
 Hydrating: ``/api/models/{repo}?blobs=true`` for siblings (sizes, LFS sha256) and
 ``cardData``, plus the README text. Headers are read from ``/{repo}/resolve/{sha}/{file}``
 by Range, a few files per repo, skipping ai-toolkit's intermediate ``_<9 digits>.safetensors``
