@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine, make_url
 
-from detectors.errors import StorageError
-from monitor.settings import Settings
+from detectors.errors import ConfigError, StorageError
+from monitor.settings import Settings, StorageSettings, s3_location
 from storage.blobs import BlobStore
 from storage.engine import create_db_engine
+from storage.file_blobs import FileBlobStore
 from storage.migrate import is_up_to_date, upgrade
 from storage.store import Store
 
@@ -60,9 +63,50 @@ def open_runtime(settings: Settings) -> Runtime:
     except Exception:
         engine.dispose()
         raise
-    return Runtime(
-        settings=settings,
-        engine=engine,
-        store=Store(engine),
-        blobs=BlobStore(settings.data_dir / "blobs"),
+    try:
+        blobs = open_blob_store(settings)
+        blobs.check()
+    except Exception:
+        engine.dispose()
+        raise
+    return Runtime(settings=settings, engine=engine, store=Store(engine), blobs=blobs)
+
+
+def open_blob_store(settings: Settings, target: str | None = None) -> BlobStore:
+    """The blob store the settings name (``target`` instead of ``[storage] blobs`` when
+    given): a folder, by default ``<data_dir>/blobs``, or an S3 bucket."""
+    where = target if target is not None else settings.storage.blobs
+    if where is None:
+        return FileBlobStore(settings.data_dir / "blobs")
+    if not where.startswith("s3:"):
+        return FileBlobStore(Path(where).expanduser())
+    return s3_blob_store(settings.storage, where)
+
+
+def s3_blob_store(section: StorageSettings, url: str) -> BlobStore:
+    """The bucket at ``url`` (s3://bucket/prefix) reached as ``[storage]`` says. boto3 is
+    imported here, so commands that never use S3 start without it."""
+    from storage.s3_blobs import S3BlobStore, S3Credentials, S3Options
+
+    try:
+        bucket, prefix = s3_location(url)
+    except ValueError as exc:
+        raise ConfigError([f"storage.blobs: {exc}"]) from exc
+    options = S3Options(
+        endpoint_url=section.endpoint_url,
+        region=section.region,
+        addressing_style=section.addressing_style,
+        max_attempts=section.max_attempts,
+        timeout_s=section.timeout_s,
+        part_bytes=section.multipart_mb * 1024 * 1024,
     )
+    credentials = S3Credentials(
+        access_key_id=_reveal(section.access_key_id),
+        secret_access_key=_reveal(section.secret_access_key),
+        session_token=_reveal(section.session_token),
+    )
+    return S3BlobStore(bucket, prefix, options=options, credentials=credentials)
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
