@@ -118,6 +118,7 @@ class SeaweedServer:
             f"-dir={self.base / 'data'}",
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
+            "-master.electionTimeout=1s",  # a restarted master leads in 1 s, not 10
             "-volume.max=8",
             "-filer",
             "-s3",
