@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -56,18 +57,26 @@ class StorageSettings(_Section):
     timeout_s: float = Field(default=30.0, gt=0, description="seconds to connect or read")
     multipart_mb: int = Field(default=16, ge=5, le=5120, description="part size of big puts")
 
+    @field_validator("blobs")
+    @classmethod
+    def _folder_or_bucket(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("s3:"):
+            s3_location(value)
+        elif value is not None and not value.strip():
+            raise ValueError("must be a folder path or s3://bucket/prefix")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
     @model_validator(mode="after")
-    def _valid_target(self) -> StorageSettings:
-        if self.blobs is not None and self.blobs.startswith("s3:"):
-            s3_location(self.blobs)
-        elif self.blobs is not None and not self.blobs.strip():
-            raise ValueError("blobs must be a folder path or s3://bucket/prefix")
+    def _whole_key(self) -> StorageSettings:
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("set both access_key_id and secret_access_key, or neither")
-        if self.endpoint_url is not None and not self.endpoint_url.startswith(
-            ("http://", "https://")
-        ):
-            raise ValueError("endpoint_url must start with http:// or https://")
         return self
 
     @property

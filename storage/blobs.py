@@ -39,6 +39,17 @@ class BlobTooLarge(StorageError):
         self.max_bytes = max_bytes
 
 
+class BlobCorrupt(StorageError):
+    """A blob's bytes do not match its key (restore it from a backup, or delete it)."""
+
+    def __init__(self, sha256: str, where: str) -> None:
+        super().__init__(
+            f"blob {sha256} in {where} does not match its hash: restore it from a backup "
+            "or delete it"
+        )
+        self.sha256 = sha256
+
+
 class BlobReader(Protocol):
     """An open blob (or a range of it), read in chunks; the caller closes it."""
 

@@ -35,6 +35,7 @@ from detectors.errors import StorageError
 from storage.blobs import (
     CHUNK_BYTES,
     MAX_BLOB_BYTES,
+    BlobCorrupt,
     BlobNotFound,
     BlobTooLarge,
     blob_key,
@@ -184,10 +185,7 @@ class S3BlobStore:
                     raise
                 time.sleep(0.2 * 2**attempt)
         if hashlib.sha256(data).hexdigest() != blob_key(sha256):
-            raise StorageError(
-                f"blob {sha256} in bucket {self.bucket} does not match its hash: "
-                "restore it from a backup or delete it"
-            )
+            raise BlobCorrupt(sha256, f"bucket {self.bucket}")
         return data
 
     def check(self) -> None:

@@ -11,7 +11,7 @@ from detectors.errors import StorageError
 from storage.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, BlobTooLarge
 from storage.file_blobs import FileBlobStore
 from storage.s3_blobs import S3BlobStore
-from tests.integration.conftest import s3_store
+from tests.s3_fixtures import s3_store
 from tests.s3server import SeaweedServer
 
 

@@ -11,7 +11,7 @@ import pytest
 from detectors.errors import StorageError
 from storage.s3_blobs import S3BlobStore, S3Credentials, S3Options
 from tests.flakyproxy import FlakyProxy
-from tests.integration.conftest import s3_store
+from tests.s3_fixtures import s3_store
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedServer, _free_ports
 
 pytestmark = pytest.mark.s3
