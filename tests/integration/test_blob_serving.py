@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer, TestServer
 
 from monitor.runtime import Runtime
 from monitor.web.blob_routes import byte_range
@@ -28,7 +28,7 @@ from tests.web_env import (  # noqa: F401
 @pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.s3)])
 async def served(
     request: pytest.FixtureRequest, web_runtime: Runtime, seeded: Seeded
-) -> AsyncIterator[tuple[TestServer, bytes]]:
+) -> AsyncIterator[tuple[BaseTestServer, bytes]]:
     """The web app over a store holding the seeded evidence sheet; and the sheet's bytes."""
     sheet = web_runtime.blobs.read(seeded.sheet_sha256)
     runtime = web_runtime
@@ -40,13 +40,15 @@ async def served(
         yield server, sheet
 
 
-async def _visitor(server: TestServer, email: str) -> Visitor:
+async def _visitor(server: BaseTestServer, email: str) -> Visitor:
     visitor = Visitor(server)
     assert (await visitor.login(email)).status == 303
     return visitor
 
 
-async def test_a_sheet_streams_whole_and_by_range(served: tuple[TestServer, bytes], seeded: Seeded):
+async def test_a_sheet_streams_whole_and_by_range(
+    served: tuple[BaseTestServer, bytes], seeded: Seeded
+):
     server, sheet = served
     mod = await _visitor(server, "mod@example.org")
     try:
@@ -75,7 +77,7 @@ async def test_a_sheet_streams_whole_and_by_range(served: tuple[TestServer, byte
 
 
 async def test_the_access_check_comes_before_any_range(
-    served: tuple[TestServer, bytes], seeded: Seeded
+    served: tuple[BaseTestServer, bytes], seeded: Seeded
 ):
     server, _ = served
     wren = await _visitor(server, "wren@example.org")  # not the artist of this finding
