@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -12,13 +13,15 @@ from sqlalchemy.engine import Engine, make_url
 
 from detectors.errors import ConfigError, StorageError
 from monitor.settings import Settings, StorageSettings, s3_location
-from storage.blobs import BlobStore
+from storage.blobs import BlobStore, BlobStoreUnavailable
 from storage.engine import create_db_engine
 from storage.file_blobs import FileBlobStore
 from storage.migrate import is_up_to_date, upgrade
 from storage.store import Store
 
 log = logging.getLogger(__name__)
+BLOB_RETRY_CAP_S = 5.0
+STARTUP_WAIT_FOR_BLOBS_S = 60.0  # serve and workers: an S3 server restarting alongside
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,12 @@ def safe_database_url(url: str) -> str:
         return url.split(":", 1)[0] + ":…"
 
 
-def open_runtime(settings: Settings) -> Runtime:
-    """Open the database, migrating the embedded default; PostgreSQL must be upgraded first."""
+def open_runtime(settings: Settings, *, wait_for_blobs_s: float = 0.0) -> Runtime:
+    """Open the database, migrating the embedded default; PostgreSQL must be upgraded first.
+
+    The blob store is checked too: a store that needs a fix (a missing bucket, refused
+    credentials) fails at once; one that does not answer is asked again for up to
+    ``wait_for_blobs_s`` (serve and workers, whose S3 server may be restarting too)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = create_db_engine(settings.database_url)
     try:
@@ -65,11 +72,26 @@ def open_runtime(settings: Settings) -> Runtime:
         raise
     try:
         blobs = open_blob_store(settings)
-        blobs.check()
+        _check_blobs(blobs, wait_for_blobs_s)
     except Exception:
         engine.dispose()
         raise
     return Runtime(settings=settings, engine=engine, store=Store(engine), blobs=blobs)
+
+
+def _check_blobs(blobs: BlobStore, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    delay_s = 0.5
+    while True:
+        try:
+            blobs.check()
+            return
+        except BlobStoreUnavailable as exc:
+            if time.monotonic() + delay_s > deadline:
+                raise
+            log.warning("the blob store does not answer yet (again in %.1f s): %s", delay_s, exc)
+            time.sleep(delay_s)
+            delay_s = min(delay_s * 2, BLOB_RETRY_CAP_S)
 
 
 def open_blob_store(settings: Settings, target: str | None = None) -> BlobStore:

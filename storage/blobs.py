@@ -39,6 +39,11 @@ class BlobTooLarge(StorageError):
         self.max_bytes = max_bytes
 
 
+class BlobStoreUnavailable(StorageError):
+    """The store did not answer (down, unreachable, 5xx after retries): try again later.
+    Other ``StorageError``s need a fix (a missing bucket, refused credentials)."""
+
+
 class BlobCorrupt(StorageError):
     """A blob's bytes do not match its key (restore it from a backup, or delete it)."""
 

@@ -37,6 +37,7 @@ from storage.blobs import (
     MAX_BLOB_BYTES,
     BlobCorrupt,
     BlobNotFound,
+    BlobStoreUnavailable,
     BlobTooLarge,
     blob_key,
     blob_path,
@@ -267,10 +268,14 @@ class S3BlobStore:
         return head["ContentLength"]
 
     def _error(self, exc: ClientError | BotoCoreError, what: str) -> StorageError:
-        return StorageError(f"{what}: {_reason(exc, self.bucket, self.where)}")
+        message = f"{what}: {_reason(exc, self.bucket, self.where)}"
+        transient = isinstance(exc, ClientError) and _status(exc) >= 500
+        if transient or (isinstance(exc, BotoCoreError) and not _is_credentials(exc)):
+            return BlobStoreUnavailable(message)
+        return StorageError(message)
 
 
-class S3StreamBroken(StorageError):
+class S3StreamBroken(BlobStoreUnavailable):
     """The connection broke while a blob's body was being read (worth reading again)."""
 
 
@@ -335,6 +340,10 @@ def _status(exc: ClientError) -> int:
     if code in ("NoSuchKey", "NoSuchBucket", "404", "NotFound"):
         return 404
     return int(status)
+
+
+def _is_credentials(exc: BotoCoreError) -> bool:
+    return isinstance(exc, NoCredentialsError | PartialCredentialsError)
 
 
 def _no_such_key(exc: ClientError) -> bool:

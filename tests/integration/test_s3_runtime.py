@@ -3,6 +3,8 @@ serve's /readyz says when the blob store cannot be used."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from monitor.runtime import open_runtime
 from monitor.server import _blobs_problem
 from monitor.settings import Settings, load_settings
 from monitor.web.app import ServiceStatus, create_app
+from storage.blobs import BlobStoreUnavailable
 from storage.file_blobs import FileBlobStore
 from storage.s3_blobs import S3BlobStore
 from tests.s3server import ACCESS_KEY, SECRET_KEY, SeaweedServer
@@ -52,6 +55,31 @@ def test_start_up_fails_in_one_line_on_a_missing_bucket(tmp_path: Path, s3_serve
     with pytest.raises(StorageError, match="bucket not-made-yet does not exist") as caught:
         open_runtime(_settings(tmp_path, s3_server, "s3://not-made-yet"))
     assert "\n" not in str(caught.value)
+
+
+def test_serve_and_workers_wait_for_a_restarting_server_but_not_for_a_missing_bucket(
+    tmp_path: Path, s3_server: SeaweedServer, s3_bucket: str
+):
+    began = time.monotonic()
+    with pytest.raises(StorageError) as caught:
+        open_runtime(_settings(tmp_path, s3_server, "s3://not-made-yet"), wait_for_blobs_s=30)
+    assert not isinstance(caught.value, BlobStoreUnavailable)  # a fix is needed: no wait
+    assert time.monotonic() - began < 10
+    back = threading.Timer(1.0, s3_server.start)
+    s3_server.kill()
+    try:
+        with pytest.raises(BlobStoreUnavailable, match="cannot reach the S3 endpoint"):
+            open_runtime(_settings(tmp_path, s3_server, f"s3://{s3_bucket}"))
+        back.start()
+        runtime = open_runtime(
+            _settings(tmp_path, s3_server, f"s3://{s3_bucket}"), wait_for_blobs_s=40
+        )
+        runtime.close()
+    finally:
+        if back.is_alive():
+            back.join()
+        if s3_server.process is None:
+            s3_server.start()
 
 
 def test_start_up_fails_in_one_line_on_a_bad_secret(
