@@ -123,6 +123,7 @@ class SeaweedServer:
             "-filer",
             "-s3",
             f"-s3.config={self.base / 's3.json'}",
+            f"-filer.localSocket={self.base / 'filer.sock'}",
             *ports,
         ]
 
@@ -152,6 +153,9 @@ class SeaweedServer:
             self.process.kill()
             self.process.wait(timeout=30)
         self.process = None
+        for port in self.ports.values():  # weed's gRPC unix sockets, which a kill leaves
+            for socket_file in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                socket_file.unlink(missing_ok=True)
 
     def restart(self) -> None:
         self.kill()
