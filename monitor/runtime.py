@@ -67,10 +67,6 @@ def open_runtime(settings: Settings, *, wait_for_blobs_s: float = 0.0) -> Runtim
             raise StorageError(
                 "the database schema is not up to date: run `stylewatch db upgrade` first"
             )
-    except Exception:
-        engine.dispose()
-        raise
-    try:
         blobs = open_blob_store(settings)
         _check_blobs(blobs, wait_for_blobs_s)
     except Exception:
@@ -113,7 +109,7 @@ def s3_blob_store(section: StorageSettings, url: str) -> BlobStore:
     try:
         bucket, prefix = s3_location(url)
     except ValueError as exc:
-        raise ConfigError([f"storage.blobs: {exc}"]) from exc
+        raise ConfigError([f"blob store: {exc}"]) from exc
     options = S3Options(
         endpoint_url=section.endpoint_url,
         region=section.region,
