@@ -49,8 +49,8 @@ from monitor.runtime import Runtime  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
 from monitor.style_backscan import cli_scoring, style_backscan  # noqa: E402
 from storage.backscan import RecordedUploads  # noqa: E402
-from storage.blobs import BlobStore  # noqa: E402
 from storage.engine import create_db_engine, write_engine  # noqa: E402
+from storage.file_blobs import FileBlobStore  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Upload, metadata  # noqa: E402
 from storage.probe_cache import ProbeRun, run_key  # noqa: E402
@@ -146,7 +146,7 @@ def _timed(figures: dict[str, Any], name: str, work: Callable[[], T]) -> T:
 def _style(tmp: Path, engine: Any, store: Store, ref: ArtistRef, figures: dict[str, Any]) -> None:
     """Keep RUNS probe runs, give the artist references, time the style back-scan."""
     settings = load_settings(None, data_dir=tmp / "data", probe={"base_models": {"sd1": tmp}})
-    runtime = Runtime(settings, engine, store, BlobStore(tmp / "blobs"))
+    runtime = Runtime(settings, engine, store, FileBlobStore(tmp / "blobs"))
     scoring = cli_scoring(runtime)
     rng = np.random.default_rng(SEED)
     image = scoring.cache.put_image(Image.new("RGB", (64, 64), (120, 120, 120)))

@@ -11,13 +11,16 @@ log against what the hubs released (bench/chaos_audit.py).
 
 Backends: ``--backend sqlite`` is the embedded default (one ``serve`` process);
 ``--backend postgres`` starts a throwaway PostgreSQL cluster, one ``serve`` and two
-``stylewatch worker`` processes on the procrastinate queue.
+``stylewatch worker`` processes on the procrastinate queue. ``--fleet`` (PostgreSQL too) keeps
+the blobs in a bucket on a local SeaweedFS instead, gives serve and each worker a data dir of
+its own, kills the S3 server among the others, and audits every blob a row names
+(bench/chaos_fleet.py).
 
 Recovery time of a kill: from the restart until the restarted process answers (serve:
 /readyz, a worker: /livez) and the pipeline has moved on since the kill (or had nothing left
 to do).
 
-Run: ``.venv/bin/python bench/chaos.py [--backend sqlite|postgres] [--uploads N]
+Run: ``.venv/bin/python bench/chaos.py [--backend sqlite|postgres] [--fleet] [--uploads N]
 [--kills K] [--seed S]``. Progress goes to stderr; the last line printed is one JSON object.
 The exit status is 1 when anything was lost or duplicated.
 """
@@ -45,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import chaos_audit as audit  # noqa: E402
+from bench import chaos_fleet as fleet  # noqa: E402
 from bench import chaos_setup as setup  # noqa: E402
 from bench.chaos_procs import Supervised, cli, stylewatch_env, tracebacks  # noqa: E402
 from bench.chaos_world import Models, Planned, build_models, plan, probed, release  # noqa: E402
@@ -81,6 +85,7 @@ class Options:
     release_s: float = 240.0
     settle_timeout_s: float = 480.0
     workdir: Path | None = None
+    fleet: bool = False
 
 
 @dataclass
@@ -106,6 +111,12 @@ class Run:
     kills: list[Kill] = field(default_factory=list)
     crashes: int = 0
     setup_s: float = 0.0
+    s3: fleet.S3Process | None = None
+
+    @property
+    def victims(self) -> list[Any]:
+        """What the bench kills: the stylewatch processes, and the S3 server in a fleet."""
+        return [*self.procs, *([self.s3] if self.s3 is not None else [])]
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -133,7 +144,7 @@ async def killing(run: Run, rng: random.Random, session: aiohttp.ClientSession) 
     try:
         for _ in range(run.options.kills):
             await asyncio.sleep(rng.uniform(0.3, 1.7) * gap_s)
-            victim = rng.choice(run.procs)
+            victim = rng.choice(run.victims)
             before = await asyncio.to_thread(audit.progress, engine)
             await victim.kill()
             kill = Kill(victim.name, round(run.elapsed(), 1))
@@ -220,7 +231,11 @@ async def receivers() -> AsyncIterator[tuple[MailSink, int, WebhookReceiver, str
 
 
 def processes(options: Options, env: dict[str, str], folder: Path, web: str) -> list[Supervised]:
-    serve = Supervised("serve", ["serve"], env, folder / "serve.log", f"{web}/readyz")
+
+    def own(host: str) -> dict[str, str]:  # a fleet's hosts share no data dir
+        return fleet.host_env(env, folder, host) if options.fleet else env
+
+    serve = Supervised("serve", ["serve"], own("serve"), folder / "serve.log", f"{web}/readyz")
     if options.backend == "sqlite":
         return [serve]
     workers = []
@@ -228,7 +243,8 @@ def processes(options: Options, env: dict[str, str], folder: Path, web: str) -> 
         port = free_port()  # each worker serves its own /metrics and /livez
         args = ["worker", "--metrics-port", str(port)]
         livez = f"http://127.0.0.1:{port}/livez"
-        workers.append(Supervised(f"worker-{n}", args, env, folder / f"worker-{n}.log", livez))
+        log = folder / f"worker-{n}.log"
+        workers.append(Supervised(f"worker-{n}", args, own(f"worker-{n}"), log, livez))
     return [serve, *workers]
 
 
@@ -250,13 +266,17 @@ async def prepare(
         database_url = await stack.enter_async_context(throwaway_database())
     config = folder / "config.toml"
     config.write_text(setup.config_text(data, endpoints, models, database_url))
-    env = stylewatch_env(config)
+    s3 = None
+    if options.fleet:
+        s3 = await fleet.start_s3(folder)
+        stack.push_async_callback(s3.stop)
+    env = stylewatch_env(config, fleet.fleet_env(s3) if s3 is not None else None)
     if database_url:
         await cli(env, "db", "upgrade")
     await setup.register(env, models, folder)
     procs = processes(options, env, folder, endpoints.web)
     url = database_url or f"sqlite:///{data / 'stylewatch.db'}"
-    return Run(options, hubs, models, sink, receiver, procs, url), env
+    return Run(options, hubs, models, sink, receiver, procs, url, s3=s3), env
 
 
 async def start_all(run: Run, session: aiohttp.ClientSession) -> None:
@@ -293,10 +313,27 @@ async def chaos(options: Options, folder: Path) -> dict[str, Any]:
         engine = create_db_engine(run.database_url)
         try:
             snap = await asyncio.to_thread(audit.snapshot, engine)
+            blobs = {}
+            if run.s3 is not None:
+                await _s3_back(run, session)
+                blobs = await asyncio.to_thread(fleet.blob_audit, engine, run.s3)
         finally:
             engine.dispose()
         figures = audit.audit(snap, run.released, run.sink, run.receiver, setup.subscribers())
+        figures.update(blobs)
     return report(run, planned, figures, settled, settle_s, exits, len(listed))
+
+
+async def _s3_back(run: Run, session: aiohttp.ClientSession) -> None:
+    """The S3 server answering (a kill near the end may have left it restarting)."""
+    assert run.s3 is not None
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not await run.s3.ready(session):
+        if not run.s3.alive:
+            await run.s3.start()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the S3 server did not come back: see {run.s3.log}")
+        await asyncio.sleep(WATCH_INTERVAL_S)
 
 
 def report(
@@ -311,20 +348,22 @@ def report(
     measured = [k.recovery_s for k in run.kills if k.recovery_s is not None]
     ready = [k.ready_s for k in run.kills if k.ready_s is not None]
     return {
-        "backend": run.options.backend,
+        "backend": run.options.backend + (" fleet (S3 blobs)" if run.options.fleet else ""),
         "seed": run.options.seed,
         **figures,
         "uploads_listed_by_cli": listed,
         "uploads_probed": probed(planned),
         "kills": len(run.kills),
-        "kills_by_process": {p.name: sum(k.victim == p.name for k in run.kills) for p in run.procs},
+        "kills_by_process": {
+            p.name: sum(k.victim == p.name for k in run.kills) for p in run.victims
+        },
         "recovery_median_s": round(statistics.median(measured), 2) if measured else None,
         "recovery_max_s": max(measured) if measured else None,
         "ready_median_s": round(statistics.median(ready), 2) if ready else None,
         "recoveries_measured": len(measured),
         "kills_before_recovery": sum(k.interrupted for k in run.kills),
         "crashes": run.crashes,
-        "tracebacks": tracebacks([p.log for p in run.procs]),
+        "tracebacks": tracebacks([p.log for p in run.procs]),  # not weed's own log
         "settled": settled,
         "settle_s": round(settle_s, 1),
         "clean_exits": sum(code == 0 for code in exits),
@@ -342,15 +381,21 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--release-s", type=float, default=240.0, help="seconds of releases")
     parser.add_argument("--settle-timeout-s", type=float, default=480.0)
     parser.add_argument("--workdir", type=Path, help="keep configs, logs and data here")
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="PostgreSQL, blobs in a SeaweedFS bucket, a data dir per process, S3 kills too",
+    )
     args = parser.parse_args(argv)
     return Options(
-        args.backend,
+        "postgres" if args.fleet else args.backend,
         args.uploads,
         args.kills,
         args.seed,
         args.release_s,
         args.settle_timeout_s,
         args.workdir,
+        args.fleet,
     )
 
 
@@ -363,7 +408,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
             figures = asyncio.run(chaos(options, Path(tmp)))
     print(json.dumps(figures))
-    return 1 if any(figures[k] for k in LOSS_FIGURES) else 0
+    return 1 if any(figures.get(k) for k in (*LOSS_FIGURES, "blobs_lost")) else 0
 
 
 if __name__ == "__main__":

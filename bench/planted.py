@@ -253,13 +253,13 @@ def probe_all(
     from detectors.screening import read_header, screen_header
     from detectors.style.gram import GramEmbedder
     from monitor.probing import Prober
-    from storage.blobs import BlobStore
+    from storage.file_blobs import FileBlobStore
     from storage.probe_cache import ProbeCache
     from tests.probe_models import IMAGE_PX
 
     run = folder / "run"
     shutil.rmtree(run, ignore_errors=True)  # every run draws its base images afresh
-    blobs = BlobStore(run / "blobs")
+    blobs = FileBlobStore(run / "blobs")
     artists = [ArtistRef(i + 1, name) for i, name in enumerate(names)]
     index = ArtistIndex.build(artists)
     references = reference_blobs(folder, specs, blobs)

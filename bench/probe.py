@@ -134,10 +134,10 @@ def _cache_savings(
     from detectors.screening import read_header, screen_header
     from detectors.style.gram import GramEmbedder
     from monitor.probing import Prober
-    from storage.blobs import BlobStore
+    from storage.file_blobs import FileBlobStore
     from storage.probe_cache import ProbeCache
 
-    blobs = BlobStore(tmp / "blobs")
+    blobs = FileBlobStore(tmp / "blobs")
     artists = [ArtistRef(1, "Ember Vale"), ArtistRef(2, "Tide Marsh")]
     references = {1: [_png_blob(blobs, "ember", base)], 2: [_png_blob(blobs, "tide", base)]}
     backend = DiffusersProbe({"sd1": base}, generation=g)

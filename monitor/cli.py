@@ -18,6 +18,7 @@ from detectors.errors import StylewatchError
 from monitor import (
     alert_commands,
     artist_commands,
+    blob_commands,
     commands,
     model_commands,
     user_commands,
@@ -47,6 +48,10 @@ takedowns_app = typer.Typer(
     help="Whether confirmed uploads are still up on their hubs.", no_args_is_help=True
 )
 app.add_typer(takedowns_app, name="takedowns")
+blobs_app = typer.Typer(
+    help="The blob store: images, evidence sheets, probe outputs.", no_args_is_help=True
+)
+app.add_typer(blobs_app, name="blobs")
 
 app.command("init")(commands.init)
 app.command("serve")(commands.serve)
@@ -61,6 +66,7 @@ artist_app.command("list")(artist_commands.artist_list)
 artist_app.command("backscan")(artist_backscan)
 db_app.command("upgrade")(commands.db_upgrade)
 takedowns_app.command("check")(takedowns_check)
+blobs_app.command("migrate")(blob_commands.blobs_migrate)
 user_app.command("add")(user_commands.user_add)
 user_app.command("token")(user_commands.user_token)
 models_app.command("convert-csd")(model_commands.convert_csd)

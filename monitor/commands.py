@@ -13,7 +13,12 @@ from rich.table import Table
 from monitor.cli_context import cli_state, err, fail, out, print_json
 from monitor.hub_targets import HubTarget, parse_hub_target
 from monitor.json_views import flagged_uploads_json, upload_json
-from monitor.runtime import Runtime, open_runtime, safe_database_url
+from monitor.runtime import (
+    STARTUP_WAIT_FOR_BLOBS_S,
+    Runtime,
+    open_runtime,
+    safe_database_url,
+)
 from monitor.scan_report import ScanFailure, ScanReport, render_report, render_summary
 from monitor.scanner import Scanner
 from storage.migrate import upgrade
@@ -61,7 +66,7 @@ def serve(
     from monitor.worker_commands import service_logging
 
     service_logging()
-    runtime = open_runtime(cli_state(ctx).settings)
+    runtime = open_runtime(cli_state(ctx).settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S)
     try:
         asyncio.run(run_server(runtime, with_worker=with_worker))
     finally:

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy import text
 
-from detectors.errors import ConfigError
+from detectors.errors import ConfigError, StorageError
 from monitor.alert_service import alert_delivery
 from monitor.backscan_service import Backscans
 from monitor.polling import PollCounters
@@ -53,6 +53,15 @@ def _database_ready(runtime: Runtime) -> bool:
     return True
 
 
+def _blobs_problem(runtime: Runtime) -> str | None:
+    try:
+        runtime.blobs.check()
+    except StorageError as exc:  # one line, no secrets; /readyz shows it
+        log.warning("readyz: blob store check failed: %s", exc)
+        return str(exc)
+    return None
+
+
 async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
     """Run the web app and the pollers until SIGINT or SIGTERM; ``with_worker`` also runs
     a job worker here (procrastinate backend; the embedded default always probes here)."""
@@ -64,6 +73,7 @@ async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
         store=runtime.store,
         ready=lambda: _database_ready(runtime),
         runtime=runtime,
+        blobs_problem=lambda: _blobs_problem(runtime),
     )
     counters = PollCounters()
     status.metrics.watch_polling(counters)

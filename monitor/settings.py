@@ -6,6 +6,7 @@ Environment keys use ``__`` between levels: ``STYLEWATCH_SOURCES__CIVITAI__BASE_
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import (
@@ -37,6 +39,65 @@ class _Section(BaseModel):
 
 class DatabaseSettings(_Section):
     url: str | None = None  # default: sqlite:///<data_dir>/stylewatch.db
+
+
+class StorageSettings(_Section):
+    """Where blobs live: a folder (default ``<data_dir>/blobs``) or ``s3://bucket/prefix``."""
+
+    blobs: str | None = None  # a folder path, or s3://bucket[/prefix]
+    # S3 only. endpoint_url unset: AWS itself. Credentials unset: the AWS default chain
+    # (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws, an instance or pod role).
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    session_token: SecretStr | None = None
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    max_attempts: int = Field(default=5, ge=1, le=20, description="tries per S3 request")
+    timeout_s: float = Field(default=30.0, gt=0, description="seconds to connect or read")
+    multipart_mb: int = Field(default=16, ge=5, le=5120, description="part size of big puts")
+
+    @field_validator("blobs")
+    @classmethod
+    def _folder_or_bucket(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith("s3:"):
+            s3_location(value)
+        elif value is not None and not value.strip():
+            raise ValueError("must be a folder path or s3://bucket/prefix")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @model_validator(mode="after")
+    def _whole_key(self) -> StorageSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("set both access_key_id and secret_access_key, or neither")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.blobs is not None and self.blobs.startswith("s3:")
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def s3_location(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` as (bucket, ``some/prefix/``); ValueError if malformed."""
+    rest = url.removeprefix("s3://")
+    bucket, _, prefix = rest.partition("/")
+    if rest == url or not _BUCKET.fullmatch(bucket):
+        raise ValueError(
+            f"{url[:100]!r} is not s3://bucket/prefix with a valid bucket name "
+            "(3-63 lowercase letters, digits, dots, hyphens)"
+        )
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
 
 
 class CivitaiSettings(_Section):
@@ -205,6 +266,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
     sources: SourcesSettings = SourcesSettings()
     screening: ScreeningSettings = ScreeningSettings()
     probe: ProbeSettings = ProbeSettings()
@@ -277,7 +339,7 @@ def _problem_lines(exc: ValidationError) -> list[str]:
             message = "unknown key"
         value = err.get("input")
         shown = "" if isinstance(value, dict | list) or value is None else f" (got {value!r})"
-        if "secret" in key or "password" in key or "token" in key or "api_key" in key:
+        if any(word in key for word in ("secret", "password", "token", "api_key", "access_key")):
             shown = ""
         lines.append(f"{key}: {message}{shown}")
     return lines

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from monitor.cli_context import cli_state, fail
-from monitor.runtime import open_runtime
+from monitor.runtime import STARTUP_WAIT_FOR_BLOBS_S, open_runtime
 
 
 def service_logging() -> None:
@@ -67,7 +67,7 @@ def worker(
         )
     plan = plan_queues(settings, queues, concurrency)
     service_logging()
-    runtime = open_runtime(settings)
+    runtime = open_runtime(settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S)
     try:
         port = settings.queue.metrics_port if metrics_port is None else metrics_port
         asyncio.run(run_worker_process(runtime, plan, port))

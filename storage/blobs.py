@@ -1,26 +1,26 @@
-"""Content-addressed blob store: reference images, evidence images, cached probe outputs.
+"""The blob store port: content-addressed bytes (reference images, evidence, probe outputs).
 
-A blob's key is the sha256 of its bytes, and it lives at ``root/ab/cd/abcd…``. Writes go
-to a temporary file in the target folder, are fsynced, then renamed into place, so a blob
-is either absent or complete; writing the same bytes twice is a no-op.
+A blob's key is the sha256 of its bytes (64 lowercase hex digits). A blob is either absent
+or complete, and writing the same bytes twice is a no-op, so callers write the blob first
+and the row naming it after (write-before-row): a crash between the two leaves an unnamed
+blob, never a row naming nothing.
+
+Adapters: ``storage.file_blobs.FileBlobStore`` (a folder, the default) and
+``storage.s3_blobs.S3BlobStore`` (a bucket on any S3-compatible server). Both keep a blob
+at ``ab/cd/abcd…`` under their root or prefix, so a copy of one is a valid copy of the other.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import Protocol
 
 from detectors.errors import StorageError
 
 MAX_BLOB_BYTES = 256 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 _KEY = re.compile(r"[0-9a-f]{64}")
-_TMP_PREFIX = ".tmp-"
 
 
 class BlobNotFound(StorageError):
@@ -39,117 +39,86 @@ class BlobTooLarge(StorageError):
         self.max_bytes = max_bytes
 
 
-class BlobStore:
-    """Blobs under ``root``, keyed by their sha256 (lowercase hex), at most ``max_bytes`` each."""
+class BlobStoreUnavailable(StorageError):
+    """The store did not answer (down, unreachable, 5xx after retries): try again later.
+    Other ``StorageError``s need a fix (a missing bucket, refused credentials)."""
 
-    def __init__(self, root: Path, *, max_bytes: int = MAX_BLOB_BYTES) -> None:
-        self.root = root
-        self.max_bytes = max_bytes
 
-    def path(self, sha256: str) -> Path:
-        """Where the blob with this key lives (whether or not it exists).
+class BlobCorrupt(StorageError):
+    """A blob's bytes do not match its key (restore it from a backup, or delete it)."""
 
-        Raises ``StorageError`` for anything but 64 hex digits, so a key can never name a
-        path outside the store.
-        """
-        key = sha256.lower()
-        if not _KEY.fullmatch(key):
-            raise StorageError(f"invalid blob key {sha256[:80]!r}: expected 64 hex digits (sha256)")
-        return self.root / key[:2] / key[2:4] / key
+    def __init__(self, sha256: str, where: str) -> None:
+        super().__init__(
+            f"blob {sha256} in {where} does not match its hash: restore it from a backup "
+            "or delete it"
+        )
+        self.sha256 = sha256
 
-    def exists(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+
+class BlobReader(Protocol):
+    """An open blob (or a range of it), read in chunks; the caller closes it."""
+
+    @property
+    def size(self) -> int:
+        """The whole blob's size in bytes (not the range's)."""
+        ...
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> BlobReader: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class BlobStore(Protocol):
+    """Blobs keyed by their sha256; every method raises ``StorageError`` (never a client's
+    own exception), ``BlobNotFound`` for a missing key, and refuses a key that is not 64 hex
+    digits (upper case names the same blob)."""
 
     def put(self, data: bytes) -> str:
-        """Store ``data``; return its key. Idempotent."""
-        if len(data) > self.max_bytes:
-            raise BlobTooLarge(self.max_bytes)
-        key = hashlib.sha256(data).hexdigest()
-        if not self.exists(key):
-            self._write(key, [data])
-        return key
+        """Store ``data`` (at most the store's cap, else ``BlobTooLarge``); return its key.
+        Returns once the blob is durable. Idempotent."""
+        ...
 
     def put_file(self, source: Path) -> str:
-        """Store a file's bytes, streamed in chunks (never whole in memory); return its key."""
-        target_dir = self._staging_dir()
-        digest = hashlib.sha256()
-        tmp = self._tmp_file(target_dir)
-        try:
-            with open(source, "rb") as reader, tmp:
-                size = 0
-                while chunk := reader.read(CHUNK_BYTES):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise BlobTooLarge(self.max_bytes)
-                    digest.update(chunk)
-                    tmp.write(chunk)
-                _sync(tmp)
-            key = digest.hexdigest()
-            self._commit(Path(tmp.name), key)
-        except OSError as exc:
-            raise StorageError(f"cannot store {source} in the blob store: {exc.strerror}") from exc
-        finally:
-            _remove(Path(tmp.name))
-        return key
+        """Store a file's bytes, streamed (never whole in memory); return its key."""
+        ...
 
-    def open(self, sha256: str) -> BinaryIO:
-        """The blob as an open binary file; the caller closes it."""
-        try:
-            return open(self.path(sha256), "rb")
-        except FileNotFoundError as exc:
-            raise BlobNotFound(sha256) from exc
-        except OSError as exc:
-            raise StorageError(f"cannot read blob {sha256}: {exc.strerror}") from exc
+    def exists(self, sha256: str) -> bool: ...
+
+    def open(self, sha256: str, *, start: int = 0, length: int | None = None) -> BlobReader:
+        """The blob's bytes from ``start`` (``length`` of them, or to the end), streamed.
+        ``start`` past the end reads nothing."""
+        ...
 
     def read(self, sha256: str) -> bytes:
-        with self.open(sha256) as reader:
-            return reader.read()
+        """The whole blob."""
+        ...
 
-    def _write(self, key: str, chunks: list[bytes]) -> None:
-        tmp = self._tmp_file(self._staging_dir())
-        try:
-            with tmp:
-                for chunk in chunks:
-                    tmp.write(chunk)
-                _sync(tmp)
-            self._commit(Path(tmp.name), key)
-        except OSError as exc:
-            raise StorageError(f"cannot write blob {key}: {exc.strerror}") from exc
-        finally:
-            _remove(Path(tmp.name))
-
-    def _staging_dir(self) -> Path:
-        # Temporary files sit in the root, on the same file system as every blob folder,
-        # so the final rename is atomic.
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create the blob store {self.root}: {exc.strerror}") from exc
-        return self.root
-
-    def _tmp_file(self, folder: Path) -> IO[bytes]:
-        return tempfile.NamedTemporaryFile(dir=folder, prefix=_TMP_PREFIX, delete=False)
-
-    def _commit(self, tmp: Path, key: str) -> None:
-        final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, final)
-        _sync_dir(final.parent)
+    def check(self) -> None:
+        """Raise ``StorageError`` (one line saying what to fix) unless blobs can be stored
+        and read: the folder is writable, the bucket exists and the credentials work."""
+        ...
 
 
-def _sync(file: IO[bytes]) -> None:
-    file.flush()
-    os.fsync(file.fileno())
+def blob_key(sha256: str) -> str:
+    """The canonical (lowercase) key; ``StorageError`` for anything but 64 hex digits, so a
+    key can never name a path or object outside the store."""
+    key = sha256.lower()
+    if not _KEY.fullmatch(key):
+        raise StorageError(f"invalid blob key {sha256[:80]!r}: expected 64 hex digits (sha256)")
+    return key
 
 
-def _sync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def check_range(start: int, length: int | None) -> None:
+    """``StorageError`` for a negative ``start`` or ``length``."""
+    if start < 0 or (length is not None and length < 0):
+        raise StorageError(f"invalid blob range: start {start}, length {length}")
 
 
-def _remove(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+def blob_path(key: str) -> str:
+    """Where a blob lives under a store's root or prefix: ``ab/cd/abcd…``."""
+    key = blob_key(key)
+    return f"{key[:2]}/{key[2:4]}/{key}"

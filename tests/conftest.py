@@ -18,5 +18,6 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-# The tiny diffusion model and LoRAs the probe tests share (built once, on first use).
-pytest_plugins = ["tests.probe_fixtures"]
+# The tiny diffusion model and LoRAs the probe tests share (built once, on first use), and
+# the S3 server the blob store tests share (started once, on first use).
+pytest_plugins = ["tests.probe_fixtures", "tests.s3_fixtures"]

@@ -60,6 +60,8 @@ class ServiceStatus:
     ready: Callable[[], bool]
     runtime: Runtime
     metrics: WebMetrics = field(default_factory=WebMetrics)
+    # Why the blob store cannot be used now, in one line (None: it can); /readyz says it.
+    blobs_problem: Callable[[], str | None] = lambda: None
 
 
 async def livez(request: web.Request) -> web.Response:
@@ -69,7 +71,11 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     status = request.app[STATUS_KEY]
     ok = await asyncio.to_thread(status.ready)
-    return web.json_response({"status": "ok" if ok else "unavailable"}, status=200 if ok else 503)
+    problem = await asyncio.to_thread(status.blobs_problem)
+    body = {"status": "ok" if ok and problem is None else "unavailable"}
+    if problem is not None:
+        body["blobs"] = problem
+    return web.json_response(body, status=200 if body["status"] == "ok" else 503)
 
 
 async def home(request: web.Request) -> web.Response:

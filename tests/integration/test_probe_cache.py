@@ -7,12 +7,12 @@ import json
 import numpy as np
 from PIL import Image
 
-from storage.blobs import BlobStore
+from storage.file_blobs import FileBlobStore
 from storage.probe_cache import THUMBNAIL_PX, ProbeCache, ProbeRun, run_key
 
 
 def test_round_trips_images_and_vectors(tmp_path):
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = FileBlobStore(tmp_path / "blobs")
     cache = ProbeCache(tmp_path / "cache", blobs)
     image = Image.new("RGB", (8, 8), (10, 200, 30))
     assert cache.base_image("sd1", "k", "a cat", 1) is None
@@ -28,7 +28,7 @@ def test_round_trips_images_and_vectors(tmp_path):
 
 
 def test_damaged_entry_is_a_miss(tmp_path):
-    cache = ProbeCache(tmp_path / "cache", BlobStore(tmp_path / "blobs"))
+    cache = ProbeCache(tmp_path / "cache", FileBlobStore(tmp_path / "blobs"))
     cache.put_base_image("sd1", "k", "p", 1, Image.new("RGB", (4, 4)))
     for entry in (tmp_path / "cache").rglob("*.json"):
         entry.write_text("{not json", encoding="utf-8")
@@ -49,7 +49,7 @@ def _run(cache: ProbeCache) -> ProbeRun:
 
 
 def test_probe_runs_round_trip_per_embedder_and_upload(tmp_path):
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = FileBlobStore(tmp_path / "blobs")
     cache = ProbeCache(tmp_path / "cache", blobs)
     run = _run(cache)
     cache.put_run("gram-v1", run_key("civitai", "42"), run)
@@ -65,7 +65,7 @@ def test_probe_runs_round_trip_per_embedder_and_upload(tmp_path):
 
 
 def test_a_damaged_probe_run_is_a_miss(tmp_path):
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = FileBlobStore(tmp_path / "blobs")
     cache = ProbeCache(tmp_path / "cache", blobs)
     run = _run(cache)
     cache.put_run("gram-v1", "civitai:1", run)

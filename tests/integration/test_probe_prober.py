@@ -17,7 +17,7 @@ from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
 from detectors.screening import Screening, read_header, screen_header
 from detectors.style.gram import GramEmbedder
 from monitor.probing import Prober
-from storage.blobs import BlobStore
+from storage.file_blobs import FileBlobStore
 from storage.probe_cache import ProbeCache
 from tests.probe_fixtures import TinySD
 from tests.probe_models import IMAGE_PX, STEPS, style_references
@@ -35,7 +35,7 @@ STYLE_OF = {1: "ember", 2: "tide", 3: "moss"}
 @pytest.fixture(scope="module")
 def world(tiny_sd: TinySD, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("probe-data")
-    blobs = BlobStore(root / "blobs")
+    blobs = FileBlobStore(root / "blobs")
     references = {}
     for artist_id, style in STYLE_OF.items():
         keys = []

@@ -24,7 +24,7 @@ from monitor.sources.civitai import CivitaiSource
 from monitor.sources.folder import FolderSource
 from monitor.sources.huggingface import HuggingFaceSource
 from monitor.takedown import TakedownChecker
-from storage.blobs import BlobStore
+from storage.file_blobs import FileBlobStore
 from storage.source_state import SourceState
 from storage.store import Store
 from storage.takedowns import TAKEDOWN_ACTION, Takedowns
@@ -72,7 +72,7 @@ async def world(
 ) -> World:
     settings = settings_for(hubs, tmp_path, folder=tmp_path / "watched")
     store = Store(engine, clock=clock)
-    runtime = Runtime(settings, engine, store, BlobStore(tmp_path / "blobs"))
+    runtime = Runtime(settings, engine, store, FileBlobStore(tmp_path / "blobs"))
     runtime.store.add_artist("Ilse Varnhagen")
     http = HttpClient(session, FAST, sleep=SleepLog())
     folder = tmp_path / "watched"
