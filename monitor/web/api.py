@@ -30,6 +30,23 @@ DEFAULT_LIMIT = 100
 MAX_BODY_BYTES = 64 * 1024
 
 
+class BodyTooLarge(InputError):
+    """A request body over :data:`MAX_BODY_BYTES`."""
+
+
+async def read_body(request: web.Request, cap: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, however many reads it arrives in (``content.read(n)`` returns what
+    has arrived so far, not n bytes), refused past ``cap``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge(f"the body is over {cap:,} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 def api_error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
@@ -141,7 +158,7 @@ async def post_decision(request: web.Request) -> web.StreamResponse:
     assert user is not None
     fid = int(request.match_info["id"])
     try:
-        body = json.loads(await request.content.read(MAX_BODY_BYTES))
+        body = json.loads(await read_body(request))
         if not isinstance(body, dict):
             raise InputError("send a JSON object")
         decision = parse_decision(body.get("decision"))
@@ -151,6 +168,8 @@ async def post_decision(request: web.Request) -> web.StreamResponse:
         return api_error(404, "no such finding")
     except FindingClaimed as exc:
         return api_error(409, str(exc))
+    except BodyTooLarge as exc:
+        return api_error(413, str(exc))
     except (InputError, ValueError) as exc:
         return api_error(400, str(exc) if isinstance(exc, InputError) else "send valid JSON")
     return await get_finding(request)
