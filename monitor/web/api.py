@@ -15,6 +15,7 @@ from typing import Any, cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError
+from monitor.ids import ROUTE_ID, parse_id
 from monitor.json_views import upload_json
 from monitor.passwords import token_sha256
 from monitor.web.auth import Handler
@@ -119,14 +120,14 @@ def artist_json(a: ArtistRecord) -> dict[str, Any]:
 
 
 def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-        offset = int(request.query.get("offset", 0))
-    except ValueError as exc:
+    limit = parse_id(request.query.get("limit", str(DEFAULT_LIMIT)))
+    offset = 0 if "offset" not in request.query else parse_id(request.query["offset"])
+    if limit is None or offset is None:
         raise web.HTTPBadRequest(
-            text='{"error": "limit and offset are integers"}', content_type="application/json"
-        ) from exc
-    return max(1, min(limit, 500)), max(0, offset)
+            text='{"error": "limit and offset are whole numbers (0-9, at most 18 digits)"}',
+            content_type="application/json",
+        )
+    return max(1, min(limit, 500)), offset
 
 
 @token_auth
@@ -217,9 +218,9 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/findings", list_findings)
-    app.router.add_get(r"/api/v1/findings/{id:\d+}", get_finding)
-    app.router.add_post(r"/api/v1/findings/{id:\d+}/decision", post_decision)
+    app.router.add_get(f"/api/v1/findings/{{id:{ROUTE_ID}}}", get_finding)
+    app.router.add_post(f"/api/v1/findings/{{id:{ROUTE_ID}}}/decision", post_decision)
     app.router.add_get("/api/v1/uploads", list_uploads)
-    app.router.add_get(r"/api/v1/uploads/{id:\d+}", get_upload)
+    app.router.add_get(f"/api/v1/uploads/{{id:{ROUTE_ID}}}", get_upload)
     app.router.add_get("/api/v1/artists", list_artists)
-    app.router.add_get(r"/api/v1/artists/{id:\d+}", get_artist)
+    app.router.add_get(f"/api/v1/artists/{{id:{ROUTE_ID}}}", get_artist)

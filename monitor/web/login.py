@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from yarl import URL
 
 from monitor.web.auth import SESSION_USER
 from monitor.web.context import request_user, web_context
@@ -23,8 +24,18 @@ def landing_page(user: UserRecord) -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to go to after sign-in, or None (never another site)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """A local path to go to after sign-in, or None (never another site).
+
+    Checked on what a browser would follow: browsers drop tabs and line breaks anywhere in a
+    URL and read a backslash as ``/``, so ``/<tab>/evil.example`` is ``//evil.example``. Only
+    printable ASCII without spaces or backslashes is taken, and it must parse as a bare path
+    (the app's own paths are all ASCII)."""
+    if not target or len(target) > MAX_FIELD_CHARS or not target.startswith("/"):
+        return None
+    if not target.isascii() or any(ch <= " " or ch in "\x7f\\" for ch in target):
+        return None
+    url = URL(target)
+    if url.is_absolute() or url.scheme or url.path.startswith("//") or target.startswith("//"):
         return None
     return target
 

@@ -1,0 +1,100 @@
+"""What a hostile user of the web UI tries (#20): redirects off-site, odd ids, replayed cookies."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.web_env are test parameters here)
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.web_env import (  # noqa: F401
+    MODERATOR_TOKEN,
+    PASSWORD,
+    seeded,
+    visitors,
+    web_runtime,
+    web_server,
+    web_template,
+)
+
+OFF_SITE = [
+    "//evil.example/x",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/\\evil.example",
+    "\\/evil.example",
+    "/ /evil.example",
+    "https://evil.example/",
+    "/\x00/evil.example",
+    "/\u3000/evil.example",
+]
+
+
+def followed_by_a_browser(location: str) -> str:
+    """What a browser makes of a Location: tabs and line breaks dropped, \\ read as /."""
+    return location.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+
+
+def stays_on_site(location: str) -> bool:
+    seen = followed_by_a_browser(location).lstrip(" \x00")
+    return seen.startswith("/") and not seen.startswith("//")
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+async def test_sign_in_never_redirects_off_site(visitors, target):
+    visitor = await visitors()
+    await visitor.get("/login")
+    data = {"email": "mod@example.org", "password": PASSWORD, "next": target}
+    page = await visitor.post("/login", data)
+    assert page.status == 303 and page.location == "/queue", page.location
+    # signed in, /login?next=… redirects at once: the same check
+    page = await visitor.get("/login", params={"next": target})
+    assert page.status == 303 and stays_on_site(page.location), page.location
+
+
+async def test_a_local_next_is_kept(visitors, seeded):
+    visitor = await visitors()
+    await visitor.get("/login")
+    target = f"/findings/{seeded.findings['wren']}?from=mail"
+    data = {"email": "mod@example.org", "password": PASSWORD, "next": target}
+    assert (await visitor.post("/login", data)).location == target
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\\evil.example"])
+async def test_a_decision_form_never_redirects_off_site(visitors, seeded, target):
+    mod = await visitors("mod@example.org")
+    fid = seeded.findings["wren"]
+    await mod.get(f"/findings/{fid}")
+    form = {"decision": "escalate", "reason": "look again", "next": target}
+    page = await mod.post(f"/findings/{fid}/decide", form)
+    assert page.status == 303 and page.location == "/queue", page.location
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/findings/99999999999999999999",
+        "/findings/%D9%A3",  # ARABIC-INDIC DIGIT THREE once opened finding 3
+        "/findings/%EF%BC%93",  # FULLWIDTH DIGIT THREE
+        "/findings/99999999999999999999/report.json",
+        "/api/v1/findings/99999999999999999999",
+        "/api/v1/uploads/%D9%A3",
+    ],
+)
+async def test_odd_ids_are_not_found_never_a_500(visitors, path):
+    mod = await visitors("mod@example.org")
+    page = await mod.get(path, headers={"Authorization": f"Bearer {MODERATOR_TOKEN}"})
+    assert page.status == 404, (path, page.status, page.text[:200])
+
+
+@pytest.mark.parametrize("offset", ["99999999999999999999", "\u0663", "-1", "1e3", " 2"])
+async def test_odd_offsets_are_a_clear_400(visitors, offset):
+    api = await visitors()
+    headers = {"Authorization": f"Bearer {MODERATOR_TOKEN}"}
+    page = await api.get("/api/v1/findings", params={"offset": offset}, headers=headers)
+    assert page.status == 400 and "whole numbers" in page.text, page.text
+    far = {"offset": "999999999999999999"}  # the largest accepted: an empty page
+    page = await api.get("/api/v1/findings", params=far, headers=headers)
+    assert page.status == 200 and json.loads(page.text)["items"] == []
