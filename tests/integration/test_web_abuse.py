@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from storage.users import UserStore
 from tests.web_env import (  # noqa: F401
     MODERATOR_TOKEN,
     PASSWORD,
@@ -98,3 +99,28 @@ async def test_odd_offsets_are_a_clear_400(visitors, offset):
     far = {"offset": "999999999999999999"}  # the largest accepted: an empty page
     page = await api.get("/api/v1/findings", params=far, headers=headers)
     assert page.status == 200 and json.loads(page.text)["items"] == []
+
+
+async def test_a_cookie_saved_before_sign_out_opens_nothing(visitors, web_server):
+    mod = await visitors("mod@example.org")
+    assert (await mod.get("/queue")).status == 200
+    saved = {c.key: c.value for c in mod.http.cookie_jar}
+    assert (await mod.post("/logout")).location == "/login"
+    replay = await visitors()
+    replay.http.cookie_jar.update_cookies(saved, web_server.make_url("/"))
+    page = await replay.get("/queue")
+    assert page.status == 303 and page.location.startswith("/login"), page.status
+    # a sign-out elsewhere leaves this browser's own session alone
+    one, other = await visitors("mod@example.org"), await visitors("mod@example.org")
+    await other.get("/queue")
+    await other.post("/logout")
+    assert (await one.get("/queue")).status == 200
+
+
+async def test_a_new_password_ends_every_session_of_the_user(visitors, web_runtime):
+    mod = await visitors("mod@example.org")
+    assert (await mod.get("/queue")).status == 200
+    users = UserStore(web_runtime.engine)
+    user = next(u for u in users.list_users() if u.email == "mod@example.org")
+    users.set_password_hash(user.id, "argon2-not-a-real-hash")
+    assert (await mod.get("/queue")).status == 303
