@@ -1,8 +1,9 @@
 """Benchmark: attributing public-domain artworks to their artist by style vectors.
 
-Uses ``shared/data/artworks`` (24 artists x 30 works). Files 01-15 of each artist are the
-references registered in an :class:`~detectors.style.artists.ArtistGallery`; files 16-30 are
-the queries. For each embedder it reports:
+Uses ``bench/data/artworks`` (a copy of ``shared/data/artworks``: 24 artists x 30 works).
+Files 01-15 of each artist are the references registered in an
+:class:`~detectors.style.artists.ArtistGallery`; files 16-30 are the queries.
+For each embedder it reports:
 
 - *top-1*: share of queries whose highest-scoring artist (gallery rule, centroid by default;
   the ``top_m`` rule is printed too) is the true artist; chance is 1/24;
@@ -47,7 +48,7 @@ from detectors.style.artists import ArtistGallery, GalleryRule, Whitening  # noq
 from detectors.style.base import Embeddings, StyleEmbedder  # noqa: E402
 from detectors.style.gram import GramEmbedder  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "artworks"
+DATA = Path(__file__).resolve().parent / "data" / "artworks"
 REFERENCE_COUNT = 15
 
 
