@@ -38,6 +38,9 @@ CSP = (
 )
 
 
+HSTS = "max-age=31536000"
+
+
 def csrf_exempt(handler: H) -> H:
     """Mark a POST handler that is reached without a page (one-click unsubscribe)."""
     handler.csrf_exempt = True  # type: ignore[attr-defined]  # a marker read by the middleware
@@ -107,16 +110,19 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    https = web_context(request).secure_cookies  # served at an https:// base_url
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        _secure(exc)
+        _secure(exc, https)
         raise
-    _secure(response)
+    _secure(response, https)
     return response
 
 
-def _secure(response: web.StreamResponse) -> None:
+def _secure(response: web.StreamResponse, https: bool) -> None:
+    if https:  # browsers that have seen the site once never try plain http again
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -124,3 +124,23 @@ async def test_a_new_password_ends_every_session_of_the_user(visitors, web_runti
     user = next(u for u in users.list_users() if u.email == "mod@example.org")
     users.set_password_hash(user.id, "argon2-not-a-real-hash")
     assert (await mod.get("/queue")).status == 303
+
+
+async def test_hsts_only_behind_https(web_runtime, visitors):
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestServer
+
+    from tests.web_env import Visitor, build_app
+
+    plain = await visitors()
+    assert "Strict-Transport-Security" not in (await plain.get("/login")).headers
+    web = web_runtime.settings.web.model_copy(update={"base_url": "https://sw.example"})
+    settings = web_runtime.settings.model_copy(update={"web": web})
+    async with TestServer(build_app(replace(web_runtime, settings=settings))) as server:
+        visitor = Visitor(server)
+        page = await visitor.get("/login")
+        missing = await visitor.get("/no-such-page")
+        await visitor.close()
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert missing.headers["Strict-Transport-Security"] == "max-age=31536000"
