@@ -69,6 +69,9 @@ WORDS = [
     "day",
 ]
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+# A style LoRA also adapts the UNet's output conv: through attention alone the tiny UNet's
+# output norm holds its samples about halfway to a style's latent, a LoRA that half draws it.
+STYLE_LORA_TARGETS = (*LORA_TARGETS, "proj_in", "proj_out", "conv_out")
 TRAIN_PROMPTS = ("a portrait", "a landscape", "a still life", "a city street", "flowers")
 
 
@@ -212,6 +215,9 @@ STYLE_LATENTS: Mapping[str, tuple[float, float, float, float]] = {
 }
 
 
+STYLE_TEXTURE = 0.15  # the grain of a style's works: latent noise around its centre
+
+
 def style_references(model_dir: Path, style: str, n: int = 6, seed: int = 7) -> list[Image.Image]:
     """An "artist's works" in the tiny world: what the VAE draws from ``STYLE_LATENTS[style]``
     plus a little spatial noise, so every work differs but shares a palette and texture."""
@@ -220,7 +226,8 @@ def style_references(model_dir: Path, style: str, n: int = 6, seed: int = 7) -> 
     vae = AutoencoderKL.from_pretrained(model_dir / "vae")
     generator = torch.Generator().manual_seed(seed)
     centre = torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
-    latents = centre + 0.15 * torch.randn((n, 4, LATENT_PX, LATENT_PX), generator=generator)
+    noise = torch.randn((n, 4, LATENT_PX, LATENT_PX), generator=generator)
+    latents = centre + STYLE_TEXTURE * noise
     with torch.no_grad():
         pixels = vae.decode(latents).sample
     array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
@@ -235,8 +242,12 @@ def train_style_lora(
     steps: int = 30,
     seed: int = 0,
     lr: float = 5e-2,
+    texture: float = STYLE_TEXTURE,
+    targets: Sequence[str] = STYLE_LORA_TARGETS,
 ) -> dict[str, torch.Tensor]:
-    """Fit a LoRA so that ``STEPS``-step DDIM generations land on the style's latent.
+    """Fit a LoRA so that ``STEPS``-step DDIM generations land on the style's latent, with
+    ``texture`` times the starting noise left in: the palette and the grain of
+    ``style_references`` (0 draws the palette alone, flat).
 
     Trained end to end through the sampler over a few prompts and seeds, without
     classifier-free guidance (what the probe uses on the tiny model). Returns the PEFT
@@ -251,17 +262,18 @@ def train_style_lora(
     scheduler = DDIMScheduler.from_pretrained(model_dir / "scheduler")
     contexts = _prompt_contexts(model_dir)
     unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS)))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
     optimizer = torch.optim.Adam([p for p in unet.parameters() if p.requires_grad], lr=lr)
     goal = torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
     scheduler.set_timesteps(STEPS)
     for step in range(steps):
         generator = torch.Generator().manual_seed(1000 + step % 4)
         latents = torch.randn((len(contexts), 4, LATENT_PX, LATENT_PX), generator=generator)
+        target = goal + texture * latents
         for t in scheduler.timesteps:
             predicted = unet(latents, t, encoder_hidden_states=contexts).sample
             latents = scheduler.step(predicted, t, latents).prev_sample
-        loss = torch.nn.functional.mse_loss(latents, goal.expand_as(latents))
+        loss = torch.nn.functional.mse_loss(latents, target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
