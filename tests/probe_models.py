@@ -75,8 +75,11 @@ STYLE_LORA_TARGETS = (*LORA_TARGETS, "proj_in", "proj_out", "conv_out")
 TRAIN_PROMPTS = ("a portrait", "a landscape", "a still life", "a city street", "flowers")
 
 
-def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
-    """Write the tiny pipeline to ``folder`` (a diffusers layout) and return it."""
+def build_tiny_sd(folder: Path, seed: int = 0, text_width: int = TEXT_WIDTH) -> Path:
+    """Write the tiny pipeline to ``folder`` (a diffusers layout) and return it.
+
+    ``text_width`` 768 gives SD1's cross-attention width, so that a LoRA's own widths name
+    its family (as screening infers it), at a few MB more."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -94,7 +97,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_WIDTH,
+        cross_attention_dim=text_width,
         attention_head_dim=8,
         # Groups of 4 channels (not 1) let a LoRA move a channel's mean past the norms.
         norm_num_groups=8,
@@ -116,7 +119,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
-            hidden_size=TEXT_WIDTH,
+            hidden_size=text_width,
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,
@@ -264,12 +267,15 @@ def train_style_lora(
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
     optimizer = torch.optim.Adam([p for p in unet.parameters() if p.requires_grad], lr=lr)
-    goal = torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
+    # The pipeline decodes latents / scaling_factor: land where that is the style's latent,
+    # so the LoRA draws what style_references shows as the artist's works.
+    scaling = float(json.loads((model_dir / "vae" / "config.json").read_text())["scaling_factor"])
+    goal = scaling * torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
     scheduler.set_timesteps(STEPS)
     for step in range(steps):
         generator = torch.Generator().manual_seed(1000 + step % 4)
         latents = torch.randn((len(contexts), 4, LATENT_PX, LATENT_PX), generator=generator)
-        target = goal + texture * latents
+        target = goal + scaling * texture * latents
         for t in scheduler.timesteps:
             predicted = unet(latents, t, encoder_hidden_states=contexts).sample
             latents = scheduler.step(predicted, t, latents).prev_sample
