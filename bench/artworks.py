@@ -215,7 +215,9 @@ def optional_embedders(args: argparse.Namespace) -> list[StyleEmbedder]:
 
 
 def builtin_embedders() -> list[StyleEmbedder]:
-    return [GramEmbedder()]
+    from detectors.style.style_v1 import StyleV1Embedder
+
+    return [GramEmbedder(), StyleV1Embedder()]
 
 
 def calibrate(folder: Path, embedders: Sequence[StyleEmbedder]) -> None:

@@ -76,7 +76,10 @@ def folds(owner: npt.NDArray[np.intp], seed: int = 0) -> list[Fold]:
         rng = np.random.default_rng(seed + turn)
         registered = [a for a in range(n_artists) if a % 2 == turn]
         others = [a for a in range(n_artists) if a % 2 != turn]
-        pool = np.array([rows[a][0] for a in others[:SET_IMAGES]])
+        # One work each of the first 8 unregistered artists (cycling when there are fewer).
+        pool = np.array(
+            [rows[others[i % len(others)]][i // len(others)] for i in range(SET_IMAGES)]
+        )
         trials = [
             Trial(_draw(rng, rows[a][split[a] :]), a)
             for a in registered

@@ -379,9 +379,13 @@ def style_embedder(settings: Settings) -> StyleEmbedder:
         from detectors.style.csd import CsdEmbedder
 
         return CsdEmbedder(style.csd_weights, device=settings.probe.device)
-    from detectors.style.gram import GramEmbedder
+    if style.embedder == "gram":
+        from detectors.style.gram import GramEmbedder
 
-    return GramEmbedder()
+        return GramEmbedder()
+    from detectors.style.style_v1 import StyleV1Embedder
+
+    return StyleV1Embedder()
 
 
 def references_for(runtime: Runtime) -> tuple[list[ArtistRef], dict[int, list[str]]]:

@@ -159,7 +159,8 @@ class ProbeSettings(_Section):
 
 
 class StyleSettings(_Section):
-    embedder: Literal["gram", "clip", "csd"] = "gram"
+    # "style": style-v1, learned and shipped with the package; "gram": gram-v1, hand-made.
+    embedder: Literal["style", "gram", "clip", "csd"] = "gram"
     clip_weights: Path | None = None
     csd_weights: Path | None = None
 

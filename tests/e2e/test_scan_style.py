@@ -55,15 +55,20 @@ def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
     )
 
 
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinySD) -> tuple[Path, Path]:
+@pytest.fixture(scope="module", params=["default"])
+def registered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinySD
+) -> tuple[Path, Path]:
     """A data dir with three artists of the tiny world registered, and a config that only
-    names the base model: every probe setting (steps, guidance, size, threshold) at its
-    default."""
+    names the base model (and, for "style", the learned embedder instead of the default
+    gram-v1): every probe setting (steps, guidance, size, threshold) at its default."""
     tiny_sd = tiny_sd1
-    tmp_path = tmp_path_factory.mktemp("scan-style")
+    tmp_path = tmp_path_factory.mktemp(f"scan-style-{request.param}")
     config = tmp_path / "config.toml"
-    config.write_text(f'[probe]\ndevice = "cpu"\nbase_models = {{ sd1 = "{tiny_sd.base}" }}\n')
+    text = f'[probe]\ndevice = "cpu"\nbase_models = {{ sd1 = "{tiny_sd.base}" }}\n'
+    if request.param == "style":
+        text += '[style]\nembedder = "style"\n'
+    config.write_text(text)
     for i, (name, style) in enumerate(ARTISTS.items()):
         refs = tmp_path / f"refs-{style}"
         refs.mkdir()

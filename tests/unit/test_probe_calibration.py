@@ -9,6 +9,7 @@ from detectors.probe import calibration
 
 def test_each_builtin_embedder_has_its_own_threshold():
     assert calibration.calibrated_for("gram-v1")
+    assert calibration.calibrated_for("style-v1")
     assert calibration.threshold("gram-v1") == calibration.DECOY_THRESHOLDS["gram-v1"]
     assert not calibration.calibrated_for("clip:vit-l-14:768")
     assert calibration.threshold("clip:vit-l-14:768") == calibration.FALLBACK_THRESHOLD
