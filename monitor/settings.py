@@ -160,7 +160,7 @@ class ProbeSettings(_Section):
 
 class StyleSettings(_Section):
     # "style": style-v1, learned and shipped with the package; "gram": gram-v1, hand-made.
-    embedder: Literal["style", "gram", "clip", "csd"] = "gram"
+    embedder: Literal["style", "gram", "clip", "csd"] = "style"
     clip_weights: Path | None = None
     csd_weights: Path | None = None
 

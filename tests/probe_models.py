@@ -247,14 +247,15 @@ def train_style_lora(
     lr: float = 5e-2,
     texture: float = STYLE_TEXTURE,
     targets: Sequence[str] = STYLE_LORA_TARGETS,
+    guidance: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Fit a LoRA so that ``STEPS``-step DDIM generations land on the style's latent, with
     ``texture`` times the starting noise left in: the palette and the grain of
     ``style_references`` (0 draws the palette alone, flat).
 
-    Trained end to end through the sampler over a few prompts and seeds, without
-    classifier-free guidance (what the probe uses on the tiny model). Returns the PEFT
-    state dict (``lora_A``/``lora_B`` keys, UNet-relative).
+    Trained end to end through the sampler over a few prompts and seeds, with
+    classifier-free guidance ``guidance`` (1: none). Returns the PEFT state dict
+    (``lora_A``/``lora_B`` keys, UNet-relative).
     """
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from peft import LoraConfig
@@ -264,6 +265,7 @@ def train_style_lora(
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
     scheduler = DDIMScheduler.from_pretrained(model_dir / "scheduler")
     contexts = _prompt_contexts(model_dir)
+    empty = _prompt_contexts(model_dir, [""] * len(contexts))
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
     optimizer = torch.optim.Adam([p for p in unet.parameters() if p.requires_grad], lr=lr)
@@ -278,6 +280,9 @@ def train_style_lora(
         target = goal + scaling * texture * latents
         for t in scheduler.timesteps:
             predicted = unet(latents, t, encoder_hidden_states=contexts).sample
+            if guidance != 1.0:
+                plain = unet(latents, t, encoder_hidden_states=empty).sample
+                predicted = plain + guidance * (predicted - plain)
             latents = scheduler.step(predicted, t, latents).prev_sample
         loss = torch.nn.functional.mse_loss(latents, target)
         optimizer.zero_grad()
@@ -306,13 +311,13 @@ def benign_lora(
     return out
 
 
-def _prompt_contexts(model_dir: Path) -> torch.Tensor:
+def _prompt_contexts(model_dir: Path, prompts: Sequence[str] = TRAIN_PROMPTS) -> torch.Tensor:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(model_dir / "tokenizer")
     text = CLIPTextModel.from_pretrained(model_dir / "text_encoder")
     ids = tokenizer(
-        list(TRAIN_PROMPTS),
+        list(prompts),
         padding="max_length",
         max_length=tokenizer.model_max_length,
         truncation=True,

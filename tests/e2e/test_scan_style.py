@@ -43,7 +43,8 @@ def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("tiny-sd1")
     base = pm.build_tiny_sd(root / "base", text_width=768)
-    style = pm.train_style_lora(base, "ember")
+    # Trained through the sampler with the probe's default guidance, as its users draw it.
+    style = pm.train_style_lora(base, "ember", guidance=6.0)
     benign = pm.benign_lora(base, seed=1)
     return TinySD(
         base=base,
@@ -55,19 +56,19 @@ def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
     )
 
 
-@pytest.fixture(scope="module", params=["default"])
+@pytest.fixture(scope="module", params=["default", "gram"])
 def registered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinySD
 ) -> tuple[Path, Path]:
     """A data dir with three artists of the tiny world registered, and a config that only
-    names the base model (and, for "style", the learned embedder instead of the default
-    gram-v1): every probe setting (steps, guidance, size, threshold) at its default."""
+    names the base model (and, for "gram", gram-v1 instead of the default learned style-v1):
+    every probe setting (steps, guidance, size, threshold) at its default."""
     tiny_sd = tiny_sd1
     tmp_path = tmp_path_factory.mktemp(f"scan-style-{request.param}")
     config = tmp_path / "config.toml"
     text = f'[probe]\ndevice = "cpu"\nbase_models = {{ sd1 = "{tiny_sd.base}" }}\n'
-    if request.param == "style":
-        text += '[style]\nembedder = "style"\n'
+    if request.param == "gram":
+        text += '[style]\nembedder = "gram"\n'
     config.write_text(text)
     for i, (name, style) in enumerate(ARTISTS.items()):
         refs = tmp_path / f"refs-{style}"
