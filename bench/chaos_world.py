@@ -17,6 +17,7 @@ base model is configured under that name and only the tiny LoRAs are probed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -110,6 +111,10 @@ def build_models(folder: Path) -> Models:
     from tests import probe_models as pm
 
     torch.set_num_threads(1)  # tiny models: a second thread only contends on 2 cores
+    # Keyed by the source that builds them, so a change to how tiny models are trained never
+    # audits a run against LoRAs cached by an older version.
+    source = Path(pm.__file__).read_bytes()
+    folder = folder / hashlib.sha256(source).hexdigest()[:12]
     base = folder / "base"
     if not (base / "model_index.json").exists():
         pm.build_tiny_sd(base)
