@@ -28,6 +28,7 @@ from alerts.webhook_signature import signed_headers, signing_key
 from monitor.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
+MAX_REPLY_BYTES = 64 * 1024  # a receiver's answer is read this far, then dropped
 
 
 def utc_now() -> datetime:
@@ -93,11 +94,22 @@ class WebhookChannel:
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False, timeout=timeout
             ) as resp:
-                await resp.read()
+                await _drain(resp)
                 return resp.status
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise DeliveryFailed(f"webhook {_safe(url)} failed: {reason}") from exc
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read at most :data:`MAX_REPLY_BYTES` of a receiver's answer (only its status counts);
+    a longer answer is left unread and its connection closed, never held or buffered."""
+    received = 0
+    async for chunk in resp.content.iter_any():
+        received += len(chunk)
+        if received > MAX_REPLY_BYTES:
+            resp.close()
+            return
 
 
 def _check_status(status: int, url: URL) -> None:

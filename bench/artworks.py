@@ -1,8 +1,9 @@
 """Benchmark: attributing public-domain artworks to their artist by style vectors.
 
-Uses ``shared/data/artworks`` (24 artists x 30 works). Files 01-15 of each artist are the
-references registered in an :class:`~detectors.style.artists.ArtistGallery`; files 16-30 are
-the queries. For each embedder it reports:
+Uses ``bench/data/artworks`` (a copy of ``shared/data/artworks``: 24 artists x 30 works).
+Files 01-15 of each artist are the references registered in an
+:class:`~detectors.style.artists.ArtistGallery`; files 16-30 are the queries.
+For each embedder it reports:
 
 - *top-1*: share of queries whose highest-scoring artist (gallery rule, centroid by default;
   the ``top_m`` rule is printed too) is the true artist; chance is 1/24;
@@ -16,7 +17,15 @@ the queries. For each embedder it reports:
   (chance 1/12), to see whether a choice holds on both halves;
 - throughput in images/s (decode and resize included), a per-artist table (top-1 and the
   artist its queries were most often given to) and the ratio to a plain RGB-histogram
-  baseline measured in the same run.
+  baseline measured in the same run;
+- *detection* (``bench/artworks_detection.py``): half the artists registered, sets of 8
+  works as style LoRAs (a registered artist's) and benign ones (an unregistered artist's)
+  against a neutral base pool, scored by the probe's own code: AUC, TPR@1%FPR, top-1, and
+  FPR / TPR at the embedder's shipped threshold.
+
+``--calibrate DIR`` runs the detection protocol on a corpus kept for fitting (the
+style-train folder, never the artworks) and prints each embedder's 1 %-FPR threshold, what
+``detectors/probe/calibration.py`` ships.
 
 CLIP and CSD need weights on disk (``--clip PATH``: a transformers
 ``CLIPVisionModelWithProjection`` folder; ``--csd PATH``: the safetensors file
@@ -43,11 +52,12 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.artworks_detection import calibration_threshold, detection_figures  # noqa: E402
 from detectors.style.artists import ArtistGallery, GalleryRule, Whitening  # noqa: E402
 from detectors.style.base import Embeddings, StyleEmbedder  # noqa: E402
 from detectors.style.gram import GramEmbedder  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "artworks"
+DATA = Path(__file__).resolve().parent / "data" / "artworks"
 REFERENCE_COUNT = 15
 
 
@@ -156,6 +166,10 @@ def measure(embedder: StyleEmbedder, data: Artworks) -> dict[str, Any]:
         for w in ("pca", "within")
     }
     within_halves = split_half(data, refs, queries, "within")
+    everything = np.concatenate([refs, queries])
+    owners = np.concatenate([data.reference_owner, data.query_owner])
+    order = np.argsort(owners, kind="stable")  # per artist: references, then queries
+    detection = detection_figures(everything[order], owners[order], embedder.name)
     return {
         "embedder": embedder.name,
         "dim": embedder.dim,
@@ -169,6 +183,7 @@ def measure(embedder: StyleEmbedder, data: Artworks) -> dict[str, Any]:
         "top1_whiten_within_artists_1_12": round(within_halves[0], 4),
         "top1_whiten_within_artists_13_24": round(within_halves[1], 4),
         "images_per_s": round(n / (t_refs + t_queries), 1),
+        "detection": detection,
         "_predicted": predicted,
         "_predicted_within": whitened["within"][1],
     }
@@ -199,6 +214,30 @@ def optional_embedders(args: argparse.Namespace) -> list[StyleEmbedder]:
     return embedders
 
 
+def builtin_embedders() -> list[StyleEmbedder]:
+    from detectors.style.style_v1 import StyleV1Embedder
+
+    return [GramEmbedder(), StyleV1Embedder()]
+
+
+def calibrate(folder: Path, embedders: Sequence[StyleEmbedder]) -> None:
+    """Each embedder's detection threshold on a fitting corpus laid out like the artworks."""
+    artists = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    paths: list[Path] = []
+    owner: list[int] = []
+    for i, artist in enumerate(artists):
+        files = sorted((folder / artist).glob("*.jpg"))
+        paths += files
+        owner += [i] * len(files)
+    print(f"calibrating on {folder}: {len(artists)} artists, {len(paths)} images")
+    results = {}
+    for embedder in embedders:
+        vectors, _ = embed_paths(embedder, paths)
+        results[embedder.name] = calibration_threshold(vectors, np.array(owner))
+        print(f"{embedder.name}: {results[embedder.name]}")
+    print(json.dumps({"calibration": str(folder), "embedders": results}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -207,23 +246,36 @@ def main() -> None:
         "--csd", type=Path, default=None, help="CSD .safetensors from `models convert-csd`"
     )
     parser.add_argument("--device", default="auto", help="torch device for CLIP and CSD")
+    parser.add_argument(
+        "--calibrate",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="print each embedder's 1 %%-FPR detection threshold on DIR (shared/data/style-train)",
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.calibrate is not None:
+        calibrate(args.calibrate, [RgbHistogramEmbedder(), *builtin_embedders()])
+        return
     data = load_artworks(DATA)
     print(
         f"{len(data.artists)} artists, {len(data.reference_paths)} references, "
         f"{len(data.query_paths)} queries; chance top-1 {1 / len(data.artists):.3f}"
     )
     baseline = measure(RgbHistogramEmbedder(), data)
-    embedders: list[StyleEmbedder] = [GramEmbedder(), *optional_embedders(args)]
+    embedders: list[StyleEmbedder] = [*builtin_embedders(), *optional_embedders(args)]
     results = []
     for embedder in embedders:
         result = measure(embedder, data)
         predicted = result.pop("_predicted")
         predicted_within = result.pop("_predicted_within")
         result["top1_vs_baseline"] = round(result["top1"] / max(baseline["top1"], 1e-9), 2)
+        result["detection"]["auc_vs_baseline"] = round(
+            result["detection"]["auc"] / max(baseline["detection"]["auc"], 1e-9), 2
+        )
         results.append(result)
         print(
             f"\n{embedder.name}: "

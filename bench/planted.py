@@ -240,7 +240,7 @@ class Probed:
 
 
 def probe_all(
-    folder: Path, names: list[str], specs: list[LoraSpec], max_images: int
+    folder: Path, names: list[str], specs: list[LoraSpec], max_images: int, embedder_name: str
 ) -> list[Probed]:
     """Screening and probe of every LoRA file, as the service runs them."""
     import shutil
@@ -251,7 +251,9 @@ def probe_all(
     from detectors.probe.diffusers_probe import DiffusersProbe
     from detectors.results import ArtistRef
     from detectors.screening import read_header, screen_header
+    from detectors.style.base import StyleEmbedder
     from detectors.style.gram import GramEmbedder
+    from detectors.style.style_v1 import StyleV1Embedder
     from monitor.probing import Prober
     from storage.file_blobs import FileBlobStore
     from storage.probe_cache import ProbeCache
@@ -267,8 +269,9 @@ def probe_all(
         steps=SAMPLER_STEPS, guidance_scale=1.0, size_px=IMAGE_PX, batch_images=8
     )
     backend = DiffusersProbe({"sd1": folder / "base"}, device="cpu", generation=generation)
+    embedder: StyleEmbedder = StyleV1Embedder() if embedder_name == "style" else GramEmbedder()
     prober = Prober(
-        backend, GramEmbedder(), ProbeCache(run / "cache", blobs), blobs, max_images=max_images
+        backend, embedder, ProbeCache(run / "cache", blobs), blobs, max_images=max_images
     )
     out = []
     try:
@@ -388,6 +391,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="LoRA training processes")
     parser.add_argument("--max-images", type=int, default=8, help="probe images per LoRA")
     parser.add_argument(
+        "--embedder", choices=["gram", "style"], default="gram", help="gram-v1 or style-v1"
+    )
+    parser.add_argument(
         "--rescore", action="store_true", help="score the last run's saved probe results again"
     )
     args = parser.parse_args()
@@ -405,7 +411,7 @@ def main() -> None:
     if args.rescore and saved.is_file():
         probed = load_probed(saved, specs)
     else:
-        probed = probe_all(folder, names, specs, args.max_images)
+        probed = probe_all(folder, names, specs, args.max_images, args.embedder)
         save_probed(saved, probed)
     done = time.perf_counter()
     rows = scored(probed)
@@ -415,7 +421,12 @@ def main() -> None:
         "probe": round(done - built, 1),
         "total": round(done - start, 1),
     }
-    result = {"bench": "planted", "mode": "quick" if args.quick else "full", "seed": args.seed}
+    result = {
+        "bench": "planted",
+        "mode": "quick" if args.quick else "full",
+        "seed": args.seed,
+        "embedder": args.embedder,
+    }
     print(json.dumps({**result, **report(rows, seconds)}))
 
 

@@ -7,6 +7,9 @@ past Python's limit; both once turned a stray form value into an error page.
 from __future__ import annotations
 
 MAX_ID_DIGITS = 18  # fits a signed 64-bit column
+# An id in a route's path: ``\d`` would also take Unicode digits (``/findings/%D9%A3`` opened
+# finding 3) and unbounded runs (a 20-digit id overflowed the database's integer: a 500).
+ROUTE_ID = "[0-9]{1,18}"
 
 
 def parse_id(text: str | None) -> int | None:

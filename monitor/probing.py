@@ -23,10 +23,11 @@ import numpy as np
 from PIL import Image
 
 from detectors.errors import ConfigError, ProbeError
+from detectors.probe import calibration
 from detectors.probe import plan as prompt_plan
 from detectors.probe.base import Draw, GenerationSettings, ProbeBackend
 from detectors.probe.plan import PlannedImage
-from detectors.probe.scoring import DEFAULT_LIFT_THRESHOLD, StyleLift, probe_matches, style_lifts
+from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
 from detectors.results import ArtistMatch, ArtistRef, Evidence
 from detectors.screening import Screening
@@ -52,9 +53,10 @@ class ProbeOutcome:
     """What the probe found: ``ran`` False with a ``reason`` when it could not run.
 
     ``sheets`` maps an artist id to the evidence sheet's blob key; ``lifts`` every artist
-    with references to its style lift (what ``calibrate_threshold`` takes the max of, per
-    benign LoRA); ``unet_evaluations`` counts the denoiser evaluations this probe cost
-    (base-cache hits cost none).
+    with references to its detection statistic (``StyleLift.detection``: what
+    ``calibrate_threshold`` takes the max of, per benign LoRA); ``threshold`` is the one the
+    findings were decided with; ``unet_evaluations`` counts the denoiser evaluations this
+    probe cost (base-cache hits cost none).
     """
 
     ran: bool
@@ -62,6 +64,7 @@ class ProbeOutcome:
     matches: tuple[ArtistMatch, ...] = ()
     sheets: Mapping[int, str] = field(default_factory=dict)
     lifts: Mapping[int, float] = field(default_factory=dict)
+    threshold: float = 0.0
     images: int = 0
     unet_evaluations: int = 0
 
@@ -77,7 +80,7 @@ class Prober:
         blobs: BlobStore,
         *,
         max_images: int = 8,
-        lift_threshold: float = DEFAULT_LIFT_THRESHOLD,
+        lift_threshold: float | None = None,
         nearest_artists: int = NEAREST_ARTISTS,
     ) -> None:
         self._backend = backend
@@ -103,8 +106,27 @@ class Prober:
 
     @property
     def lift_threshold(self) -> float:
-        """The style lift at which a probe flags an upload."""
-        return self._threshold
+        """The detection at which a probe flags an upload, before any base model's null
+        calibration: the configured one, else the embedder's (``detectors.probe.calibration``)."""
+        if self._threshold is not None:
+            return self._threshold
+        return calibration.threshold(self._embedder.name)
+
+    def threshold_for(self, family: str, gallery: ArtistGallery) -> float:
+        """The detection threshold for a probe on ``family``: the configured one, else the
+        embedder's, raised where the base model against itself (the neutral prompts drawn with
+        other seeds, cached like every base image) comes within ``NULL_FACTOR`` of it."""
+        if self._threshold is not None:
+            return self._threshold
+        images = _PlanImages()
+        plans = prompt_plan.null_plans()
+        for plan in plans:
+            self._ensure_base(family, plan, images)
+        main, *others = [
+            self._vectors([images.base[(p.prompt, p.seed)] for p in plan]) for plan in plans
+        ]
+        null = [style_lifts(gallery, other, main)[0].detection for other in others]
+        return calibration.threshold(self._embedder.name, null)
 
     def unavailable(self, family: str) -> str | None:
         """Why a file of ``family`` cannot be probed, or None when it can."""
@@ -171,8 +193,9 @@ class Prober:
         self._ensure_base(family, second, images)
         lora_vecs, base_vecs = self._plan_vectors(images)
         lifts = style_lifts(gallery, lora_vecs, base_vecs)
+        threshold = self.threshold_for(family, gallery)
         matches = probe_matches(
-            lifts, {str(k): v for k, v in names.items()}, screening.matches, self._threshold, labels
+            lifts, {str(k): v for k, v in names.items()}, screening.matches, threshold, labels
         )
         sheets = {m.artist_id: self._sheet(images, references, m.artist_id) for m in matches}
         matches = [_with_sheet(m, sheets[m.artist_id]) for m in matches]
@@ -189,7 +212,8 @@ class Prober:
             reason="",
             matches=tuple(matches),
             sheets=sheets,
-            lifts={int(s.artist_id): s.lift for s in lifts},
+            lifts={int(s.artist_id): s.detection for s in lifts},
+            threshold=threshold,
             images=len(images.plan),
             unet_evaluations=self._backend.unet_evaluations - start,
         )
@@ -355,9 +379,13 @@ def style_embedder(settings: Settings) -> StyleEmbedder:
         from detectors.style.csd import CsdEmbedder
 
         return CsdEmbedder(style.csd_weights, device=settings.probe.device)
-    from detectors.style.gram import GramEmbedder
+    if style.embedder == "gram":
+        from detectors.style.gram import GramEmbedder
 
-    return GramEmbedder()
+        return GramEmbedder()
+    from detectors.style.style_v1 import StyleV1Embedder
+
+    return StyleV1Embedder()
 
 
 def references_for(runtime: Runtime) -> tuple[list[ArtistRef], dict[int, list[str]]]:

@@ -3,12 +3,13 @@ against them again, from what their probes kept, without drawing anything.
 
 Every probe keeps its run (`storage.probe_cache.ProbeRun`: the LoRA's and the base model's
 style vectors for the same prompts and seeds, and small copies of the images). Scoring a
-kept run against new references is the probe's own lift: the mean, over the run's image
-pairs, of how much closer the LoRA's image comes to the artist than the base model's. An
-upload whose lift is not above zero is unrelated and costs nothing more; one whose lift
-reaches the probe's threshold becomes a ``probe`` finding marked as a back-scan's, with an
-evidence sheet built from the kept images. Only uploads with no kept run (probed before runs
-were kept, or with another embedder) are put back in the probe's queue, for a full probe.
+kept run against new references is the probe's own detection statistic (the lift of the
+LoRA's images over the base model's for the same prompts and seeds, as a share of the
+headroom, less half the next artist's). An upload whose detection is not above zero is
+unrelated and costs nothing more; one whose detection reaches the probe's threshold becomes
+a ``probe`` finding marked as a back-scan's, with an evidence sheet built from the kept
+images. Only uploads with no kept run (probed before runs were kept, or with another
+embedder) are put back in the probe's queue, for a full probe.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
+from detectors.probe import calibration
+from detectors.probe.scoring import StyleLift, normalised_lifts, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
 from detectors.results import ArtistMatch, ArtistRef, Evidence
 from detectors.style.artists import ArtistGallery
@@ -50,7 +52,7 @@ SHEET_CAPTION = (
 @dataclass(frozen=True, slots=True)
 class StyleScoring:
     """What scoring a kept run needs: the embedder the runs were kept with, the probe cache
-    and the lift threshold (`monitor.probing.Prober` has them; the CLI builds its own)."""
+    and the detection threshold (`monitor.probing.Prober` has them; the CLI builds its own)."""
 
     embedder: StyleEmbedder
     cache: ProbeCache
@@ -204,18 +206,25 @@ def _kept_runs(
 
 
 def _best_lifts(gallery: ArtistGallery, runs: Sequence[ProbeRun]) -> list[float]:
-    """Each run's largest lift over the gallery's artists: `style_lifts`' lift (the mean over
-    the run's image pairs of the LoRA image's score minus the base image's), for all the
-    runs at once in two matrix products. Only a pre-filter: a run it puts at the threshold
-    is scored again by `style_lifts`, whose lift the finding carries."""
+    """Each run's largest detection over the gallery's artists: `style_lifts`' statistic
+    (the run's LoRA and base vectors each taken as one style, their mean), for all the runs
+    at once in two matrix products. Only a pre-filter: a run it puts at the threshold is
+    scored again by `style_lifts`, whose lift the finding carries."""
     if not runs:
         return []
     rows = np.array([len(r.lora_vectors) for r in runs])
-    lora = _scores(gallery, np.concatenate([r.lora_vectors for r in runs]))
-    base = _scores(gallery, np.concatenate([r.base_vectors for r in runs]))
     starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
-    means = np.add.reduceat(lora - base, starts, axis=0) / rows[:, None]
-    return [float(m) for m in means.max(axis=1)]
+
+    def set_means(vectors: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+        stacked = np.concatenate(vectors)
+        unit = stacked / np.maximum(np.linalg.norm(stacked, axis=1, keepdims=True), 1e-12)
+        means: npt.NDArray[np.float32] = np.add.reduceat(unit, starts, axis=0) / rows[:, None]
+        return means
+
+    lora = _scores(gallery, set_means([r.lora_vectors for r in runs])).astype(np.float64)
+    base = _scores(gallery, set_means([r.base_vectors for r in runs])).astype(np.float64)
+    _, _, detection = normalised_lifts(lora, base)
+    return [float(m) for m in detection.max(axis=1)]
 
 
 def _scores(gallery: ArtistGallery, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
@@ -242,7 +251,7 @@ def _matches(
     references: Mapping[str, list[str]],
 ) -> list[ArtistMatch]:
     """The probe's findings for the lifts at the threshold, each with an evidence sheet."""
-    over = [s for s in lifts if s.lift >= scoring.threshold]
+    over = [s for s in lifts if s.detection >= scoring.threshold]
     labels = {a: [b[:12] for b in keys] for a, keys in references.items()}
     matches = probe_matches(over, names, (), scoring.threshold, labels)
     return [_with_sheet(runtime, scoring.cache, run, m, references) for m in matches]
@@ -275,12 +284,15 @@ def prober_scoring(prober: Prober) -> StyleScoring:
 def cli_scoring(runtime: Runtime) -> StyleScoring:
     """The scoring parts the settings describe, for a process without a probe worker (the
     CLI, or serve when probes run in ``stylewatch worker``): the configured embedder, the
-    probe cache, ``[probe] lift_threshold``."""
+    probe cache, ``[probe] lift_threshold`` or else the embedder's calibrated threshold
+    (without the base model's null floor, which needs the probe's base model)."""
     from monitor.probing import style_embedder
 
     settings = runtime.settings
+    embedder = style_embedder(settings)
+    configured = settings.probe.lift_threshold
     return StyleScoring(
-        embedder=style_embedder(settings),
+        embedder=embedder,
         cache=ProbeCache(settings.data_dir / "probe-cache", runtime.blobs),
-        threshold=settings.probe.lift_threshold,
+        threshold=calibration.threshold(embedder.name) if configured is None else configured,
     )

@@ -285,6 +285,19 @@ class User(Base, table=True):
     created_at: datetime = _when()
 
 
+class WebSession(Base, table=True):
+    """A signed-in browser session; the cookie carries its id, only the sha256 is stored.
+    Signing out, a password change or the user's removal deletes the row, so a cookie saved
+    before then opens nothing."""
+
+    __tablename__ = "web_session"
+
+    sid_sha256: str = Field(sa_type=String, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE", index=True)
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+
+
 class FindingLease(Base, table=True):
     """Who is working a finding, until when: a moderator's claim keeps others off it."""
 

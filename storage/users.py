@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast, get_args
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from detectors.errors import InputError
 from storage import artists
-from storage.models import ApiToken, User
+from storage.models import ApiToken, User, WebSession
 from storage.records import Role
 from storage.transactions import Transactions, utc_now
 
@@ -100,8 +100,43 @@ class UserStore:
             if user is not None:
                 user.password_hash = password_hash
                 session.add(user)
+                # a new password signs the user out everywhere
+                session.exec(delete(WebSession).where(col(WebSession.user_id) == user_id))
 
         self._tx.write("set_password_hash", work)
+
+    def start_session(self, user_id: int, sid_sha256: str, max_age_s: int) -> None:
+        """Record a new web session (and drop every session that has expired)."""
+
+        def work(session: Session) -> None:
+            now = self._tx.clock()
+            session.exec(delete(WebSession).where(col(WebSession.expires_at) <= now))
+            expires_at = now + timedelta(seconds=max_age_s)
+            session.add(
+                WebSession(
+                    sid_sha256=sid_sha256, user_id=user_id, created_at=now, expires_at=expires_at
+                )
+            )
+
+        self._tx.write("start_session", work)
+
+    def session_user(self, sid_sha256: str) -> UserRecord | None:
+        """The user of a live session, or None (ended, expired or never started)."""
+
+        def work(session: Session) -> UserRecord | None:
+            row = session.get(WebSession, sid_sha256)
+            if row is None or row.expires_at <= self._tx.clock():
+                return None
+            user = session.get(User, row.user_id)
+            return None if user is None else _record(user)
+
+        return self._tx.read("session_user", work)
+
+    def end_session(self, sid_sha256: str) -> None:
+        def work(session: Session) -> None:
+            session.exec(delete(WebSession).where(col(WebSession.sid_sha256) == sid_sha256))
+
+        self._tx.write("end_session", work)
 
     def list_users(self) -> list[UserRecord]:
         def work(session: Session) -> list[UserRecord]:

@@ -71,16 +71,32 @@ class WebhookReceiver:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
         self.redirect_hits = 0
+        self.endless_reply = False  # answer with a body that never ends
+        self.reply_bytes_sent = 0
         self.now: Callable[[], int] = lambda: 0
 
-    async def handle(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         headers = {k.lower(): v for k, v in request.headers.items()}
         valid = self.key is not None and verify(self.key, headers, body, self.now())
         self.requests.append({"headers": headers, "body": body, "valid": valid})
         if 300 <= self.status < 400:
             raise web.HTTPFound("/elsewhere")
+        if self.endless_reply:
+            return await self._endless(request)
         return web.Response(status=self.status)
+
+    async def _endless(self, request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(status=self.status)
+        await reply.prepare(request)
+        chunk = b"x" * 65536
+        try:
+            while True:  # until the client hangs up
+                await reply.write(chunk)
+                self.reply_bytes_sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass
+        return reply
 
     async def elsewhere(self, request: web.Request) -> web.Response:
         self.redirect_hits += 1

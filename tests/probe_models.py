@@ -69,11 +69,17 @@ WORDS = [
     "day",
 ]
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
+# A style LoRA also adapts the UNet's output conv: through attention alone the tiny UNet's
+# output norm holds its samples about halfway to a style's latent, a LoRA that half draws it.
+STYLE_LORA_TARGETS = (*LORA_TARGETS, "proj_in", "proj_out", "conv_out")
 TRAIN_PROMPTS = ("a portrait", "a landscape", "a still life", "a city street", "flowers")
 
 
-def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
-    """Write the tiny pipeline to ``folder`` (a diffusers layout) and return it."""
+def build_tiny_sd(folder: Path, seed: int = 0, text_width: int = TEXT_WIDTH) -> Path:
+    """Write the tiny pipeline to ``folder`` (a diffusers layout) and return it.
+
+    ``text_width`` 768 gives SD1's cross-attention width, so that a LoRA's own widths name
+    its family (as screening infers it), at a few MB more."""
     from diffusers import (
         AutoencoderKL,
         DDIMScheduler,
@@ -91,7 +97,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_WIDTH,
+        cross_attention_dim=text_width,
         attention_head_dim=8,
         # Groups of 4 channels (not 1) let a LoRA move a channel's mean past the norms.
         norm_num_groups=8,
@@ -113,7 +119,7 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
-            hidden_size=TEXT_WIDTH,
+            hidden_size=text_width,
             intermediate_size=64,
             num_hidden_layers=2,
             num_attention_heads=4,
@@ -212,6 +218,9 @@ STYLE_LATENTS: Mapping[str, tuple[float, float, float, float]] = {
 }
 
 
+STYLE_TEXTURE = 0.15  # the grain of a style's works: latent noise around its centre
+
+
 def style_references(model_dir: Path, style: str, n: int = 6, seed: int = 7) -> list[Image.Image]:
     """An "artist's works" in the tiny world: what the VAE draws from ``STYLE_LATENTS[style]``
     plus a little spatial noise, so every work differs but shares a palette and texture."""
@@ -220,7 +229,8 @@ def style_references(model_dir: Path, style: str, n: int = 6, seed: int = 7) -> 
     vae = AutoencoderKL.from_pretrained(model_dir / "vae")
     generator = torch.Generator().manual_seed(seed)
     centre = torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
-    latents = centre + 0.15 * torch.randn((n, 4, LATENT_PX, LATENT_PX), generator=generator)
+    noise = torch.randn((n, 4, LATENT_PX, LATENT_PX), generator=generator)
+    latents = centre + STYLE_TEXTURE * noise
     with torch.no_grad():
         pixels = vae.decode(latents).sample
     array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
@@ -235,12 +245,17 @@ def train_style_lora(
     steps: int = 30,
     seed: int = 0,
     lr: float = 5e-2,
+    texture: float = STYLE_TEXTURE,
+    targets: Sequence[str] = STYLE_LORA_TARGETS,
+    guidance: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """Fit a LoRA so that ``STEPS``-step DDIM generations land on the style's latent.
+    """Fit a LoRA so that ``STEPS``-step DDIM generations land on the style's latent, with
+    ``texture`` times the starting noise left in: the palette and the grain of
+    ``style_references`` (0 draws the palette alone, flat).
 
-    Trained end to end through the sampler over a few prompts and seeds, without
-    classifier-free guidance (what the probe uses on the tiny model). Returns the PEFT
-    state dict (``lora_A``/``lora_B`` keys, UNet-relative).
+    Trained end to end through the sampler over a few prompts and seeds, with
+    classifier-free guidance ``guidance`` (1: none). Returns the PEFT state dict
+    (``lora_A``/``lora_B`` keys, UNet-relative).
     """
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from peft import LoraConfig
@@ -250,18 +265,26 @@ def train_style_lora(
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
     scheduler = DDIMScheduler.from_pretrained(model_dir / "scheduler")
     contexts = _prompt_contexts(model_dir)
+    empty = _prompt_contexts(model_dir, [""] * len(contexts))
     unet.requires_grad_(False)
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS)))
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
     optimizer = torch.optim.Adam([p for p in unet.parameters() if p.requires_grad], lr=lr)
-    goal = torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
+    # The pipeline decodes latents / scaling_factor: land where that is the style's latent,
+    # so the LoRA draws what style_references shows as the artist's works.
+    scaling = float(json.loads((model_dir / "vae" / "config.json").read_text())["scaling_factor"])
+    goal = scaling * torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
     scheduler.set_timesteps(STEPS)
     for step in range(steps):
         generator = torch.Generator().manual_seed(1000 + step % 4)
         latents = torch.randn((len(contexts), 4, LATENT_PX, LATENT_PX), generator=generator)
+        target = goal + scaling * texture * latents
         for t in scheduler.timesteps:
             predicted = unet(latents, t, encoder_hidden_states=contexts).sample
+            if guidance != 1.0:
+                plain = unet(latents, t, encoder_hidden_states=empty).sample
+                predicted = plain + guidance * (predicted - plain)
             latents = scheduler.step(predicted, t, latents).prev_sample
-        loss = torch.nn.functional.mse_loss(latents, goal.expand_as(latents))
+        loss = torch.nn.functional.mse_loss(latents, target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -288,13 +311,13 @@ def benign_lora(
     return out
 
 
-def _prompt_contexts(model_dir: Path) -> torch.Tensor:
+def _prompt_contexts(model_dir: Path, prompts: Sequence[str] = TRAIN_PROMPTS) -> torch.Tensor:
     from transformers import CLIPTextModel, CLIPTokenizer
 
     tokenizer = CLIPTokenizer.from_pretrained(model_dir / "tokenizer")
     text = CLIPTextModel.from_pretrained(model_dir / "text_encoder")
     ids = tokenizer(
-        list(TRAIN_PROMPTS),
+        list(prompts),
         padding="max_length",
         max_length=tokenizer.model_max_length,
         truncation=True,

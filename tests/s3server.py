@@ -119,7 +119,7 @@ class SeaweedServer:
             "-master.telemetry=false",
             "-master.volumeSizeLimitMB=64",
             "-master.electionTimeout=1s",  # a restarted master leads in 1 s, not 10
-            "-volume.max=8",
+            "-volume.max=256",  # each bucket is a collection that takes several volume slots
             "-filer",
             "-s3",
             f"-s3.config={self.base / 's3.json'}",
@@ -173,9 +173,10 @@ class SeaweedServer:
                 client.put_object(Bucket=name, Key="warm-up", Body=b"x")
                 client.delete_object(Bucket=name, Key="warm-up")
                 return name
-            except Exception:
+            except Exception as error:
                 if time.monotonic() > deadline:
-                    raise
+                    tail = self.log_tail()
+                    raise RuntimeError(f"bucket {name} not writable: {error}\n{tail}") from error
                 time.sleep(0.1)
 
     def stop(self) -> None:

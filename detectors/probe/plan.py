@@ -23,6 +23,8 @@ SEEDS = (1234, 2345, 3456, 4567)
 ARTIST_TEMPLATES = ("{subject}, by {artist}", "{subject}, in the style of {artist}")
 QUICK_IMAGES = 3
 MAX_TRIGGER_WORDS = 3
+NULL_DRAWS = 3  # seed sets the base model is compared with itself at (null_plans)
+NULL_SEED_STEP = 100_003
 
 Purpose = Literal["neutral", "trigger", "artist"]
 
@@ -71,6 +73,18 @@ def artist_pass(
             prompt = template.format(subject=SUBJECTS[k], artist=name)
             plan.append(PlannedImage(prompt, SEEDS[k], "artist", artist_id))
     return plan
+
+
+def null_plans(draws: int = NULL_DRAWS) -> list[list[PlannedImage]]:
+    """The base model against itself: the neutral subjects at their own seeds, then
+    ``draws`` more times at other seeds. What a comparison of these finds is chance."""
+    return [
+        [
+            PlannedImage(subject, seed + NULL_SEED_STEP * k, "neutral")
+            for subject, seed in zip(SUBJECTS, SEEDS, strict=True)
+        ]
+        for k in range(draws + 1)
+    ]
 
 
 def candidates(

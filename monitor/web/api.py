@@ -15,6 +15,7 @@ from typing import Any, cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError
+from monitor.ids import ROUTE_ID, parse_id
 from monitor.json_views import upload_json
 from monitor.passwords import token_sha256
 from monitor.web.auth import Handler
@@ -28,6 +29,23 @@ from storage.web_queries import FindingView
 API_ROLES = frozenset({"admin", "moderator"})
 DEFAULT_LIMIT = 100
 MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(InputError):
+    """A request body over :data:`MAX_BODY_BYTES`."""
+
+
+async def read_body(request: web.Request, cap: int = MAX_BODY_BYTES) -> bytes:
+    """The whole body, however many reads it arrives in (``content.read(n)`` returns what
+    has arrived so far, not n bytes), refused past ``cap``."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge(f"the body is over {cap:,} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def api_error(status: int, message: str, **headers: str) -> web.Response:
@@ -102,14 +120,14 @@ def artist_json(a: ArtistRecord) -> dict[str, Any]:
 
 
 def _page(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", DEFAULT_LIMIT))
-        offset = int(request.query.get("offset", 0))
-    except ValueError as exc:
+    limit = parse_id(request.query.get("limit", str(DEFAULT_LIMIT)))
+    offset = 0 if "offset" not in request.query else parse_id(request.query["offset"])
+    if limit is None or offset is None:
         raise web.HTTPBadRequest(
-            text='{"error": "limit and offset are integers"}', content_type="application/json"
-        ) from exc
-    return max(1, min(limit, 500)), max(0, offset)
+            text='{"error": "limit and offset are whole numbers (0-9, at most 18 digits)"}',
+            content_type="application/json",
+        )
+    return max(1, min(limit, 500)), offset
 
 
 @token_auth
@@ -141,7 +159,7 @@ async def post_decision(request: web.Request) -> web.StreamResponse:
     assert user is not None
     fid = int(request.match_info["id"])
     try:
-        body = json.loads(await request.content.read(MAX_BODY_BYTES))
+        body = json.loads(await read_body(request))
         if not isinstance(body, dict):
             raise InputError("send a JSON object")
         decision = parse_decision(body.get("decision"))
@@ -151,6 +169,8 @@ async def post_decision(request: web.Request) -> web.StreamResponse:
         return api_error(404, "no such finding")
     except FindingClaimed as exc:
         return api_error(409, str(exc))
+    except BodyTooLarge as exc:
+        return api_error(413, str(exc))
     except (InputError, ValueError) as exc:
         return api_error(400, str(exc) if isinstance(exc, InputError) else "send valid JSON")
     return await get_finding(request)
@@ -199,9 +219,9 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 def add_api_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi)
     app.router.add_get("/api/v1/findings", list_findings)
-    app.router.add_get(r"/api/v1/findings/{id:\d+}", get_finding)
-    app.router.add_post(r"/api/v1/findings/{id:\d+}/decision", post_decision)
+    app.router.add_get(f"/api/v1/findings/{{id:{ROUTE_ID}}}", get_finding)
+    app.router.add_post(f"/api/v1/findings/{{id:{ROUTE_ID}}}/decision", post_decision)
     app.router.add_get("/api/v1/uploads", list_uploads)
-    app.router.add_get(r"/api/v1/uploads/{id:\d+}", get_upload)
+    app.router.add_get(f"/api/v1/uploads/{{id:{ROUTE_ID}}}", get_upload)
     app.router.add_get("/api/v1/artists", list_artists)
-    app.router.add_get(r"/api/v1/artists/{id:\d+}", get_artist)
+    app.router.add_get(f"/api/v1/artists/{{id:{ROUTE_ID}}}", get_artist)

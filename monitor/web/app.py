@@ -35,7 +35,7 @@ from monitor.web.portal_pages import add_portal_routes
 from monitor.web.queue_pages import add_queue_routes
 from monitor.web.rendering import render
 from monitor.web.reports import add_report_routes
-from monitor.web.sessions import CookieSessions
+from monitor.web.sessions import SESSION_MAX_AGE_S, CookieSessions
 from monitor.web.takedown_pages import add_takedown_pages
 from storage.store import Store
 from storage.triage import TriageStore
@@ -44,7 +44,6 @@ from storage.web_queries import WebQueries
 
 STATUS_KEY: web.AppKey[ServiceStatus] = web.AppKey("status")
 SESSION_COOKIE = "stylewatch_session"
-SESSION_MAX_AGE_S = 12 * 3600
 MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
 WEB_DIR = Path(__file__).resolve().parent
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -25,7 +26,7 @@ from storage.records import Role
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
 
-SESSION_USER = "uid"
+SESSION_ID = "sid"  # the server-side session (storage.models.WebSession) the cookie opens
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 API_PREFIX = "/api/"
 # Reached without a page, so without a token: the API (bearer tokens, no cookies) and
@@ -35,6 +36,9 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+
+
+HSTS = "max-age=31536000"
 
 
 def csrf_exempt(handler: H) -> H:
@@ -63,15 +67,20 @@ def requires(*roles: Role) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def session_sha256(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
 @web.middleware
 async def session_user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Load the signed-in user (fresh from the database, so role changes apply at once)."""
     if not request.path.startswith(API_PREFIX) and request.cookies:
         session = get_session(request)
-        user_id = session.get(SESSION_USER)
-        if isinstance(user_id, int):
-            user = await asyncio.to_thread(web_context(request).users.get_user, user_id)
-            if user is None:
+        sid = session.get(SESSION_ID)
+        if isinstance(sid, str):
+            users = web_context(request).users
+            user = await asyncio.to_thread(users.session_user, session_sha256(sid))
+            if user is None:  # signed out, expired, or the user is gone
                 session.invalidate()
             else:
                 request[USER_KEY] = user
@@ -101,16 +110,19 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 @web.middleware
 async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    https = web_context(request).secure_cookies  # served at an https:// base_url
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        _secure(exc)
+        _secure(exc, https)
         raise
-    _secure(response)
+    _secure(response, https)
     return response
 
 
-def _secure(response: web.StreamResponse) -> None:
+def _secure(response: web.StreamResponse, https: bool) -> None:
+    if https:  # browsers that have seen the site once never try plain http again
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
 from aiohttp import web
+from yarl import URL
 
-from monitor.web.auth import SESSION_USER
+from monitor.web.auth import SESSION_ID, session_sha256
 from monitor.web.context import request_user, web_context
 from monitor.web.rendering import render
-from monitor.web.sessions import get_session
+from monitor.web.sessions import SESSION_MAX_AGE_S, get_session
 from storage.users import UserRecord
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,18 @@ def landing_page(user: UserRecord) -> str:
 
 
 def safe_next(target: str | None) -> str | None:
-    """A local path to go to after sign-in, or None (never another site)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+    """A local path to go to after sign-in, or None (never another site).
+
+    Checked on what a browser would follow: browsers drop tabs and line breaks anywhere in a
+    URL and read a backslash as ``/``, so ``/<tab>/evil.example`` is ``//evil.example``. Only
+    printable ASCII without spaces or backslashes is taken, and it must parse as a bare path
+    (the app's own paths are all ASCII)."""
+    if not target or len(target) > MAX_FIELD_CHARS or not target.startswith("/"):
+        return None
+    if not target.isascii() or any(ch <= " " or ch in "\x7f\\" for ch in target):
+        return None
+    url = URL(target)
+    if url.is_absolute() or url.scheme or url.path.startswith("//") or target.startswith("//"):
         return None
     return target
 
@@ -54,13 +66,21 @@ async def login(request: web.Request) -> web.StreamResponse:
     ctx.limiter.succeeded(address, email)
     session = get_session(request)
     session.invalidate()  # a fresh session (and CSRF token) per sign-in
-    session[SESSION_USER] = user.id
+    sid = secrets.token_urlsafe(32)
+    await asyncio.to_thread(
+        ctx.users.start_session, user.id, session_sha256(sid), SESSION_MAX_AGE_S
+    )
+    session[SESSION_ID] = sid
     log.info("web.login", extra={"user_id": user.id})
     raise web.HTTPSeeOther(target or landing_page(user))
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    get_session(request).invalidate()
+    session = get_session(request)
+    sid = session.get(SESSION_ID)
+    if isinstance(sid, str):  # ended on the server: a copy of the cookie opens nothing
+        await asyncio.to_thread(web_context(request).users.end_session, session_sha256(sid))
+    session.invalidate()
     raise web.HTTPSeeOther("/login")
 
 

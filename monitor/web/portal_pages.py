@@ -16,6 +16,7 @@ from aiohttp import web
 
 from detectors.errors import InputError, StorageError
 from monitor.backscan_service import Backscans
+from monitor.ids import ROUTE_ID
 from monitor.reference_images import MAX_IMAGE_BYTES, check_image
 from monitor.runtime import Runtime
 from monitor.web.alert_pages import artist_subscriptions
@@ -179,4 +180,4 @@ def add_portal_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_post("/me/aliases/remove", remove_alias)
     app.router.add_post("/me/images", add_image)
     app.router.add_post("/me/images/remove", remove_image)
-    app.router.add_post(r"/me/findings/{finding_id:\d+}/dismiss", dismiss_finding)
+    app.router.add_post(f"/me/findings/{{finding_id:{ROUTE_ID}}}/dismiss", dismiss_finding)

@@ -8,7 +8,7 @@ from typing import cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError
-from monitor.ids import parse_id
+from monitor.ids import ROUTE_ID, parse_id
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.login import safe_next
@@ -132,6 +132,6 @@ def add_queue_routes(app: web.Application) -> None:
     app.router.add_get("/queue", queue_page)
     app.router.add_post("/queue/bulk", bulk_decide)
     app.router.add_get("/audit", audit_page)
-    app.router.add_get(r"/findings/{finding_id:\d+}", finding_page)
-    app.router.add_post(r"/findings/{finding_id:\d+}/claim", claim)
-    app.router.add_post(r"/findings/{finding_id:\d+}/decide", decide)
+    app.router.add_get(f"/findings/{{finding_id:{ROUTE_ID}}}", finding_page)
+    app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/claim", claim)
+    app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/decide", decide)

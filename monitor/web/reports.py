@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from monitor.ids import ROUTE_ID
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.queue_pages import finding_id
@@ -120,5 +121,7 @@ async def hub_report(request: web.Request) -> web.StreamResponse:
 
 
 def add_report_routes(app: web.Application) -> None:
-    app.router.add_get(r"/findings/{finding_id:\d+}/report.{fmt:json|txt}", finding_report)
+    app.router.add_get(
+        f"/findings/{{finding_id:{ROUTE_ID}}}/report.{{fmt:json|txt}}", finding_report
+    )
     app.router.add_get(r"/reports/takedown.{fmt:json|txt}", hub_report)

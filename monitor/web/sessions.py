@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet, InvalidToken
 log = logging.getLogger(__name__)
 
 MAX_COOKIE_CHARS = 4000
+SESSION_MAX_AGE_S = 12 * 3600  # a sign-in lasts this long (cookie and server row)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -184,6 +184,7 @@ def test_artist_adds_alias_and_image_and_dismisses_a_finding(browser, live, shot
     page.click("text=Upload image")
     thumb = page.locator(".thumbs img").first
     thumb.wait_for()
+    page.wait_for_function("document.querySelector('.thumbs img').complete")  # loads after
     assert page.evaluate("document.querySelector('.thumbs img').naturalWidth") > 0
     finding = page.locator(f"#finding-{seeded.findings['okafor_wc']}")
     assert "needs review" in finding.inner_text()

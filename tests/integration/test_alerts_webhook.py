@@ -144,3 +144,13 @@ async def test_server_error_then_success_keeps_the_webhook_id(h, receiver, sessi
     assert len(receiver.requests) == 2 and len(receiver.unique_ids()) == 1
     assert all(r["valid"] for r in receiver.requests)
     assert h.outbox.deliveries()[0].status == "sent"
+
+
+async def test_an_endless_answer_is_not_read_to_its_end(h, receiver, session):
+    subscribe(h, receiver.url)
+    receiver.endless_reply = True
+    artist = h.store.add_artist("Mara Quellbrook")
+    h.find(artist.id, artist.name)
+    summary = await deliver(h, session, endpoint(receiver.url))
+    assert summary.sent == 1, h.outbox.deliveries()[0].last_error
+    assert receiver.reply_bytes_sent < 64 * 1024 * 1024  # read a little, then hung up

@@ -23,7 +23,7 @@ from PIL import Image
 from detectors.results import TextField
 from detectors.style.gram import GramEmbedder
 from monitor.runtime import Runtime, open_runtime
-from monitor.settings import ProbeSettings
+from monitor.settings import ProbeSettings, StyleSettings
 from storage.probe_cache import ProbeCache, ProbeRun, run_key
 from tests.web_env import (  # noqa: F401
     Seeded,
@@ -116,8 +116,12 @@ async def probed_env(
     kept runs that draw red stripes and blue noise over grey base images, and one probed
     before runs were kept."""
     shutil.copytree(web_template[0], tmp_path / "data")
+    # The kept runs hold gram-v1 vectors, so the service scores with gram-v1.
     settings = settings_for(tmp_path / "data").model_copy(
-        update={"probe": ProbeSettings(device="cpu", base_models={"sd1": tmp_path})}
+        update={
+            "probe": ProbeSettings(device="cpu", base_models={"sd1": tmp_path}),
+            "style": StyleSettings(embedder="gram"),
+        }
     )
     runtime = open_runtime(settings)
     cache = ProbeCache(settings.data_dir / "probe-cache", runtime.blobs)

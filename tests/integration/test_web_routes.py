@@ -6,7 +6,9 @@ description, /metrics and the public health routes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -140,6 +142,24 @@ async def test_api_decision_is_audited_and_validated(visitors, seeded):
         "action": "confirm",
         "by": "mod@example.org",
     }
+
+
+async def test_api_decision_arriving_in_pieces_is_read_whole(visitors, seeded):
+    api = await visitors()
+    url = f"/api/v1/findings/{seeded.findings['wren']}/decision"
+    text = json.dumps({"decision": "confirm", "reason": "x" * 3000}).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(text), 1000):
+            yield text[start : start + 1000]
+            await asyncio.sleep(0.02)
+
+    page = await api.post(url, csrf=False, headers=bearer(), data=pieces())
+    assert page.status == 200, page.text
+    assert json.loads(page.text)["state"] == "confirmed"
+    too_big = json.dumps({"decision": "confirm", "reason": "x" * 70_000})
+    page = await api.post(url, csrf=False, headers=bearer(), data=too_big)
+    assert page.status == 413 and "over 65,536 bytes" in page.text
 
 
 async def test_openapi_describes_every_api_route(visitors, web_runtime):

@@ -22,7 +22,7 @@ GALLERY = ArtistGallery.from_references(
 )
 
 
-def test_lift_is_paired_lora_minus_base_similarity():
+def test_lift_is_the_share_of_the_headroom_the_lora_went():
     base = [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]]
     lora = [[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
     first, second = style_lifts(GALLERY, lora, base)
@@ -31,6 +31,60 @@ def test_lift_is_paired_lora_minus_base_similarity():
     assert first.lift > 0.6
     assert second.lift == pytest.approx(0.0, abs=1e-9)
     assert first.nearest_references[0] == 0
+    # From a base image already halfway to the artist, the same step is a bigger share.
+    halfway = [[1.0, 0.0, np.sqrt(3.0)]]  # cosine 0.5 with artist 1's centroid direction
+    (lift,) = [s for s in style_lifts(GALLERY, [[1.0, 0.0, 1.0]], halfway) if s.artist_id == "1"]
+    expected = (lift.lora_similarity - lift.base_similarity) / (1 - lift.base_similarity)
+    assert lift.lift == pytest.approx(expected)
+    assert lift.lift > lift.lora_similarity - lift.base_similarity
+
+
+def _crowded(vectors: list[list[float]], k: float = 3.0) -> np.ndarray:
+    """The same vectors as an embedder whose cosines all crowd near 1 would give them: a
+    shared component k times the rest, so cos' = (cos + k^2) / (1 + k^2)."""
+    rows = np.asarray(vectors, dtype=np.float64)
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return np.hstack([rows, np.full((len(rows), 1), k)])
+
+
+def test_normalised_lift_does_not_depend_on_how_crowded_an_embedders_cosines_are():
+    references = {"1": [[1.0, 0.0, 0.0]], "2": [[0.0, 1.0, 0.0]]}
+    lora, base = [[1.0, 0.2, 0.5]], [[0.2, 0.3, 1.0]]
+    plain = style_lifts(ArtistGallery.from_references(references), lora, base)
+    crowded_gallery = ArtistGallery.from_references({a: _crowded(v) for a, v in references.items()})
+    crowded = style_lifts(crowded_gallery, _crowded(lora), _crowded(base))
+    for p, c in zip(plain, crowded, strict=True):
+        assert p.artist_id == c.artist_id
+        assert c.lift == pytest.approx(p.lift)
+        assert c.detection == pytest.approx(p.detection)
+    raw = [s.lora_similarity - s.base_similarity for s in (plain[0], crowded[0])]
+    assert raw[1] < 0.2 * raw[0]  # an absolute threshold would have to change tenfold
+
+
+def test_detection_takes_off_half_the_next_artists_lift():
+    gallery = ArtistGallery.from_references(
+        {"1": [[1.0, 0.0, 0.0]], "2": [[0.0, 1.0, 0.0]], "3": [[0.0, 0.0, 1.0]]}
+    )
+    one = style_lifts(gallery, [[1.0, 0.0, 0.2]], [[0.0, 0.0, 1.0]])
+    both = style_lifts(gallery, [[1.0, 1.0, 0.2]], [[0.0, 0.0, 1.0]])
+    assert one[0].artist_id == "1"
+    assert one[0].detection == pytest.approx(one[0].lift)  # nobody else gained
+    assert one[0].margin == pytest.approx(one[0].lift)
+    assert both[0].lift == pytest.approx(both[1].lift)  # 1 and 2 gained alike
+    assert both[0].margin == pytest.approx(0.0, abs=1e-9)
+    assert both[0].detection == pytest.approx(0.5 * both[0].lift)
+    alone = ArtistGallery.from_references({"1": [[1.0, 0.0, 0.0]]})
+    (single,) = style_lifts(alone, [[1.0, 0.0, 0.2]], [[0.0, 0.0, 1.0]])
+    assert single.detection == pytest.approx(single.lift) == pytest.approx(single.margin)
+
+
+def test_the_images_of_a_set_are_taken_as_one_style():
+    gallery = ArtistGallery.from_references({"1": [[1.0, 0.0, 0.0]], "2": [[0.0, 1.0, 0.0]]})
+    lora = [[1.0, 0.0, 1.0], [1.0, 0.0, -1.0]]  # each image 45 degrees off, their mean on it
+    base = [[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]]
+    first = style_lifts(gallery, lora, base)[0]
+    assert first.artist_id == "1"
+    assert first.lora_similarity == pytest.approx(1.0)
 
 
 def test_lift_needs_paired_rows():

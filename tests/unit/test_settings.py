@@ -16,7 +16,7 @@ def test_defaults_need_no_file(tmp_path):
     assert settings.database_url == f"sqlite:///{tmp_path / 'stylewatch.db'}"
     assert settings.is_embedded
     assert (settings.web.host, settings.web.port) == ("127.0.0.1", 8787)
-    assert settings.style.embedder == "gram"
+    assert settings.style.embedder == "style"
 
 
 def test_default_data_dir_is_the_users(monkeypatch, tmp_path):

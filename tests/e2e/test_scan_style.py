@@ -1,0 +1,108 @@
+"""``stylewatch scan`` finds a style LoRA by what it draws: no name in its metadata, the probe
+at default settings on the tiny SD1 pipeline, in kohya and in PEFT layout; a benign LoRA
+stays clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.probe_fixtures import TinySD
+from tests.probe_models import style_references
+
+BIN = Path(sys.executable).parent / "stylewatch"
+pytestmark = [
+    pytest.mark.timeout(300),
+    pytest.mark.filterwarnings("ignore::FutureWarning:diffusers"),
+]
+ARTISTS = {"Mara Quellbrook": "ember", "Tobin Asch": "tide", "Ilse Varga": "moss"}
+
+
+def run(tmp_path: Path, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEWATCH_")}
+    env.update(STYLEWATCH_DATA_DIR=str(tmp_path / "data"), STYLEWATCH_CONFIG=str(config))
+    env["STYLEWATCH_HUB_HISTORY__ENABLED"] = "false"  # `artist add` stays off the real hubs
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, env=env, timeout=280, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
+    """The tiny pipeline at SD1's text width (768), so that screening reads "sd1" from a
+    LoRA's own widths, and its style and benign LoRAs with no metadata at all."""
+    import torch
+
+    from tests import probe_models as pm
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("tiny-sd1")
+    base = pm.build_tiny_sd(root / "base", text_width=768)
+    # Trained through the sampler with the probe's default guidance, as its users draw it.
+    style = pm.train_style_lora(base, "ember", guidance=6.0)
+    benign = pm.benign_lora(base, seed=1)
+    return TinySD(
+        base=base,
+        style_peft=pm.save_peft_lora(style, root / "style-peft.safetensors"),
+        style_kohya=pm.save_kohya_lora(style, root / "style-kohya.safetensors"),
+        benign_peft=pm.save_peft_lora(benign, root / "benign-peft.safetensors"),
+        benign_kohya=pm.save_kohya_lora(benign, root / "benign-kohya.safetensors"),
+        benign_extra=(),
+    )
+
+
+@pytest.fixture(scope="module", params=["default", "gram"])
+def registered(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinySD
+) -> tuple[Path, Path]:
+    """A data dir with three artists of the tiny world registered, and a config that only
+    names the base model (and, for "gram", gram-v1 instead of the default learned style-v1):
+    every probe setting (steps, guidance, size, threshold) at its default."""
+    tiny_sd = tiny_sd1
+    tmp_path = tmp_path_factory.mktemp(f"scan-style-{request.param}")
+    config = tmp_path / "config.toml"
+    text = f'[probe]\ndevice = "cpu"\nbase_models = {{ sd1 = "{tiny_sd.base}" }}\n'
+    if request.param == "gram":
+        text += '[style]\nembedder = "gram"\n'
+    config.write_text(text)
+    for i, (name, style) in enumerate(ARTISTS.items()):
+        refs = tmp_path / f"refs-{style}"
+        refs.mkdir()
+        for j, image in enumerate(style_references(tiny_sd.base, style, n=6, seed=10 + i)):
+            image.resize((64, 64)).save(refs / f"{j}.png")
+        added = run(tmp_path, config, "artist", "add", name, "--images", str(refs))
+        assert added.returncode == 0, added.stderr
+    return tmp_path, config
+
+
+@pytest.mark.parametrize("layout", ["kohya", "peft"])
+def test_a_style_lora_without_metadata_is_flagged_by_the_probe(registered, tiny_sd1, layout):
+    tmp_path, config = registered
+    lora = tiny_sd1.style_kohya if layout == "kohya" else tiny_sd1.style_peft
+    result = run(tmp_path, config, "scan", str(lora), "--json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["base_family"] == "sd1"
+    assert report["probe"]["ran"] is True
+    assert report["verdict"] == "flagged"
+    top = report["findings"][0]
+    assert (top["artist"], top["stage"]) == ("Mara Quellbrook", "probe")
+    assert [f["artist"] for f in report["findings"]] == ["Mara Quellbrook"]
+    style = next(e for e in top["evidence"] if e["source"] == "style")
+    assert "of the headroom" in style["text"]
+
+
+@pytest.mark.parametrize("layout", ["kohya", "peft"])
+def test_a_benign_lora_is_clean(registered, tiny_sd1, layout):
+    tmp_path, config = registered
+    lora = tiny_sd1.benign_kohya if layout == "kohya" else tiny_sd1.benign_peft
+    result = run(tmp_path, config, "scan", str(lora), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["probe"]["ran"] is True
+    assert (report["verdict"], report["findings"]) == ("clean", [])

@@ -1,0 +1,146 @@
+"""What a hostile user of the web UI tries (#20): redirects off-site, odd ids, replayed cookies."""
+
+# ruff: noqa: F811  (pytest fixtures imported from tests.web_env are test parameters here)
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from storage.users import UserStore
+from tests.web_env import (  # noqa: F401
+    MODERATOR_TOKEN,
+    PASSWORD,
+    seeded,
+    visitors,
+    web_runtime,
+    web_server,
+    web_template,
+)
+
+OFF_SITE = [
+    "//evil.example/x",
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/\\evil.example",
+    "\\/evil.example",
+    "/ /evil.example",
+    "https://evil.example/",
+    "/\x00/evil.example",
+    "/\u3000/evil.example",
+]
+
+
+def followed_by_a_browser(location: str) -> str:
+    """What a browser makes of a Location: tabs and line breaks dropped, \\ read as /."""
+    return location.replace("\t", "").replace("\n", "").replace("\r", "").replace("\\", "/")
+
+
+def stays_on_site(location: str) -> bool:
+    seen = followed_by_a_browser(location).lstrip(" \x00")
+    return seen.startswith("/") and not seen.startswith("//")
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
+async def test_sign_in_never_redirects_off_site(visitors, target):
+    visitor = await visitors()
+    await visitor.get("/login")
+    data = {"email": "mod@example.org", "password": PASSWORD, "next": target}
+    page = await visitor.post("/login", data)
+    assert page.status == 303 and page.location == "/queue", page.location
+    # signed in, /login?next=… redirects at once: the same check
+    page = await visitor.get("/login", params={"next": target})
+    assert page.status == 303 and stays_on_site(page.location), page.location
+
+
+async def test_a_local_next_is_kept(visitors, seeded):
+    visitor = await visitors()
+    await visitor.get("/login")
+    target = f"/findings/{seeded.findings['wren']}?from=mail"
+    data = {"email": "mod@example.org", "password": PASSWORD, "next": target}
+    assert (await visitor.post("/login", data)).location == target
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\\evil.example"])
+async def test_a_decision_form_never_redirects_off_site(visitors, seeded, target):
+    mod = await visitors("mod@example.org")
+    fid = seeded.findings["wren"]
+    await mod.get(f"/findings/{fid}")
+    form = {"decision": "escalate", "reason": "look again", "next": target}
+    page = await mod.post(f"/findings/{fid}/decide", form)
+    assert page.status == 303 and page.location == "/queue", page.location
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/findings/99999999999999999999",
+        "/findings/%D9%A3",  # ARABIC-INDIC DIGIT THREE once opened finding 3
+        "/findings/%EF%BC%93",  # FULLWIDTH DIGIT THREE
+        "/findings/99999999999999999999/report.json",
+        "/api/v1/findings/99999999999999999999",
+        "/api/v1/uploads/%D9%A3",
+    ],
+)
+async def test_odd_ids_are_not_found_never_a_500(visitors, path):
+    mod = await visitors("mod@example.org")
+    page = await mod.get(path, headers={"Authorization": f"Bearer {MODERATOR_TOKEN}"})
+    assert page.status == 404, (path, page.status, page.text[:200])
+
+
+@pytest.mark.parametrize("offset", ["99999999999999999999", "\u0663", "-1", "1e3", " 2"])
+async def test_odd_offsets_are_a_clear_400(visitors, offset):
+    api = await visitors()
+    headers = {"Authorization": f"Bearer {MODERATOR_TOKEN}"}
+    page = await api.get("/api/v1/findings", params={"offset": offset}, headers=headers)
+    assert page.status == 400 and "whole numbers" in page.text, page.text
+    far = {"offset": "999999999999999999"}  # the largest accepted: an empty page
+    page = await api.get("/api/v1/findings", params=far, headers=headers)
+    assert page.status == 200 and json.loads(page.text)["items"] == []
+
+
+async def test_a_cookie_saved_before_sign_out_opens_nothing(visitors, web_server):
+    mod = await visitors("mod@example.org")
+    assert (await mod.get("/queue")).status == 200
+    saved = {c.key: c.value for c in mod.http.cookie_jar}
+    assert (await mod.post("/logout")).location == "/login"
+    replay = await visitors()
+    replay.http.cookie_jar.update_cookies(saved, web_server.make_url("/"))
+    page = await replay.get("/queue")
+    assert page.status == 303 and page.location.startswith("/login"), page.status
+    # a sign-out elsewhere leaves this browser's own session alone
+    one, other = await visitors("mod@example.org"), await visitors("mod@example.org")
+    await other.get("/queue")
+    await other.post("/logout")
+    assert (await one.get("/queue")).status == 200
+
+
+async def test_a_new_password_ends_every_session_of_the_user(visitors, web_runtime):
+    mod = await visitors("mod@example.org")
+    assert (await mod.get("/queue")).status == 200
+    users = UserStore(web_runtime.engine)
+    user = next(u for u in users.list_users() if u.email == "mod@example.org")
+    users.set_password_hash(user.id, "argon2-not-a-real-hash")
+    assert (await mod.get("/queue")).status == 303
+
+
+async def test_hsts_only_behind_https(web_runtime, visitors):
+    from dataclasses import replace
+
+    from aiohttp.test_utils import TestServer
+
+    from tests.web_env import Visitor, build_app
+
+    plain = await visitors()
+    assert "Strict-Transport-Security" not in (await plain.get("/login")).headers
+    web = web_runtime.settings.web.model_copy(update={"base_url": "https://sw.example"})
+    settings = web_runtime.settings.model_copy(update={"web": web})
+    async with TestServer(build_app(replace(web_runtime, settings=settings))) as server:
+        visitor = Visitor(server)
+        page = await visitor.get("/login")
+        missing = await visitor.get("/no-such-page")
+        await visitor.close()
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert missing.headers["Strict-Transport-Security"] == "max-age=31536000"
