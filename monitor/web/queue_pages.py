@@ -57,11 +57,16 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "queue.html", context)
 
 
-@requires("moderator")
+@requires("moderator", "artist")
 async def finding_page(request: web.Request) -> web.StreamResponse:
+    """One finding: the moderator's working page, or, for the artist it concerns, a read-only
+    view of the same evidence (another artist's finding is "no such finding", as if absent)."""
     ctx = web_context(request)
     view = await asyncio.to_thread(ctx.queries.finding, finding_id(request))
-    if view is None:
+    user = request_user(request)
+    if view is None or (
+        user is not None and user.role == "artist" and view.finding.artist_id != user.artist_id
+    ):
         return await error_page(request, 404, "There is no such finding.")
     leases = await asyncio.to_thread(ctx.triage.leases, [view.finding.id])
     events = await asyncio.to_thread(ctx.triage.events, view.finding.id)

@@ -205,4 +205,13 @@ def test_artist_adds_alias_and_image_and_dismisses_a_finding(browser, live, shot
     page.locator("#alerts").locator("text=Stop").click()
     page.wait_for_load_state()
     assert "No alerts yet." in page.inner_text("#alerts")
+    # the evidence of her own finding, as the alert's "See the evidence" link opens it
+    page.locator(f"#finding-{seeded.findings['mira_v2']}").locator("text=See the evidence").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/findings/{seeded.findings['mira_v2']}")
+    page.locator("img.sheet").first.scroll_into_view_if_needed()  # it loads lazily
+    page.wait_for_function("document.querySelector('img.sheet').complete")
+    assert page.evaluate("document.querySelector('img.sheet').naturalWidth") > 0
+    assert "A moderator will look at this finding" in page.inner_text("#status")
+    snap(page, shots, "artist-finding")
     page.close()
