@@ -36,7 +36,7 @@ def artist_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The artist's name as it should be shown")],
     alias: Annotated[
-        list[str] | None, typer.Option("--alias", help="Another name (repeatable)")
+        list[str] | None, typer.Option("--alias", metavar="NAME", help="Another name (repeatable)")
     ] = None,
     email: Annotated[str | None, typer.Option("--email", help="Contact address")] = None,
     images: Annotated[
@@ -176,9 +176,7 @@ def artist_import(
         result = _backscan(runtime, refs)
     finally:
         runtime.close()
-    out.print(
-        f"{plural(added, 'artist')} registered, {updated} updated, from {escape(str(file))}"
-    )
+    out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {escape(str(file))}")
     named = [ref for ref in refs if result.named.get(ref.name)]
     for line in result.summary(named):
         out.print(line, markup=False)
