@@ -165,6 +165,15 @@ def test_moderator_works_the_queue_with_the_keyboard(browser, live, shots):
         page.goto(url + path)
         assert page.evaluate("typeof window.__xss") == "undefined", path
         assert XSS[0] in page.inner_text("body")  # shown as text, not run
+    page.goto(url + "/queue")
+    page.fill("input[name=q]", "watercolor")
+    page.select_option("select[name=sort]", "newest")
+    with page.expect_navigation():
+        page.click("text=Filter")
+    assert "q=watercolor" in page.url and "sort=newest" in page.url  # a view to share
+    assert [selected_id(page)] == [f["okafor_wc"]]
+    assert page.locator("li.item").count() == 1
+    snap(page, shots, "queue-filtered")
     assert errors == []
     page.close()
 
