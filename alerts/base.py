@@ -48,6 +48,26 @@ class FindingAlert:
     upload_url: str | None
     finding_url: str | None
     evidence: tuple[EvidenceLine, ...]
+    evidence_more: int = 0  # lines left out of the message (the evidence page has them all)
+
+    @property
+    def where(self) -> str:
+        """Where the upload is, in words: "on Civitai", "in a watched folder"."""
+        return WHERE.get(self.source, f"on {self.source}")
+
+    @property
+    def hub_url(self) -> str | None:
+        """The upload's page on its hub; never a local path (a folder upload's file:// URL
+        names a path on the server, which no reader can open and none should see)."""
+        url = self.upload_url
+        return url if url is not None and url.startswith(("https://", "http://")) else None
+
+
+WHERE = {
+    "civitai": "on Civitai",
+    "huggingface": "on Hugging Face",
+    "folder": "in a watched folder",
+}
 
 
 @dataclass(frozen=True, slots=True)

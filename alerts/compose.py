@@ -61,6 +61,7 @@ def finding_alert(payload: Mapping[str, Any], links: Links) -> FindingAlert:
             for e in (evidence if isinstance(evidence, list) else [])
             if isinstance(e, dict)
         ),
+        evidence_more=more if isinstance(more := payload.get("evidence_more"), int) else 0,
     )
 
 

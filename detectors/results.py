@@ -1,4 +1,4 @@
-"""Frozen values the detector core returns. Their field names are INTERFACE.md's JSON keys."""
+"""Frozen values the detector core returns. Their field names are docs/interface.md's JSON keys."""
 
 from __future__ import annotations
 

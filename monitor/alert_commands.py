@@ -12,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from alerts.digest import iso_week
+from alerts.dispatcher import DispatchSummary
 from monitor import alert_service
-from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.cli_context import cli_state, err, fail, out, plural, print_json
 from monitor.ids import parse_id
 from monitor.runtime import Runtime, open_runtime
 from storage.alert_records import DeliveryRecord, SubscriptionRecord
@@ -217,7 +218,7 @@ def digest(
             _preview(runtime, artist, html_out)
         else:
             added, summary = asyncio.run(_send_now(runtime))
-            out.print(f"{added} digests enqueued; {summary.sent} messages sent")
+            _report_digests(runtime, added, summary)
     finally:
         runtime.close()
 
@@ -241,9 +242,37 @@ def _preview(runtime: Runtime, artist: str | None, html_out: Path | None) -> Non
     out.print(f"HTML written to {escape(str(target))}")
 
 
-async def _send_now(runtime: Runtime) -> tuple[int, Any]:
+async def _send_now(runtime: Runtime) -> tuple[int, DispatchSummary | None]:
     await asyncio.to_thread(alert_service.sync_webhooks, runtime)
     async with alert_service.create_webhook_session() as session:
         dispatcher = alert_service.build_dispatcher(runtime, session)
-        added = await alert_service.send_digests(runtime, dispatcher, alert_service.utc_now())
-        return added, await dispatcher.run_once()
+        return await alert_service.send_digests(runtime, dispatcher, alert_service.utc_now())
+
+
+def _report_digests(runtime: Runtime, added: int, summary: DispatchSummary | None) -> None:
+    """What `digest --send` did, in words: how many were queued, sent, and what is left."""
+    if added == 0:
+        out.print(
+            "no digests to send: every confirmed digest subscriber with findings already "
+            "has this week's"
+        )
+    if not runtime.settings.alerts.email.enabled:
+        if added:
+            out.print(
+                f"{plural(added, 'digest')} queued, none sent: email is off "
+                "([alerts.email] enabled = false); they go out once it is on and serve runs",
+                markup=False,
+            )
+        return
+    if summary is None:
+        return
+    line = f"{plural(summary.sent, 'message')} sent"
+    if added:
+        line = f"{plural(added, 'digest')} queued; {line}"
+    if summary.retried:
+        line += f"; {summary.retried} failed and will be retried by serve"
+    if summary.dead:
+        line += f"; {summary.dead} dead-lettered (see `stylewatch deliveries`)"
+    out.print(line, markup=False)
+    for reason in summary.errors:
+        err.print(f"warning: {reason}", markup=False)

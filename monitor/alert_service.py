@@ -120,9 +120,12 @@ def digest_builder(runtime: Runtime) -> DigestBuilder:
     )
 
 
-async def send_digests(runtime: Runtime, dispatcher: Dispatcher | None, now: datetime) -> int:
+async def send_digests(
+    runtime: Runtime, dispatcher: Dispatcher | None, now: datetime
+) -> tuple[int, DispatchSummary | None]:
     """Enqueue this week's digests (once per recipient and week) and deliver what is due
-    (without a dispatcher, the outbox's own deliverers send them)."""
+    (without a dispatcher, the outbox's own deliverers send them). Returns how many were
+    enqueued and, with a dispatcher, what its delivery run did."""
     added = await asyncio.to_thread(
         enqueue_digests,
         digest_builder(runtime),
@@ -130,9 +133,8 @@ async def send_digests(runtime: Runtime, dispatcher: Dispatcher | None, now: dat
         OutboxStore(runtime.engine),
         now,
     )
-    if dispatcher is not None:
-        await dispatcher.run_once()
-    return added
+    summary = await dispatcher.run_once() if dispatcher is not None else None
+    return added, summary
 
 
 async def deliver_once(runtime: Runtime, *, clock: Clock = utc_now) -> DispatchSummary:
@@ -230,7 +232,7 @@ def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher | None) -> AsyncI
 
 async def _digest_job(runtime: Runtime, dispatcher: Dispatcher | None) -> None:
     try:
-        added = await send_digests(runtime, dispatcher, utc_now())
+        added, _ = await send_digests(runtime, dispatcher, utc_now())
     except Exception:  # a scheduled job must not die silently: log it with its traceback
         log.exception("alerts.digest.failed")
         return

@@ -19,7 +19,7 @@ from rich.table import Table
 from detectors.results import ArtistRef
 from monitor.artist_file import read_artist_file
 from monitor.backscan import BackscanResult, backscan
-from monitor.cli_context import cli_state, err, fail, out, print_json
+from monitor.cli_context import cli_state, err, fail, out, plural, print_json
 from monitor.hub_commands import print_history, search_hub_history
 from monitor.runtime import Runtime, open_runtime
 from monitor.style_backscan import (
@@ -36,7 +36,7 @@ def artist_add(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The artist's name as it should be shown")],
     alias: Annotated[
-        list[str] | None, typer.Option("--alias", help="Another name (repeatable)")
+        list[str] | None, typer.Option("--alias", metavar="NAME", help="Another name (repeatable)")
     ] = None,
     email: Annotated[str | None, typer.Option("--email", help="Contact address")] = None,
     images: Annotated[
@@ -161,6 +161,12 @@ def artist_import(
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
+        if added + updated == 0:  # nothing new to look for: no back-scan
+            out.print(
+                f"nothing new: {plural(len(entries), 'artist')} in {escape(str(file))}"
+                " already registered with these names",
+            )
+            return
         listed = {e.name.strip().lower() for e in entries}
         refs = [
             ArtistRef(a.id, a.name, a.aliases)
@@ -170,11 +176,14 @@ def artist_import(
         result = _backscan(runtime, refs)
     finally:
         runtime.close()
-    out.print(f"{added} artists registered, {updated} updated, from {escape(str(file))}")
+    out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {escape(str(file))}")
     named = [ref for ref in refs if result.named.get(ref.name)]
     for line in result.summary(named):
         out.print(line, markup=False)
-    out.print(f"back-scan: {result.scanned} earlier uploads screened for {len(refs)} artists")
+    out.print(
+        f"back-scan: {plural(result.scanned, 'earlier upload')} screened"
+        f" for {plural(len(refs), 'artist')}"
+    )
 
 
 def artist_list(

@@ -67,6 +67,7 @@ def _csv_entries(path: Path, reader: csv.DictReader[str]) -> list[ArtistEntry]:
     columns = {c.strip().lower() for c in (reader.fieldnames or [])}
     if "name" not in columns:
         raise InputError(f"{path}: the first row must name the columns, including 'name'")
+    _known_only(path, "column", columns)
     entries = []
     for row in reader:
         row = {(k or "").strip().lower(): v for k, v in row.items()}
@@ -79,6 +80,20 @@ def _csv_entries(path: Path, reader: csv.DictReader[str]) -> list[ArtistEntry]:
         entry = ArtistEntry(name, aliases, _clean(row.get("email")) or None)
         entries.append(_checked(entry, f"{path}, line {reader.line_num}"))
     return entries
+
+
+KNOWN_FIELDS = ("name", "aliases", "email")
+
+
+def _known_only(where: object, what: str, names: set[str]) -> None:
+    """A misspelt column or key ("alias", "e-mail") would drop what it holds without a word."""
+    unknown = sorted(n for n in names if n not in KNOWN_FIELDS)
+    if unknown:
+        listed = ", ".join(quote(n) for n in unknown)
+        raise InputError(
+            f"{where}: unknown {what}{'s' if len(unknown) > 1 else ''} {listed}"
+            f" (known: {', '.join(KNOWN_FIELDS)})"
+        )
 
 
 def _checked(entry: ArtistEntry, where: str) -> ArtistEntry:
@@ -111,6 +126,7 @@ def _toml_entry(path: Path, number: int, table: Any) -> ArtistEntry:
         or not table["name"].strip()
     ):
         raise InputError(f"{where}: needs a name")
+    _known_only(where, "key", {str(k) for k in table})
     aliases = table.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise InputError(f"{where}: aliases must be a list of strings")

@@ -35,21 +35,34 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Click's own help: paragraphs rewrapped to the terminal, no "<bool>" after flags, and
+    # "[queue] backend" printed as written (rich markup would take "[queue]" for a tag).
+    rich_markup_mode=None,
 )
-artist_app = typer.Typer(help="Register and list artists.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-user_app = typer.Typer(help="Web UI users and API tokens.", no_args_is_help=True)
-models_app = typer.Typer(help="Local model weights for the style embedders.", no_args_is_help=True)
+artist_app = typer.Typer(
+    help="Register and list artists.", no_args_is_help=True, rich_markup_mode=None
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True, rich_markup_mode=None)
+user_app = typer.Typer(
+    help="Web UI users and API tokens.", no_args_is_help=True, rich_markup_mode=None
+)
+models_app = typer.Typer(
+    help="Local model weights for the style embedders.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(artist_app, name="artist")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(models_app, name="models")
 takedowns_app = typer.Typer(
-    help="Whether confirmed uploads are still up on their hubs.", no_args_is_help=True
+    help="Whether confirmed uploads are still up on their hubs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(takedowns_app, name="takedowns")
 blobs_app = typer.Typer(
-    help="The blob store: images, evidence sheets, probe outputs.", no_args_is_help=True
+    help="The blob store: images, evidence sheets, probe outputs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(blobs_app, name="blobs")
 
@@ -84,9 +97,7 @@ def _root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option(
-            "--config", envvar=CONFIG_ENV_VAR, help="TOML config file [env: STYLEWATCH_CONFIG]"
-        ),
+        typer.Option("--config", envvar=CONFIG_ENV_VAR, help="TOML config file"),
     ] = None,
     data_dir: Annotated[
         Path | None,

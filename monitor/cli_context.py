@@ -46,6 +46,11 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 artist``, ``2 artists``, ``0 artists`` (``many`` where adding an s is wrong)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()

@@ -75,13 +75,22 @@ def serve(
 
 def scan(
     ctx: typer.Context,
-    target: Annotated[str, typer.Argument(help="A model file or a folder of model files")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="A model file, a folder of model files, or a hub upload: hf:owner/repo,"
+            " civitai:<versionId>, or its civitai.com / huggingface.co URL",
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON report")] = False,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Screening only")] = False,
 ) -> None:
-    """Scan a model file (or every model file in a folder) for registered artists.
+    """Scan a model file (or every model file in a folder, or a hub upload) for registered
+    artists.
 
-    Exit 0 clean, 1 flagged, 2 bad input or refused file.
+    Local files are screened and probed; a hub upload's metadata and hub text are screened
+    without downloading its weights. Exit 0 clean, 1 flagged, 2 bad input or refused file.
     """
     settings = cli_state(ctx).settings
     hub = parse_hub_target(target, settings)
@@ -232,7 +241,9 @@ def poll(
     source: Annotated[
         list[str] | None,
         typer.Option(
-            "--source", help="Only this source: civitai, huggingface, folder (repeatable)"
+            "--source",
+            metavar="SOURCE",
+            help="Only this source: civitai, huggingface, folder (repeatable)",
         ),
     ] = None,
 ) -> None:

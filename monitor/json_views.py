@@ -1,4 +1,4 @@
-"""The JSON shapes of ``uploads --json`` and ``findings --json`` (INTERFACE.md)."""
+"""The JSON shapes of ``uploads --json`` and ``findings --json`` (docs/interface.md)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,10 @@ def _finding_json(record: FindingRecord) -> dict[str, Any]:
         "stage": record.stage,
         "state": record.state,
         "backscan": record.backscan,
-        "evidence": [{"source": e.source, "text": e.text} for e in record.evidence],
+        "evidence": [
+            {"source": e.source, "text": e.text, "blob_sha256": e.blob_sha256}
+            for e in record.evidence
+        ],
         "created_at": record.created_at.isoformat(),
         "taken_down_at": record.taken_down_at.isoformat() if record.taken_down_at else None,
     }

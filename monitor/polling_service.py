@@ -23,6 +23,7 @@ from monitor.hub_jobs import add_hub_jobs
 from monitor.polling import PollCounters, Poller, PollSummary
 from monitor.runtime import Runtime
 from monitor.settings import Settings
+from monitor.sources import SOURCE_NAMES
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.folder import FolderSource
@@ -31,7 +32,6 @@ from storage.source_state import SourceState
 
 log = logging.getLogger(__name__)
 
-SOURCE_NAMES = ("civitai", "huggingface", "folder")
 FOLDER_INTERVAL_S = 60
 CONNECTIONS_PER_PROCESS = 32
 

@@ -1,4 +1,4 @@
-"""The ``scan --json`` report (INTERFACE.md) and its terminal rendering."""
+"""The ``scan --json`` report (docs/interface.md) and its terminal rendering."""
 
 from __future__ import annotations
 

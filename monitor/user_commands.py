@@ -33,7 +33,8 @@ def user_add(
         bool, typer.Option("--password-stdin", help="Read the password from the first stdin line")
     ] = False,
     artist: Annotated[
-        str | None, typer.Option("--artist", help="The registered artist an artist user is")
+        str | None,
+        typer.Option("--artist", help="With --role artist: the registered artist this user is"),
     ] = None,
 ) -> None:
     """Create a web UI user with a password (asked for, or read from stdin)."""

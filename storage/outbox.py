@@ -21,6 +21,7 @@ from sqlalchemy import Engine, and_, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
+from detectors.results import Evidence
 from storage.alert_records import BatchItem, DeliveryRecord, DeliveryState, OutboxBatch
 from storage.loaders import finding_records
 from storage.models import Artist, Finding, Outbox, Subscription, Upload
@@ -108,7 +109,9 @@ def _snapshots(session: Session, findings: Sequence[Finding]) -> dict[int | None
 
 
 def finding_snapshot(record: FindingRecord, upload_url: str | None) -> dict[str, Any]:
-    """The JSON a message about this finding is written from."""
+    """The JSON a message about this finding is written from: its strongest evidence lines,
+    and how many more the evidence page holds."""
+    strongest = sorted(record.evidence, key=lambda e: evidence_strength(record, e))
     return {
         "finding_id": record.id,
         "artist": record.artist,
@@ -119,9 +122,22 @@ def finding_snapshot(record: FindingRecord, upload_url: str | None) -> dict[str,
         "name": record.name,
         "upload_url": upload_url,
         "evidence": [
-            {"source": e.source, "text": e.text} for e in record.evidence[:MAX_SNAPSHOT_EVIDENCE]
+            {"source": e.source, "text": e.text} for e in strongest[:MAX_SNAPSHOT_EVIDENCE]
         ],
+        "evidence_more": max(0, len(strongest) - MAX_SNAPSHOT_EVIDENCE),
     }
+
+
+def evidence_strength(record: FindingRecord, evidence: Evidence) -> tuple[int, int]:
+    """Sort key, strongest first: the probe's style evidence, then lines that spell the
+    artist's whole name, then lines naming them with a style cue ("by", "style"), then the
+    rest; ties keep the order the detectors found them in."""
+    text = evidence.text.casefold()
+    if evidence.source == "style":
+        return (0, 0)
+    if record.artist.casefold() in text:
+        return (1, 0 if ("by " in text or "style" in text) else 1)
+    return (2, 0 if ("by " in text or "style" in text) else 1)
 
 
 class OutboxStore:

@@ -1,6 +1,6 @@
 """What `storage.store.Store` hands out and takes in: frozen values, never ORM rows.
 
-Field names are INTERFACE.md's JSON keys (``source``, ``upload_id``, ``name``, ``state``,
+Field names are docs/interface.md's JSON keys (``source``, ``upload_id``, ``name``, ``state``,
 ``artists``, ``reupload_of``), so the CLI and the web API serialize them as they are.
 """
 

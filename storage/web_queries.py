@@ -7,12 +7,22 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, and_, func, or_
 from sqlmodel import Session, col, select
 
 from storage.loaders import artist_records, finding_records, upload_records
-from storage.models import Alias, Artist, Finding, Outbox, ReferenceImage, Source, Upload
+from storage.models import (
+    Alias,
+    Artist,
+    Finding,
+    ModelFile,
+    Outbox,
+    ReferenceImage,
+    Source,
+    Upload,
+)
 from storage.models import Evidence as EvidenceRow
 from storage.records import ArtistRecord, FindingRecord, FindingState, UploadRecord
 from storage.transactions import Transactions, utc_now
@@ -56,6 +66,30 @@ class MetricsSnapshot:
     deliveries_by_status: dict[str, int]
 
 
+QUEUE_PAGE = 50
+QueueSort = Literal["score", "newest", "oldest"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueFilter:
+    """What a moderator narrowed the queue to; every field is optional."""
+
+    text: str = ""  # upload name, hub id, uploader, artist name, or a file's sha256
+    artist: str = ""  # an artist's registered name (any case)
+    source: str = ""
+    stage: str = ""
+    min_score: float = 0.0
+    since: datetime | None = None
+    sort: QueueSort = "score"
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    views: list[FindingView]
+    total: int  # findings matching the filter, on every page
+    next_after: int | None  # the cursor of the next page (a finding id), None on the last
+
+
 class WebQueries:
     """What the pages and the API read, plus the artist portal's small edits."""
 
@@ -75,6 +109,30 @@ class WebQueries:
             return _views(session, rows)
 
         return self._tx.read("queue", work)
+
+    def queue_page(
+        self,
+        states: Sequence[FindingState],
+        where: QueueFilter,
+        after: int | None = None,
+        limit: int = QUEUE_PAGE,
+    ) -> QueuePage:
+        """One page of the queue, filtered and sorted as asked, by keyset: ``after`` is the
+        last finding of the page before, so a page never shifts when findings are decided."""
+
+        def work(session: Session) -> QueuePage:
+            query = _queue_filtered(select(Finding), states, where)
+            counted = _queue_filtered(select(func.count(col(Finding.id))), states, where)
+            total = session.exec(counted).one()
+            if after is not None:
+                query = query.where(_after(session, after, where.sort))
+            rows = session.exec(query.order_by(*_queue_order(where.sort)).limit(limit + 1)).all()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            next_after = rows[-1].id if more and rows else None
+            return QueuePage(_views(session, rows), int(total), next_after)
+
+        return self._tx.read("queue_page", work)
 
     def finding(self, finding_id: int) -> FindingView | None:
         def work(session: Session) -> FindingView | None:
@@ -205,6 +263,69 @@ class WebQueries:
             return MetricsSnapshot(dict(uploads), dict(states), dict(deliveries))
 
         return self._tx.read("metrics", work)
+
+
+def _queue_filtered(query: Any, states: Sequence[FindingState], where: QueueFilter) -> Any:
+    query = query.where(col(Finding.state).in_(states))
+    if where.text or where.artist or where.source:
+        query = (
+            query.join(Upload, col(Upload.id) == col(Finding.upload_pk))
+            .join(Artist, col(Artist.id) == col(Finding.artist_id))
+            .join(Source, col(Source.id) == col(Upload.source_id))
+        )
+    if where.text:
+        needle = where.text.strip().lower()
+        hashed = select(ModelFile.upload_pk).where(ModelFile.sha256 == needle)
+        query = query.where(
+            or_(
+                *(
+                    func.lower(column).contains(needle, autoescape=True)
+                    for column in (
+                        col(Upload.name),
+                        col(Upload.upload_id),
+                        col(Upload.uploader),
+                        col(Artist.name),
+                    )
+                ),
+                col(Finding.upload_pk).in_(hashed),
+            )
+        )
+    if where.artist:
+        query = query.where(func.lower(col(Artist.name)) == where.artist.strip().lower())
+    if where.source:
+        query = query.where(Source.name == where.source)
+    if where.stage:
+        query = query.where(Finding.stage == where.stage)
+    if where.min_score > 0:
+        query = query.where(col(Finding.score) >= where.min_score)
+    if where.since is not None:
+        query = query.where(col(Finding.created_at) >= where.since)
+    return query
+
+
+def _queue_order(sort: QueueSort) -> tuple[Any, ...]:
+    if sort == "newest":
+        return (col(Finding.id).desc(),)
+    if sort == "oldest":
+        return (col(Finding.id),)
+    return (col(Finding.score).desc(), col(Finding.created_at), col(Finding.id))
+
+
+def _after(session: Session, after: int, sort: QueueSort) -> Any:
+    """Rows that sort after finding ``after`` (one that is gone sorts by its id alone)."""
+    if sort == "newest":
+        return col(Finding.id) < after
+    if sort == "oldest":
+        return col(Finding.id) > after
+    last = session.get(Finding, after)
+    if last is None:
+        return col(Finding.id) > after
+    score, created = col(Finding.score), col(Finding.created_at)
+    return or_(
+        score < last.score,
+        and_(score == last.score, created > last.created_at),
+        and_(score == last.score, created == last.created_at, col(Finding.id) > after),
+    )
 
 
 def _views(session: Session, rows: Sequence[Finding]) -> list[FindingView]:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import cast, get_args
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from detectors.errors import InputError
 from monitor.ids import ROUTE_ID, parse_id
+from monitor.sources import SOURCE_NAMES
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.login import safe_next
 from monitor.web.rendering import error_page, render
 from storage.records import FindingState
 from storage.triage import Decision, FindingClaimed, FindingNotFound
+from storage.web_queries import QueueFilter, QueueSort
 
 TABS: dict[str, tuple[str, tuple[FindingState, ...]]] = {
     "needs_review": ("Needs review", ("needs_review",)),
@@ -33,19 +38,71 @@ def parse_decision(value: object) -> Decision:
     return cast(Decision, value)
 
 
+SORTS: dict[str, str] = {"score": "Highest score", "newest": "Newest", "oldest": "Oldest"}
+STAGES = ("metadata", "hubtext", "probe")
+FILTER_KEYS = ("q", "artist", "source", "stage", "min_score", "since", "sort")
+
+
+def queue_filter(query: Mapping[str, str]) -> QueueFilter:
+    """The filter a queue URL names (so a view can be shared); InputError for a bad value."""
+    text = query.get("q", "").strip()[:200]
+    source = query.get("source", "")
+    if source and source not in SOURCE_NAMES:
+        raise InputError(f"source must be one of {', '.join(SOURCE_NAMES)}")
+    stage = query.get("stage", "")
+    if stage and stage not in STAGES:
+        raise InputError(f"stage must be one of {', '.join(STAGES)}")
+    sort = query.get("sort", "score") or "score"
+    if sort not in SORTS:
+        raise InputError(f"sort must be one of {', '.join(SORTS)}")
+    min_score = 0.0
+    if raw := query.get("min_score", "").strip():
+        try:
+            min_score = float(raw)
+        except ValueError:
+            min_score = -1.0
+        if not 0.0 <= min_score <= 1.0:
+            raise InputError("the minimum score is a number from 0 to 1")
+    since = None
+    if raw := query.get("since", "").strip():
+        try:
+            since = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise InputError("since is a date like 2026-12-01") from None
+    return QueueFilter(
+        text=text,
+        artist=query.get("artist", "").strip()[:200],
+        source=source,
+        stage=stage,
+        min_score=min_score,
+        since=since,
+        sort=cast(QueueSort, sort),
+    )
+
+
 @requires("moderator")
 async def queue_page(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     tab = request.query.get("tab", "needs_review")
     if tab not in TABS:
         tab = "needs_review"
-    views = await asyncio.to_thread(ctx.queries.queue, TABS[tab][1])
+    try:
+        where = queue_filter(request.query)
+        after = None
+        if "after" in request.query and (after := parse_id(request.query["after"])) is None:
+            raise InputError("after is a finding id")
+    except InputError as exc:
+        return await error_page(request, 400, f"This queue view cannot be shown: {exc}.")
+    page = await asyncio.to_thread(ctx.queries.queue_page, TABS[tab][1], where, after)
+    views = page.views
     leases = await asyncio.to_thread(ctx.triage.leases, [v.finding.id for v in views])
     snapshot = await asyncio.to_thread(ctx.queries.metrics)
     counts = {
         key: sum(snapshot.findings_by_state.get(s, 0) for s in states)
         for key, (_, states) in TABS.items()
     }
+    kept = {k: request.query[k] for k in FILTER_KEYS if request.query.get(k)}
+    artists = await asyncio.to_thread(ctx.store.list_artists)
     context = {
         "tabs": TABS,
         "tab": tab,
@@ -53,15 +110,34 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         "views": views,
         "leases": leases,
         "skipped": request.query.get("skipped"),
+        "filters": kept,
+        "tab_urls": {key: "/queue?" + urlencode({"tab": key, **kept}) for key in TABS},
+        "filtered": bool(kept.keys() - {"sort"}),
+        "total": page.total,
+        "first_page": after is None,
+        "here": "/queue?" + urlencode({"tab": tab, **kept, **({"after": after} if after else {})}),
+        "next_url": None
+        if page.next_after is None
+        else "/queue?" + urlencode({"tab": tab, **kept, "after": page.next_after}),
+        "first_url": "/queue?" + urlencode({"tab": tab, **kept}),
+        "artist_names": [a.name for a in artists],
+        "sources": SOURCE_NAMES,
+        "stages": STAGES,
+        "sorts": SORTS,
     }
     return await render(request, "queue.html", context)
 
 
-@requires("moderator")
+@requires("moderator", "artist")
 async def finding_page(request: web.Request) -> web.StreamResponse:
+    """One finding: the moderator's working page, or, for the artist it concerns, a read-only
+    view of the same evidence (another artist's finding is "no such finding", as if absent)."""
     ctx = web_context(request)
     view = await asyncio.to_thread(ctx.queries.finding, finding_id(request))
-    if view is None:
+    user = request_user(request)
+    if view is None or (
+        user is not None and user.role == "artist" and view.finding.artist_id != user.artist_id
+    ):
         return await error_page(request, 404, "There is no such finding.")
     leases = await asyncio.to_thread(ctx.triage.leases, [view.finding.id])
     events = await asyncio.to_thread(ctx.triage.events, view.finding.id)
@@ -119,7 +195,10 @@ async def bulk_decide(request: web.Request) -> web.StreamResponse:
     except InputError as exc:
         return await error_page(request, 400, f"Not decided: {exc}.")
     skipped = f"&skipped={len(result.skipped)}" if result.skipped else ""
-    raise web.HTTPSeeOther(f"/queue?tab={tab if tab in TABS else 'needs_review'}{skipped}")
+    back = safe_next(str(form.get("next", "")))  # the filtered view the moderator was on
+    if back is None or not back.startswith("/queue?"):
+        back = f"/queue?tab={tab if tab in TABS else 'needs_review'}"
+    raise web.HTTPSeeOther(back + skipped)
 
 
 @requires("moderator")

@@ -14,12 +14,14 @@ from tests.modelfiles import fixture_bytes
 BIN = Path(sys.executable).parent / "stylewatch"
 
 
-def run(tmp_path: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp_path: Path, port: int, *args: str, email: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STYLEWATCH_")}
     env |= {
         "STYLEWATCH_DATA_DIR": str(tmp_path / "data"),
         "STYLEWATCH_ALERTS__BATCH_WINDOW_S": "0",
-        "STYLEWATCH_ALERTS__EMAIL__ENABLED": "true",
+        "STYLEWATCH_ALERTS__EMAIL__ENABLED": "true" if email else "false",
         "STYLEWATCH_ALERTS__EMAIL__SMTP_HOST": "127.0.0.1",
         "STYLEWATCH_ALERTS__EMAIL__SMTP_PORT": str(port),
         "STYLEWATCH_ALERTS__EMAIL__STARTTLS": "false",
@@ -57,3 +59,40 @@ def test_scan_to_inbox_exactly_once(tmp_path):
         assert list((tmp_path / "data" / "digests").glob("*-mara-quellbrook.html"))
         body = alerts[0].get_body(("plain",))
         assert body is not None and "/findings/" in body.get_content()
+
+
+def test_digest_send_says_what_it_sent(tmp_path):
+    """`digest --send` delivers now and says so; a second run that week sends nothing."""
+    lora = tmp_path / "quellbrook_style_v1.safetensors"
+    lora.write_bytes(fixture_bytes("kohya_sd15_style_lora"))
+    with smtp_server() as (sink, port):
+        assert run(tmp_path, port, "artist", "add", "Mara Quellbrook").returncode == 0
+        sub = run(
+            tmp_path, port, "subscribe", "Mara Quellbrook", "--email", "mara@example.org",
+            "--digest", "--confirmed",
+        )  # fmt: skip
+        assert sub.returncode == 0, sub.stderr
+        assert run(tmp_path, port, "scan", str(lora)).returncode == 1
+        sent = run(tmp_path, port, "digest", "--send")
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.strip() == "1 digest queued; 1 message sent"
+        assert [m["To"] for m in sink.messages] == ["mara@example.org"]
+        body = sink.messages[0].get_body(("plain",))
+        assert body is not None and "quellbrook_style_v1.safetensors" in body.get_content()
+        again = run(tmp_path, port, "digest", "--send")
+        assert again.stdout.startswith("no digests to send"), again.stdout
+        assert "0 messages sent" in again.stdout and len(sink.messages) == 1
+
+
+def test_digest_send_with_email_off_says_none_went_out(tmp_path):
+    lora = tmp_path / "quellbrook_style_v1.safetensors"
+    lora.write_bytes(fixture_bytes("kohya_sd15_style_lora"))
+    with smtp_server() as (sink, port):
+        assert run(tmp_path, port, "artist", "add", "Mara Quellbrook").returncode == 0
+        args = ("Mara Quellbrook", "--email", "mara@example.org", "--digest", "--confirmed")
+        assert run(tmp_path, port, "subscribe", *args).returncode == 0
+        assert run(tmp_path, port, "scan", str(lora)).returncode == 1
+        sent = run(tmp_path, port, "digest", "--send", email=False)
+        assert sent.returncode == 0, sent.stderr
+        assert sent.stdout.startswith("1 digest queued, none sent: email is off"), sent.stdout
+        assert sink.messages == []

@@ -186,13 +186,34 @@ def test_artist_import_csv_and_list(tmp_path):
     result = run(tmp_path, "artist", "import", str(csv_file))
     assert result.returncode == 0, result.stderr
     assert "2 artists registered" in result.stdout
+    assert "back-scan:" in result.stdout
     again = run(tmp_path, "artist", "import", str(csv_file))
-    assert "0 artists registered" in again.stdout
+    assert again.returncode == 0, again.stderr
+    assert "nothing new: 2 artists" in again.stdout
+    assert "back-scan" not in again.stdout + again.stderr  # nothing new to look for
     listed = json.loads(run(tmp_path, "artist", "list", "--json").stdout)
     by_name = {a["name"]: a for a in listed}
     assert set(by_name) == {"Mara Quellbrook", "Oriel Hastmoor"}
     assert sorted(by_name["Mara Quellbrook"]["aliases"]) == ["m. quellbrook", "quellbrook"]
     assert by_name["Mara Quellbrook"]["email"] == "mara@example.org"
+
+
+def test_artist_import_refuses_unknown_columns_and_keys(tmp_path):
+    csv_file = tmp_path / "artists.csv"
+    csv_file.write_text("name,alias,e-mail\nMara Quellbrook,quellbrook,mara@example.org\n")
+    result = run(tmp_path, "artist", "import", str(csv_file))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "unknown columns 'alias', 'e-mail'" in result.stderr
+    assert "known: name, aliases, email" in result.stderr
+    toml_file = tmp_path / "artists.toml"
+    toml_file.write_text('[[artist]]\nname = "Mara Quellbrook"\nalias = ["quellbrook"]\n')
+    result = run(tmp_path, "artist", "import", str(toml_file))
+    assert result.returncode == 2
+    assert "artist #1: unknown key 'alias'" in result.stderr
+    listed = json.loads(run(tmp_path, "artist", "list", "--json").stdout)
+    assert listed == []  # nothing half-imported
 
 
 def test_duplicate_artist_is_one_line_error(tmp_path):

@@ -165,6 +165,15 @@ def test_moderator_works_the_queue_with_the_keyboard(browser, live, shots):
         page.goto(url + path)
         assert page.evaluate("typeof window.__xss") == "undefined", path
         assert XSS[0] in page.inner_text("body")  # shown as text, not run
+    page.goto(url + "/queue")
+    page.fill("input[name=q]", "watercolor")
+    page.select_option("select[name=sort]", "newest")
+    with page.expect_navigation():
+        page.click("text=Filter")
+    assert "q=watercolor" in page.url and "sort=newest" in page.url  # a view to share
+    assert [selected_id(page)] == [f["okafor_wc"]]
+    assert page.locator("li.item").count() == 1
+    snap(page, shots, "queue-filtered")
     assert errors == []
     page.close()
 
@@ -205,4 +214,13 @@ def test_artist_adds_alias_and_image_and_dismisses_a_finding(browser, live, shot
     page.locator("#alerts").locator("text=Stop").click()
     page.wait_for_load_state()
     assert "No alerts yet." in page.inner_text("#alerts")
+    # the evidence of her own finding, as the alert's "See the evidence" link opens it
+    page.locator(f"#finding-{seeded.findings['mira_v2']}").locator("text=See the evidence").click()
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/findings/{seeded.findings['mira_v2']}")
+    page.locator("img.sheet").first.scroll_into_view_if_needed()  # it loads lazily
+    page.wait_for_function("document.querySelector('img.sheet').complete")
+    assert page.evaluate("document.querySelector('img.sheet').naturalWidth") > 0
+    assert "A moderator will look at this finding" in page.inner_text("#status")
+    snap(page, shots, "artist-finding")
     page.close()

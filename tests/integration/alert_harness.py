@@ -81,8 +81,11 @@ class Harness:
         """Record a new upload with one finding for the artist; returns the finding id."""
         self.uploads += 1
         upload, _ = self.store.record_upload(
-            "civitai", f"v{self.uploads}", extra.get("name", f"{artist} style v{self.uploads}")
+            extra.get("source", "civitai"),
+            f"v{self.uploads}",
+            extra.get("name", f"{artist} style v{self.uploads}"),
+            url=extra.get("url"),
         )
-        evidence = (Evidence("ss_tag_frequency", f"by {artist.lower()}"),)
+        evidence = extra.get("evidence", (Evidence("ss_tag_frequency", f"by {artist.lower()}"),))
         match = ArtistMatch(artist_id, artist, score, "metadata", evidence)
         return self.store.record_findings(upload.id, [match])[0].id

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from yarl import URL
 
 from alerts.dispatcher import DeliveryPolicy
+from detectors.results import Evidence
 from monitor.runtime import Runtime
 from monitor.settings import load_settings
 from monitor.web.alert_routes import add_alert_routes
@@ -64,6 +65,41 @@ async def test_confirmed_subscriber_gets_one_parsed_message(h, mail):
     assert not list(msg.iter_attachments())
     assert h.outbox.deliveries()[0].status == "sent"
     assert sub.id
+
+
+async def test_a_folder_upload_is_named_as_such_and_its_path_never_leaves(h, mail, tmp_path):
+    sink, port = mail
+    artist = h.store.add_artist("Mara Quellbrook")
+    h.subscriptions.add("email", "mara@example.org", artist=artist.id, confirmed=True)
+    path = tmp_path / "srv" / "watched" / "mara_style.safetensors"
+    h.find(artist.id, artist.name, source="folder", url=path.as_uri(), name=path.name)
+    h.clock.advance(61)
+    assert (await h.dispatcher({"email": email_channel(port, h.clock)}).run_once()).sent == 1
+    [msg] = sink.messages
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "file:" not in body and str(path.parent) not in body
+        assert "mara_style.safetensors" in body and "in a watched folder" in body
+        assert "on folder" not in body and "On the hub" not in body
+
+
+async def test_the_strongest_evidence_leads_and_the_rest_is_counted(h, mail):
+    sink, port = mail
+    artist = h.store.add_artist("Mara Quellbrook")
+    h.subscriptions.add("email", "mara@example.org", artist=artist.id, confirmed=True)
+    weak = tuple(Evidence("tags", f"painterly {n}") for n in range(6))
+    evidence = (*weak, Evidence("ss_tag_frequency", "by mara quellbrook"))
+    h.find(artist.id, artist.name, url="https://civitai.com/models/1", evidence=evidence)
+    h.clock.advance(61)
+    assert (await h.dispatcher({"email": email_channel(port, h.clock)}).run_once()).sent == 1
+    [msg] = sink.messages
+    text = msg.get_body(("plain",)).get_content()
+    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("- ")]
+    assert lines[0] == '- ss_tag_frequency: "by mara quellbrook"'
+    assert lines[-1] == "- and 2 more on the evidence page"
+    assert "on Civitai" in text and "On the hub: https://civitai.com/models/1" in text
+    assert "and 2 more on the evidence page" in msg.get_body(("html",)).get_content()
 
 
 def _first_outbox_id(h: Harness) -> int:

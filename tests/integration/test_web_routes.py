@@ -26,7 +26,7 @@ from tests.web_env import (  # noqa: F401
     web_template,
 )
 
-PUBLIC = {"/", "/livez", "/readyz", "/metrics", "/login", "/logout"}
+PUBLIC = {"/", "/livez", "/readyz", "/metrics", "/login", "/logout", "/api/v1/openapi.json"}
 PUBLIC_PREFIXES = ("/static", "/unsubscribe/", "/subscriptions/confirm/")
 
 
@@ -163,9 +163,13 @@ async def test_api_decision_arriving_in_pieces_is_read_whole(visitors, seeded):
 
 
 async def test_openapi_describes_every_api_route(visitors, web_runtime):
-    api = await visitors()
-    doc = json.loads((await api.get("/api/v1/openapi.json", headers=bearer())).text)
+    anon = await visitors()  # no token: tools fetch the description anonymously
+    page = await anon.get("/api/v1/openapi.json")
+    assert page.status == 200
+    doc = json.loads(page.text)
     assert doc["openapi"] == "3.1.0"
+    assert doc["security"] == [{"bearer": []}]  # ...and learn that the data needs a token
+    assert (await anon.get("/api/v1/findings")).status == 401
     app = build_app(web_runtime)
     api_paths = {
         r.resource.canonical.removeprefix("/api/v1")
