@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from detectors.errors import InputError
-from storage.models import Finding, FindingLease, TriageEvent, User
+from storage.models import Artist, Finding, FindingLease, TriageEvent, Upload, User
 from storage.records import FindingState
 from storage.transactions import Transactions, utc_now
 
@@ -69,6 +69,18 @@ class TriageEventRecord:
     action: str
     reason: str | None
     created_at: datetime
+    upload_name: str | None = None  # what the finding is about, for the audit page
+    artist: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What the audit page narrowed to (every field optional; text matched in any case)."""
+
+    who: str = ""  # a user's email, "system" for actions of no user
+    action: str = ""
+    artist: str = ""
+    upload: str = ""  # part of the upload's name
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,21 +185,48 @@ class TriageStore:
 
         return self._tx.read("leases", work)
 
-    def events(self, finding_id: int | None = None, limit: int = 200) -> list[TriageEventRecord]:
-        """Audit entries, newest first (of one finding, when given)."""
+    def events(
+        self,
+        finding_id: int | None = None,
+        limit: int = 200,
+        *,
+        where: AuditFilter | None = None,
+        before: int | None = None,
+    ) -> list[TriageEventRecord]:
+        """Audit entries, newest first (of one finding, when given), each naming its upload
+        and artist; ``before`` (an entry id) pages back by keyset."""
 
         def work(session: Session) -> list[TriageEventRecord]:
             query = (
-                select(TriageEvent, User.email)
+                select(TriageEvent, User.email, Upload.name, Artist.name)
                 .join(User, col(User.id) == col(TriageEvent.user_id), isouter=True)
+                .join(Finding, col(Finding.id) == col(TriageEvent.finding_id))
+                .join(Upload, col(Upload.id) == col(Finding.upload_pk))
+                .join(Artist, col(Artist.id) == col(Finding.artist_id))
                 .order_by(col(TriageEvent.id).desc())
                 .limit(limit)
             )
             if finding_id is not None:
                 query = query.where(TriageEvent.finding_id == finding_id)
-            return [_event_record(e, email) for e, email in session.exec(query).all()]
+            if before is not None:
+                query = query.where(col(TriageEvent.id) < before)
+            if where is not None:
+                query = _audit_filtered(query, where)
+            return [
+                _event_record(e, email, upload, artist)
+                for e, email, upload, artist in session.exec(query).all()
+            ]
 
         return self._tx.read("events", work)
+
+    def actions(self) -> list[str]:
+        """The kinds of action the audit log holds (for the audit page's filter)."""
+
+        def work(session: Session) -> list[str]:
+            rows = session.exec(select(TriageEvent.action).distinct()).all()
+            return sorted(rows)
+
+        return self._tx.read("actions", work)
 
     # -- steps -----------------------------------------------------------------------
 
@@ -264,7 +303,28 @@ def _lease(session: Session, lease: FindingLease) -> Lease:
     return Lease(lease.finding_id, lease.user_id, email, lease.expires_at)
 
 
-def _event_record(event: TriageEvent, email: str | None) -> TriageEventRecord:
+def _audit_filtered(query: Any, where: AuditFilter) -> Any:
+    who = where.who.strip().lower()
+    if who == "system":
+        query = query.where(col(TriageEvent.user_id).is_(None))
+    elif who:
+        query = query.where(func.lower(col(User.email)) == who)
+    if where.action:
+        query = query.where(TriageEvent.action == where.action)
+    if where.artist:
+        query = query.where(func.lower(col(Artist.name)) == where.artist.strip().lower())
+    if where.upload:
+        needle = where.upload.strip().lower()
+        query = query.where(func.lower(col(Upload.name)).contains(needle, autoescape=True))
+    return query
+
+
+def _event_record(
+    event: TriageEvent,
+    email: str | None,
+    upload_name: str | None = None,
+    artist: str | None = None,
+) -> TriageEventRecord:
     assert event.id is not None
     return TriageEventRecord(
         id=event.id,
@@ -273,4 +333,6 @@ def _event_record(event: TriageEvent, email: str | None) -> TriageEventRecord:
         action=event.action,
         reason=event.reason,
         created_at=event.created_at,
+        upload_name=upload_name,
+        artist=artist,
     )

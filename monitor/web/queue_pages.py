@@ -18,7 +18,7 @@ from monitor.web.context import request_user, web_context
 from monitor.web.login import safe_next
 from monitor.web.rendering import error_page, render
 from storage.records import FindingState
-from storage.triage import Decision, FindingClaimed, FindingNotFound
+from storage.triage import AuditFilter, Decision, FindingClaimed, FindingNotFound
 from storage.web_queries import QueueFilter, QueueSort
 
 TABS: dict[str, tuple[str, tuple[FindingState, ...]]] = {
@@ -201,10 +201,33 @@ async def bulk_decide(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(back + skipped)
 
 
+AUDIT_PAGE = 100
+AUDIT_KEYS = ("who", "action", "artist", "upload")
+
+
 @requires("moderator")
 async def audit_page(request: web.Request) -> web.StreamResponse:
-    events = await asyncio.to_thread(web_context(request).triage.events)
-    return await render(request, "audit.html", {"events": events})
+    """Every triage action, newest first, naming the upload and artist; filters and the
+    ``before`` cursor in the URL."""
+    triage = web_context(request).triage
+    kept = {k: request.query[k].strip()[:320] for k in AUDIT_KEYS if request.query.get(k)}
+    before = None
+    if "before" in request.query and (before := parse_id(request.query["before"])) is None:
+        return await error_page(request, 400, "This audit view cannot be shown: before is an id.")
+    where = AuditFilter(**kept)
+    events = await asyncio.to_thread(
+        lambda: triage.events(limit=AUDIT_PAGE + 1, where=where, before=before)
+    )
+    more = len(events) > AUDIT_PAGE
+    events = events[:AUDIT_PAGE]
+    context = {
+        "events": events,
+        "filters": kept,
+        "actions": await asyncio.to_thread(triage.actions),
+        "next_url": "/audit?" + urlencode({**kept, "before": events[-1].id}) if more else None,
+        "first_url": "/audit?" + urlencode(kept) if before is not None else None,
+    }
+    return await render(request, "audit.html", context)
 
 
 def add_queue_routes(app: web.Application) -> None:

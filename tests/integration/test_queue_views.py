@@ -115,3 +115,40 @@ def test_keyset_pages_neither_skip_nor_repeat_while_findings_are_decided(web_run
         triage.artist_dismiss(seen[decided], artist.id, 1, "licensed")
         decided += 1
     assert seen == everything
+
+
+async def test_the_audit_log_names_upload_and_artist_and_filters(visitors, seeded):
+    mod = await visitors("mod@example.org")
+    await mod.get("/queue")  # a page, so the session has its CSRF token
+    for key, decision in (("wren", "confirm"), ("okafor_wc", "escalate")):
+        answer = await mod.post(
+            f"/findings/{seeded.findings[key]}/decide",
+            data={"csrf_token": mod.csrf, "decision": decision, "reason": f"{key} checked"},
+        )
+        assert answer.status == 303
+    page = await mod.get("/audit")
+    assert page.status == 200
+    assert "wren_lines_xl" in page.text and "Tomasz Wren" in page.text
+    assert "Okafor-esque watercolor (SD1.5)" in page.text
+    page = await mod.get("/audit?artist=tomasz+wren")
+    assert "wren_lines_xl" in page.text and "Okafor-esque" not in page.text
+    page = await mod.get("/audit?action=escalate&who=mod%40example.org")
+    assert "Okafor-esque" in page.text and "wren_lines_xl" not in page.text
+    page = await mod.get("/audit?who=system")
+    assert "No action matches this filter." in page.text
+    assert (await mod.get("/audit?before=%D9%A3")).status == 400
+
+
+def test_audit_entries_page_back_by_keyset(web_runtime, seeded):
+    triage = TriageStore(web_runtime.engine)
+    mira = seeded.artists["Mira Okafor"]
+    for n in range(7):  # an artist's dismissals, then each undone by nothing: 7 entries
+        triage.artist_dismiss(seeded.findings["okafor_wc"], mira, 1, "licensed", f"note {n}")
+    everything = [e.id for e in triage.events(limit=100)]
+    paged: list[int] = []
+    before = None
+    while page := triage.events(limit=3, before=before):
+        paged.extend(e.id for e in page)
+        before = page[-1].id
+    assert paged == everything and len(everything) >= 7
+    assert all(e.upload_name == "Okafor-esque watercolor (SD1.5)" for e in triage.events(limit=7))
