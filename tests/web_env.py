@@ -126,6 +126,7 @@ def _uploads(runtime: Runtime, seeded: Seeded) -> None:
         metadata={
             "ss_tag_frequency": '{"img": {"mira_ok style": 48, "ink wash": 31}}',
             "ss_output_name": "mira_okafor_style_v2",
+            "ss_num_train_images": "60",
         },
         hashes={"sha256": "ab" * 32, "autov2": "ab12cd34ef"},
     )

@@ -15,6 +15,7 @@ from monitor.ids import ROUTE_ID, parse_id
 from monitor.sources import SOURCE_NAMES
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
+from monitor.web.evidence_strength import strength, tag_counts
 from monitor.web.login import safe_next
 from monitor.web.rendering import error_page, render
 from storage.records import FindingState
@@ -141,7 +142,17 @@ async def finding_page(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 404, "There is no such finding.")
     leases = await asyncio.to_thread(ctx.triage.leases, [view.finding.id])
     events = await asyncio.to_thread(ctx.triage.events, view.finding.id)
-    context = {"view": view, "lease": leases.get(view.finding.id), "events": events}
+    counts = tag_counts(view.upload.files)
+    context = {
+        "view": view,
+        "lease": leases.get(view.finding.id),
+        "events": events,
+        "strength": {
+            (e.source, e.text): found
+            for e in view.evidence
+            if (found := strength(counts, e.source, e.text)) is not None
+        },
+    }
     return await render(request, "finding.html", context)
 
 

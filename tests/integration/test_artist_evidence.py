@@ -60,6 +60,8 @@ async def test_moderators_keep_the_working_page(visitors, seeded):
     mod = await visitors("mod@example.org")
     page = await mod.get(f"/findings/{seeded.findings['mira_v2']}")
     assert page.status == 200
+    # how strong the tag line is: the tag captions 48 of the 60 training images
+    assert '<span class="strength">×48 of 60 images</span>' in page.text
     assert "/claim" in page.text
     assert "report.txt" in page.text
     assert "/me/findings/" not in page.text
