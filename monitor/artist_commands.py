@@ -9,6 +9,7 @@ reference images scores the LoRAs probed earlier against those images
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -28,7 +29,7 @@ from monitor.style_backscan import (
     cli_scoring,
     style_backscan,
 )
-from storage.records import ArtistRecord
+from storage.records import ArtistRecord, ArtistRemoval
 from storage.store import Store
 
 
@@ -184,6 +185,50 @@ def artist_import(
         f"back-scan: {plural(result.scanned, 'earlier upload')} screened"
         f" for {plural(len(refs), 'artist')}"
     )
+
+
+def artist_remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The artist's registered name or id")],
+    yes: Annotated[bool, typer.Option("--yes", help="Remove without asking (for scripts)")] = False,
+) -> None:
+    """Remove an artist and everything stylewatch holds about them.
+
+    Their aliases, reference image links, findings (with evidence and audit entries) and
+    subscriptions (with undelivered alerts) go too; the uploads stay recorded and web users
+    linked to the artist keep their account, unlinked. It says what it will remove and asks
+    first; there is no undo.
+    """
+    target: str | int = int(name) if name.isascii() and name.isdigit() else name
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        plan = runtime.store.artist_removal(target)
+        out.print(_removal_text(plan, done=False), markup=False)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise fail("nothing removed: run again with --yes to remove without asking")
+            if not typer.confirm("Remove?", default=False):
+                out.print("nothing removed")
+                return
+        done = runtime.store.artist_removal(target, remove=True)
+    finally:
+        runtime.close()
+    out.print(_removal_text(done, done=True), markup=False)
+
+
+def _removal_text(removal: ArtistRemoval, *, done: bool) -> str:
+    what = (
+        f"{plural(removal.findings, 'finding')}, {plural(removal.subscriptions, 'subscription')}"
+        f" and {plural(removal.images, 'reference image')}"
+    )
+    users = (
+        f"; {plural(removal.users, 'web user')} linked to them will keep the account, unlinked"
+        if removal.users
+        else ""
+    )
+    if done:
+        return f"removed {removal.name} with {what}"
+    return f"removing {removal.name} removes {what}{users}"
 
 
 def artist_list(

@@ -118,3 +118,14 @@ class FindingRecord:
     created_at: datetime
     updated_at: datetime
     taken_down_at: datetime | None = None  # when takedown tracking saw the upload gone
+
+
+@dataclass(frozen=True, slots=True)
+class ArtistRemoval:
+    """What removing an artist takes with it (``stylewatch artist remove``)."""
+
+    name: str
+    findings: int
+    subscriptions: int
+    images: int
+    users: int  # web users linked to the artist: they keep their account, unlinked

@@ -28,10 +28,11 @@ from storage.loaders import (
     source_record,
     upload_records,
 )
-from storage.models import Artist, Finding, Source, Upload
+from storage.models import Artist, Finding, ReferenceImage, Source, Subscription, Upload, User
 from storage.outbox import enqueue_alerts
 from storage.records import (
     ArtistRecord,
+    ArtistRemoval,
     FileRecord,
     FindingRecord,
     FindingState,
@@ -84,6 +85,38 @@ class Store:
             return artist_records(session, [row])[0]
 
         return self._write("add_alias", work)
+
+    def artist_removal(self, artist: str | int, *, remove: bool = False) -> ArtistRemoval:
+        """What removing an artist takes with it (and, with ``remove``, removes it all in one
+        transaction): aliases, reference image links, findings with their evidence and audit
+        entries, subscriptions with their undelivered alerts. Users linked to the artist keep
+        their account, unlinked. ``InputError`` for an unknown artist."""
+
+        def work(session: Session) -> ArtistRemoval:
+            row = artists.find_artist(session, artist)
+            artist_id = pk(row)
+
+            def count(model: Any, column: Any) -> int:
+                return int(
+                    session.exec(
+                        select(func.count()).select_from(model).where(column == artist_id)
+                    ).one()
+                )
+
+            removal = ArtistRemoval(
+                name=row.name,
+                findings=count(Finding, col(Finding.artist_id)),
+                subscriptions=count(Subscription, col(Subscription.artist_id)),
+                images=count(ReferenceImage, col(ReferenceImage.artist_id)),
+                users=count(User, col(User.artist_id)),
+            )
+            if remove:
+                session.delete(row)  # the foreign keys cascade (users: set null)
+            return removal
+
+        if remove:
+            return self._write("remove_artist", work)
+        return self._read("artist_removal", work)
 
     def import_artists(self, entries: Iterable[artists.ArtistEntry]) -> tuple[int, int]:
         """Register (name, aliases, email) entries in one transaction; known names gain

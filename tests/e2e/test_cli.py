@@ -245,3 +245,43 @@ def test_init_and_db_upgrade(tmp_path):
     upgraded = run(tmp_path, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "up to date" in upgraded.stdout
+
+
+def test_artist_remove_says_what_goes_asks_and_keeps_the_uploads(tmp_path, lora):
+    assert (
+        run(tmp_path, "artist", "add", "Mara Quellbrook", "--alias", "quellbrook").returncode == 0
+    )
+    subscribed = run(
+        tmp_path, "subscribe", "Mara Quellbrook", "--email", "mara@example.org", "--confirmed"
+    )
+    assert subscribed.returncode == 0, subscribed.stderr
+    added = run(
+        tmp_path,
+        "user",
+        "add",
+        "mara@example.org",
+        "--role",
+        "artist",
+        "--artist",
+        "Mara Quellbrook",
+        "--password-stdin",
+        stdin="a long enough passphrase\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert run(tmp_path, "scan", str(lora)).returncode == 1  # flagged: one finding recorded
+    asked = run(tmp_path, "artist", "remove", "Mara Quellbrook")  # stdin is no terminal
+    assert asked.returncode == 2
+    assert "removes 1 finding, 1 subscription and 0 reference images" in asked.stdout
+    assert "1 web user linked to them will keep the account" in asked.stdout
+    assert asked.stderr.startswith("error: nothing removed: run again with --yes")
+    assert len(json.loads(run(tmp_path, "findings", "--json").stdout)) == 1
+    done = run(tmp_path, "artist", "remove", "mara quellbrook", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "removed Mara Quellbrook with 1 finding, 1 subscription" in done.stdout
+    assert json.loads(run(tmp_path, "artist", "list", "--json").stdout) == []
+    assert json.loads(run(tmp_path, "findings", "--json").stdout) == []
+    assert json.loads(run(tmp_path, "subscriptions", "--json").stdout) == []
+    assert len(json.loads(run(tmp_path, "uploads", "--json").stdout)) == 1  # still recorded
+    again = run(tmp_path, "artist", "remove", "Mara Quellbrook", "--yes")
+    assert again.returncode == 2
+    assert again.stderr.startswith("error: no artist 'Mara Quellbrook'")
