@@ -104,6 +104,7 @@ def web_context(status: ServiceStatus, passwords: Passwords | None) -> WebContex
         limiter=LoginLimiter(),
         metrics=status.metrics,
         secure_cookies=base_url.lower().startswith("https://"),
+        probe_families=frozenset(runtime.settings.probe.base_models),
     )
 
 

@@ -29,6 +29,7 @@ class WebContext:
     limiter: LoginLimiter
     metrics: WebMetrics
     secure_cookies: bool
+    probe_families: frozenset[str] = frozenset()  # [probe] base_models' families
 
 
 CONTEXT_KEY: web.AppKey[WebContext] = web.AppKey("web_context", WebContext)

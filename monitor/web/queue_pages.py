@@ -17,6 +17,7 @@ from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.evidence_strength import strength, tag_counts
 from monitor.web.login import safe_next
+from monitor.web.probe_status import probe_status
 from monitor.web.rendering import error_page, render
 from storage.records import FindingState
 from storage.triage import AuditFilter, Decision, FindingClaimed, FindingNotFound
@@ -147,6 +148,7 @@ async def finding_page(request: web.Request) -> web.StreamResponse:
         "view": view,
         "lease": leases.get(view.finding.id),
         "events": events,
+        "probe": probe_status(view, ctx.probe_families),
         "strength": {
             (e.source, e.text): found
             for e in view.evidence

@@ -62,6 +62,12 @@ async def test_moderators_keep_the_working_page(visitors, seeded):
     assert page.status == 200
     # how strong the tag line is: the tag captions 48 of the 60 training images
     assert '<span class="strength">×48 of 60 images</span>' in page.text
+    assert "ran: the style evidence below is the probe" in page.text
+    # where no probe ran, the page says why
+    other = await mod.get(f"/findings/{seeded.findings['okafor_wc']}")
+    assert (
+        "not run: no base model configured for sd1 ([probe] base_models has none)" in other.text
+    )
     assert "/claim" in page.text
     assert "report.txt" in page.text
     assert "/me/findings/" not in page.text
