@@ -33,6 +33,32 @@ class EvidenceLine:
     source: str
     text: str
 
+    @property
+    def label(self) -> str:
+        """Where the line was found, in words a reader who never trained a LoRA follows
+        (``ss_tag_frequency`` is "training captions"); unknown fields keep their key."""
+        return EVIDENCE_LABELS.get(self.source, self.source)
+
+
+EVIDENCE_LABELS = {
+    "ss_tag_frequency": "training captions",
+    "ss_datasets": "training captions",
+    "ss_dataset_dirs": "training folders",
+    "ss_output_name": "file's own name",
+    "ss_training_comment": "trainer's comment",
+    "modelspec.title": "model title",
+    "modelspec.trigger_phrase": "trigger words",
+    "modelspec.description": "model description",
+    "modelspec.tags": "model tags",
+    "trainedWords": "trigger words",
+    "name": "title on the hub",
+    "title": "title on the hub",
+    "description": "description on the hub",
+    "tags": "tags on the hub",
+    "card": "model card",
+    "style": "style probe (images it draws)",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class FindingAlert:

@@ -96,7 +96,7 @@ async def test_the_strongest_evidence_leads_and_the_rest_is_counted(h, mail):
     [msg] = sink.messages
     text = msg.get_body(("plain",)).get_content()
     lines = [line.strip() for line in text.splitlines() if line.strip().startswith("- ")]
-    assert lines[0] == '- ss_tag_frequency: "by mara quellbrook"'
+    assert lines[0] == '- training captions: "by mara quellbrook"'
     assert lines[-1] == "- and 2 more on the evidence page"
     assert "on Civitai" in text and "On the hub: https://civitai.com/models/1" in text
     assert "and 2 more on the evidence page" in msg.get_body(("html",)).get_content()
