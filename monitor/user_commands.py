@@ -1,4 +1,4 @@
-"""``stylewatch user add`` and ``stylewatch user token``: accounts for the web UI and API."""
+"""``stylewatch user add|list|token``: accounts for the web UI and API."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Annotated, cast, get_args
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
-from monitor.cli_context import cli_state, fail, out
+from monitor.cli_context import cli_state, fail, out, plural, print_json
 from monitor.passwords import Passwords, new_token, token_sha256
 from monitor.runtime import open_runtime
 from storage.records import Role
@@ -66,3 +67,41 @@ def user_token(
     finally:
         runtime.close()
     sys.stdout.write(token + "\n")
+
+
+def user_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """List the web UI users: email, role, the artist an artist user is, when added."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        users = UserStore(runtime.engine).list_users()
+        artists = {a.id: a.name for a in runtime.store.list_artists()}
+    finally:
+        runtime.close()
+    rows = [
+        {
+            "id": u.id,
+            "email": u.email,
+            "role": u.role,
+            "artist": artists.get(u.artist_id) if u.artist_id is not None else None,
+            "created_at": u.created_at.isoformat(),
+        }
+        for u in users
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=plural(len(rows), "user"))
+    for column in ("id", "email", "role", "artist", "added"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            escape(str(row["email"])),
+            str(row["role"]),
+            escape(str(row["artist"] or "")),
+            str(row["created_at"])[:16].replace("T", " "),
+        )
+    out.print(table)

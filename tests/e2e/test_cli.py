@@ -268,6 +268,10 @@ def test_artist_remove_says_what_goes_asks_and_keeps_the_uploads(tmp_path, lora)
         stdin="a long enough passphrase\n",
     )
     assert added.returncode == 0, added.stderr
+    users = json.loads(run(tmp_path, "user", "list", "--json").stdout)
+    assert [(u["email"], u["role"], u["artist"]) for u in users] == [
+        ("mara@example.org", "artist", "Mara Quellbrook")
+    ]
     assert run(tmp_path, "scan", str(lora)).returncode == 1  # flagged: one finding recorded
     asked = run(tmp_path, "artist", "remove", "Mara Quellbrook")  # stdin is no terminal
     assert asked.returncode == 2
@@ -282,6 +286,9 @@ def test_artist_remove_says_what_goes_asks_and_keeps_the_uploads(tmp_path, lora)
     assert json.loads(run(tmp_path, "findings", "--json").stdout) == []
     assert json.loads(run(tmp_path, "subscriptions", "--json").stdout) == []
     assert len(json.loads(run(tmp_path, "uploads", "--json").stdout)) == 1  # still recorded
+    [user] = json.loads(run(tmp_path, "user", "list", "--json").stdout)
+    assert (user["email"], user["artist"]) == ("mara@example.org", None)  # kept, unlinked
+    assert "1 user" in run(tmp_path, "user", "list").stdout
     again = run(tmp_path, "artist", "remove", "Mara Quellbrook", "--yes")
     assert again.returncode == 2
     assert again.stderr.startswith("error: no artist 'Mara Quellbrook'")

@@ -65,9 +65,7 @@ async def test_moderators_keep_the_working_page(visitors, seeded):
     assert "ran: the style evidence below is the probe" in page.text
     # where no probe ran, the page says why
     other = await mod.get(f"/findings/{seeded.findings['okafor_wc']}")
-    assert (
-        "not run: no base model configured for sd1 ([probe] base_models has none)" in other.text
-    )
+    assert "not run: no base model configured for sd1 ([probe] base_models has none)" in other.text
     assert "/claim" in page.text
     assert "report.txt" in page.text
     assert "/me/findings/" not in page.text
