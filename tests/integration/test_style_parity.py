@@ -22,7 +22,11 @@ No weights can be downloaded here, so these tests prove the plumbing. The refere
   as the HF model cards use them.
 - open_clip_torch 3.3.0 and torchvision 0.28.0 themselves, in the tests marked so, which
   skip when those packages are not importable (they are not in the project's venv; run
-  with them on PYTHONPATH to check the written-out references above against the real ones).
+  with them on PYTHONPATH to check the written-out references above against the real ones:
+  ``pip install --no-deps --target DIR torchvision==0.28.0 open_clip_torch==3.3.0 ftfy
+  timm``; where torchvision's compiled ops do not load against the installed torch, its
+  pure-Python transforms still serve once ``torch.library.register_fake`` is made to skip
+  ``torchvision::`` ops before the import). All 9 passed that way on 2026-12-07.
 """
 
 from __future__ import annotations
