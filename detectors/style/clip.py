@@ -1,9 +1,12 @@
 """``ClipEmbedder``: CLIP image embeddings from local weights (transformers' vision tower).
 
 The folder is a transformers ``CLIPVisionModelWithProjection`` saved with
-``save_pretrained`` (safetensors only; nothing is downloaded and no pickle is read). Its
-``preprocessor_config.json`` is used when present; otherwise CLIP's own resize, centre crop
-and normalisation at the model's ``image_size``.
+``save_pretrained`` (safetensors only; nothing is downloaded and no pickle is read). Images
+go through transformers' own CLIP image processor (its PIL/NumPy backend, so the pixels do
+not depend on whether torchvision is installed), configured from the folder's
+``preprocessor_config.json`` when present (a plain JSON file) and otherwise with CLIP's
+defaults at the model's ``image_size``: shortest side resized (bicubic), centre crop,
+rescale and CLIP's mean and std.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from PIL import Image
 
 from detectors.errors import ConfigError
 from detectors.style.base import Embeddings
-from detectors.style.clip_pixels import clip_pixels, torch_device
+from detectors.style.clip_pixels import torch_device
 
 BATCH_IMAGES = 32
 
@@ -42,7 +45,7 @@ class ClipEmbedder:
         except (OSError, ValueError) as exc:
             raise ConfigError([f"style.clip_weights: cannot load {weights}: {exc}"]) from exc
         self._model: Any = model.to(self._device).eval()
-        self._size = int(model.config.image_size)
+        self._processor = _processor(weights, int(model.config.image_size))
         self.dim = int(model.config.projection_dim)
         self.name = f"clip:{weights.resolve().name}:{self.dim}"
 
@@ -60,4 +63,30 @@ class ClipEmbedder:
         return np.concatenate(chunks).astype(np.float32)
 
     def _pixels(self, images: Sequence[Image.Image]) -> Any:
-        return clip_pixels(images, self._size, self._device, self._model.dtype)
+        pixels = self._processor(list(images), return_tensors="pt")["pixel_values"]
+        return pixels.to(self._device, self._model.dtype)
+
+
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+
+
+def _processor(weights: Path, size: int) -> Any:
+    """transformers' PIL/NumPy CLIP image processor for the folder: from its
+    ``preprocessor_config.json`` when there is one, else CLIP's defaults at ``size``."""
+    processor: Any  # the class: CLIPImageProcessorPil or, before it existed, its old name
+    try:
+        from transformers import CLIPImageProcessorPil
+
+        processor = CLIPImageProcessorPil
+    except ImportError:  # transformers 4: CLIPImageProcessor is the PIL/NumPy one
+        from transformers import CLIPImageProcessor
+
+        processor = CLIPImageProcessor
+    if (weights / PREPROCESSOR_CONFIG).is_file():
+        try:
+            return processor.from_pretrained(weights, local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                [f"style.clip_weights: cannot read {weights / PREPROCESSOR_CONFIG}: {exc}"]
+            ) from exc
+    return processor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})

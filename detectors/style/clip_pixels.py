@@ -1,8 +1,13 @@
 """CLIP's image preprocessing and device choice, shared by the CLIP-tower embedders.
 
-Both ``ClipEmbedder`` and ``CsdEmbedder`` feed an OpenAI CLIP vision transformer, so both
-resize the shortest side to the model's input size (bicubic), take the centre square and
-normalise with CLIP's channel statistics.
+``clip_pixels`` is OpenAI CLIP's own eval transform, which open_clip and the CSD authors
+(``CSD/loss_utils.py``: ``transforms_branch0``) use as well: torchvision's
+``Resize(size, BICUBIC)`` and ``CenterCrop(size)`` on the PIL image, ``ToTensor`` and
+``Normalize`` with CLIP's channel statistics. The rounding is torchvision's: the long side
+becomes ``int(size * long / short)`` (truncated) and the crop starts at
+``round((side - size) / 2)`` (Python's round, half to even). ``CsdEmbedder`` uses it;
+``ClipEmbedder`` uses transformers' image processor, which crops with a floor instead
+(tests/integration/test_style_parity.py checks both against their references).
 """
 
 from __future__ import annotations
@@ -21,15 +26,19 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def centre_crop(image: Image.Image, size: int) -> np.ndarray:
-    """CLIP's preprocessing: shortest side to ``size`` (bicubic), then a centre square."""
+    """torchvision's ``Resize(size, BICUBIC)`` then ``CenterCrop(size)`` on a PIL image."""
     w, h = image.size
-    scale = size / min(w, h)
-    resized = image.resize(
-        (max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BICUBIC
-    )
-    left = (resized.width - size) // 2
-    top = (resized.height - size) // 2
-    return np.asarray(resized.crop((left, top, left + size, top + size)))
+    # torchvision's _compute_resized_output_size: the same expression, truncated.
+    if w <= h:
+        new_w, new_h = size, int(size * h / w)
+    else:
+        new_w, new_h = int(size * w / h), size
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
+    # torchvision's center_crop: int(round(...)), so an odd margin of 3 starts at 2, not 1.
+    left = round((new_w - size) / 2.0)
+    top = round((new_h - size) / 2.0)
+    return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
 def clip_pixels(
