@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast, get_args
 from urllib.parse import urlencode
@@ -19,9 +19,9 @@ from monitor.web.evidence_strength import strength, tag_counts
 from monitor.web.login import safe_next
 from monitor.web.probe_status import probe_status
 from monitor.web.rendering import error_page, render
-from storage.records import FindingState
+from storage.records import FindingState, UploadRef
 from storage.triage import AuditFilter, Decision, FindingClaimed, FindingNotFound
-from storage.web_queries import QueueFilter, QueueSort
+from storage.web_queries import FindingView, QueueFilter, QueueSort
 
 TABS: dict[str, tuple[str, tuple[FindingState, ...]]] = {
     "needs_review": ("Needs review", ("needs_review",)),
@@ -82,6 +82,21 @@ def queue_filter(query: Mapping[str, str]) -> QueueFilter:
     )
 
 
+def reupload_groups(views: Sequence[FindingView]) -> list[tuple[FindingView, list[FindingView]]]:
+    """The page's findings as cards: re-uploads of one upload (the same file bytes or weight
+    fingerprint, as the re-upload link records) found for the same artist share the card
+    of the first of them, and one decision decides them all. Order is kept."""
+    cards: dict[tuple[int, str, str], tuple[FindingView, list[FindingView]]] = {}
+    for view in views:
+        root = view.upload.reupload_of or UploadRef(view.upload.source, view.upload.upload_id)
+        key = (view.finding.artist_id, root.source, root.upload_id)
+        if key in cards:
+            cards[key][1].append(view)
+        else:
+            cards[key] = (view, [])
+    return list(cards.values())
+
+
 @requires("moderator")
 async def queue_page(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
@@ -97,6 +112,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 400, f"This queue view cannot be shown: {exc}.")
     page = await asyncio.to_thread(ctx.queries.queue_page, TABS[tab][1], where, after)
     views = page.views
+    groups = reupload_groups(views)
     leases = await asyncio.to_thread(ctx.triage.leases, [v.finding.id for v in views])
     snapshot = await asyncio.to_thread(ctx.queries.metrics)
     counts = {
@@ -110,6 +126,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         "tab": tab,
         "counts": counts,
         "views": views,
+        "groups": groups,
         "leases": leases,
         "skipped": request.query.get("skipped"),
         "filters": kept,

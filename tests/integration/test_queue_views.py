@@ -152,3 +152,44 @@ def test_audit_entries_page_back_by_keyset(web_runtime, seeded):
         before = page[-1].id
     assert paged == everything and len(everything) >= 7
     assert all(e.upload_name == "Okafor-esque watercolor (SD1.5)" for e in triage.events(limit=7))
+
+
+async def test_reuploads_of_one_model_share_a_card_and_a_decision(visitors, web_runtime, seeded):
+    store = web_runtime.store
+    original = WebQueries(web_runtime.engine).finding(seeded.findings["mira_v2"])
+    assert original is not None
+    mira = seeded.artists["Mira Okafor"]
+    again, _ = store.record_upload(
+        "civitai",
+        "918999",
+        "mira ink washes (reupload)",
+        uploader="copycat",
+        reupload_of=original.finding.upload_pk,
+    )
+    [copy] = store.record_findings(
+        again.id, [ArtistMatch(mira, "Mira Okafor", 0.55, "metadata", (Evidence("tags", "x"),))]
+    )
+    mod = await visitors("mod@example.org")
+    page = await mod.get("/queue")
+    assert seeded.findings["mira_v2"] in shown(page.text)
+    assert copy.id not in shown(page.text)  # not a card of its own
+    assert "1 re-upload of the same model" in page.text
+    assert "mira ink washes (reupload)" in page.text
+    card = page.text.split(f'id="f-{seeded.findings["mira_v2"]}"')[1].split('<li class="item"')[0]
+    assert 'action="/queue/bulk"' in card and f'name="finding_id" value="{copy.id}"' in card
+    answer = await mod.post(
+        "/queue/bulk",
+        data=[
+            ("csrf_token", mod.csrf),
+            ("finding_id", str(seeded.findings["mira_v2"])),
+            ("finding_id", str(copy.id)),
+            ("decision", "confirm"),
+            ("reason", "same model re-uploaded"),
+            ("next", "/queue?tab=needs_review"),
+        ],
+    )
+    assert answer.status == 303
+    resolved = shown((await mod.get("/queue?tab=resolved")).text)
+    assert seeded.findings["mira_v2"] in resolved  # the copy joins its card there too
+    states = {f.id: f.state for f in WebQueries(web_runtime.engine).findings(artist_id=mira)}
+    assert states[copy.id] == states[seeded.findings["mira_v2"]] == "confirmed"
