@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 # torch first, pinned to the CPU wheel the build machines carry (a bare `torch` pulls CUDA).
 TORCH_SPEC ?= torch==2.13.0
+# setuptools' build warns on every editable install that top-level folders shadow the package
+# ("be careful with folders in your working directory"): true of every checkout, so hushed.
+QUIET_BUILD := PYTHONWARNINGS=ignore
 
 .PHONY: serve test check lint
 
@@ -14,12 +17,12 @@ $(BIN)/python:
 
 $(VENV)/.stamp-base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e .
+	$(QUIET_BUILD) $(BIN)/pip install --quiet -e .
 	touch $@
 
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(QUIET_BUILD) $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(VENV)/.stamp-base $@
 
 serve: $(VENV)/.stamp-base
