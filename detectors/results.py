@@ -33,13 +33,15 @@ class SafetensorsHeader:
 
     ``header_len`` is the JSON length from the 8-byte prefix; ``data_len`` the size of the
     tensor data section (the largest end offset). ``metadata`` is ``__metadata__`` as stored
-    (string values, coerced from whatever the writer put there).
+    (string values, coerced from whatever the writer put there); ``malformed`` says why it is
+    malformed when a value was not a string (None when every value was).
     """
 
     header_len: int
     tensors: tuple[TensorInfo, ...]
     metadata: Mapping[str, str]
     data_len: int
+    malformed: str | None = None
 
     @property
     def data_offset(self) -> int:
