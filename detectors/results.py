@@ -9,7 +9,7 @@ from typing import Literal
 FileFormat = Literal["safetensors", "pickle", "unknown"]
 Kind = Literal["lora", "lycoris", "checkpoint", "embedding", "unknown"]
 BaseFamily = Literal["sd1", "sd2", "sdxl", "flux", "unknown"]
-Verdict = Literal["flagged", "clean"]
+Verdict = Literal["flagged", "malformed", "clean"]
 Stage = Literal["metadata", "probe"]
 
 # JSON values as decoded from untrusted metadata (depth-capped by the parser).
