@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detectors.metadata import metadata_fields  # noqa: E402
-from detectors.name_stoplist import COMMON_SURNAMES  # noqa: E402
+from detectors.name_frequency import common_surnames  # noqa: E402
 from detectors.names import ArtistIndex  # noqa: E402
 from detectors.results import ArtistRef, TextField  # noqa: E402
 from detectors.safetensors_header import parse_header  # noqa: E402
@@ -78,7 +78,7 @@ def _word(rng: random.Random, low: int, high: int) -> str:
 
 def generate_artists(rng: random.Random, count: int) -> list[ArtistRef]:
     """Pronounceable names; a few with diacritics, a few with common surnames."""
-    common = sorted(COMMON_SURNAMES)
+    common = sorted(common_surnames())
     artists = []
     for artist_id in range(1, count + 1):
         given = _word(rng, 1, 3)

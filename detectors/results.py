@@ -78,11 +78,16 @@ class TextField:
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What matched and where, quoted as found; ``blob_sha256`` names an image (an evidence
-    sheet in the blob store) when the evidence is one."""
+    sheet in the blob store) when the evidence is one. Name screening also says which
+    ``rule`` fired, its ``confidence`` (the strength the moderator can sort by) and ``why``."""
 
     source: str
     text: str
     blob_sha256: str | None = None
+    # Explanations, not identity: two pieces of evidence quoting the same text are one.
+    rule: str | None = field(default=None, compare=False)
+    confidence: float | None = field(default=None, compare=False)
+    why: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
