@@ -15,6 +15,9 @@ worst case). Two figures, each against its own baseline measured in the same run
 
 Each measurement is repeated and the best kept; the field cache starts cold in every repeat.
 The last line printed is one JSON object. Run: ``.venv/bin/python bench/screen.py``.
+
+``--corpus`` instead screens the committed screening corpus (``tests/data/screening``,
+``bench/screen_corpus.py``) and prints precision and recall per rule and overall.
 """
 
 from __future__ import annotations
@@ -307,7 +310,36 @@ def report(figures: dict[str, Any]) -> None:
     print(json.dumps(figures))
 
 
+def corpus_main() -> None:
+    """Precision and recall per rule on the committed corpus; one JSON line at the end."""
+    from bench.screen_corpus import case_counts, evaluate, load
+
+    corpus = load()
+    started = time.perf_counter()
+    tallies = evaluate(corpus)
+    elapsed = time.perf_counter() - started
+    counts = case_counts(corpus)
+    print(f"corpus: {len(corpus['cases'])} cases, {len(corpus['artists'])} artists; {dict(counts)}")
+    print(
+        f"{'rule':<18}{'cases':>6}{'precision':>11}{'recall':>8}  (flags right/wrong, found/missed)"
+    )
+    figures: dict[str, Any] = {"cases": len(corpus["cases"]), "seconds": round(elapsed, 3)}
+    for rule, tally in tallies.items():
+        print(
+            f"{rule:<18}{counts.get(rule, len(corpus['cases']) if rule == 'overall' else 0):>6}"
+            f"{tally.precision:>11.3f}{tally.recall:>8.3f}"
+            f"  ({tally.right}/{tally.wrong}, {tally.found}/{tally.missed})"
+        )
+        for failure in tally.failures[:10]:
+            print(f"    {failure}")
+        figures[rule] = {"precision": round(tally.precision, 4), "recall": round(tally.recall, 4)}
+    print(json.dumps(figures))
+
+
 def main() -> None:
+    if "--corpus" in sys.argv[1:]:
+        corpus_main()
+        return
     rng = random.Random(SEED)
     artists = generate_artists(rng, ARTISTS)
     names = sum(1 + len(a.aliases) for a in artists)

@@ -33,6 +33,8 @@ MIN_KEY_CHARS = 4  # shorter names (after folding) are not indexed: they match e
 MIN_SURNAME_CHARS = 4
 T = TypeVar("T")
 _NAME_SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+_UMLAUTS = frozenset("äöüÄÖÜ")
+_UMLAUT_SPELLING = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 _PARTICLES = frozenset(
     {"van", "von", "de", "der", "den", "da", "di", "du", "del", "della", "la", "le", "ten", "ter"}
 )
@@ -149,11 +151,20 @@ def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str], list[in
         names.extend(ref.aliases)
         owners.extend([index] * (1 + len(ref.aliases)))
     forms = normalise_many(names)
+    sources = list(names)
     if not "".join(names).isascii():
         foreign = [index for index, name in enumerate(names) if not name.isascii()]
-        forms.extend(normalise_many([names[index] for index in foreign], homoglyphs=False))
+        more = [names[index] for index in foreign]
+        forms.extend(normalise_many(more, homoglyphs=False))
         owners.extend([owners[index] for index in foreign])
-    sizes = _surname_sizes(names, forms)
+        sources.extend(more)
+        # German umlauts are also written ae, oe, ue (Müller, Mueller).
+        umlauts = [index for index in foreign if _UMLAUTS.intersection(names[index])]
+        more = [names[index].translate(_UMLAUT_SPELLING) for index in umlauts]
+        forms.extend(normalise_many(more))
+        owners.extend([owners[index] for index in umlauts])
+        sources.extend(more)
+    sizes = _surname_sizes(sources, forms)
     if "" in forms:
         kept = [index for index, form in enumerate(forms) if form]
         owners = [owners[index] for index in kept]
@@ -162,16 +173,14 @@ def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str], list[in
     return owners, skeleton_lines(forms), sizes
 
 
-def _surname_sizes(names: Sequence[str], forms: Sequence[str]) -> list[int]:
+def _surname_sizes(sources: Sequence[str], forms: Sequence[str]) -> list[int]:
     """How many of each form's last normalised words are its surname (see the docstring).
 
-    ``forms`` may hold more entries than ``names`` (transliterations of the non-ASCII
-    names follow, in order); a surname of one word, the usual case, costs one regex search.
+    ``sources`` are the spellings as registered, one per form; a surname of one word, the
+    usual case, costs one regex search.
     """
     sizes = [1] * len(forms)
-    foreign = [index for index, name in enumerate(names) if not name.isascii()]
-    sources = list(names) + [names[index] for index in foreign]
-    for index, (name, form) in enumerate(zip(sources, forms, strict=False)):
+    for index, (name, form) in enumerate(zip(sources, forms, strict=True)):
         words = name.split()
         compound = len(words) > 1 and _COMPOUND.match(words[-1]) is not None
         particle = len(words) > 2 and words[-2].lower() in _PARTICLES

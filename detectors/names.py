@@ -49,6 +49,7 @@ hit of each source (metadata key) by noisy-or, ``1 - prod(1 - s)``, capped at
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -112,6 +113,8 @@ _BEFORE_TWO = frozenset(
 _AFTER_ONE = frozenset({"style", "styled", "styles", "artstyle", "aesthetic", "esque", "inspired"})
 _AFTER_TWO = frozenset({("s", "style"), ("art", "style"), ("s", "art"), ("painting", "style")})
 _ESQUE = "esque"
+# In the screening form: three or more single letters or digits, each set apart.
+_SPACED_LETTERS = re.compile(r"\|(?:[a-z0-9]\|){2,}[a-z0-9](?![a-z0-9])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +451,9 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
                 ):
                     continue
             flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+        for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
+            if next(automaton.iter(run.group().replace("|", "")), None) is not None:
+                flagged.add(form.count(_FIELD_SEPARATOR, 0, run.start()))
     return flagged
 
 

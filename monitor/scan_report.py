@@ -9,7 +9,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from detectors.results import ArtistMatch, BaseFamily, FileFormat, Kind, Verdict, merge_matches
+from detectors.results import (
+    ArtistMatch,
+    BaseFamily,
+    Evidence,
+    FileFormat,
+    Kind,
+    Verdict,
+    merge_matches,
+)
 from detectors.screening import Screening
 
 
@@ -109,8 +117,18 @@ def finding_json(match: ArtistMatch) -> dict[str, Any]:
         "artist": match.artist,
         "score": round(match.score, 4),
         "stage": match.stage,
-        "evidence": [{"source": e.source, "text": e.text} for e in match.evidence],
+        "evidence": [evidence_json(e) for e in match.evidence],
     }
+
+
+def evidence_json(evidence: Evidence) -> dict[str, Any]:
+    """``source`` and ``text``; name screening's ``rule``, ``confidence`` and ``why`` too."""
+    item: dict[str, Any] = {"source": evidence.source, "text": evidence.text}
+    if evidence.rule is not None:
+        item["rule"] = evidence.rule
+        item["confidence"] = evidence.confidence
+        item["why"] = evidence.why
+    return item
 
 
 def render_report(console: Console, report: ScanReport) -> None:
@@ -127,7 +145,8 @@ def render_report(console: Console, report: ScanReport) -> None:
     for match in sorted_matches(report.matches):
         console.print(f"  [bold]{escape(match.artist)}[/]  score {match.score:.2f} ({match.stage})")
         for ev in match.evidence:
-            console.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}")
+            rule = f"  [dim]({ev.rule}: {escape(ev.why or '')})[/]" if ev.rule else ""
+            console.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}{rule}")
     if not report.probe_ran:
         console.print(f"  [dim]probe not run: {escape(report.probe_reason)}[/]")
 
