@@ -53,8 +53,9 @@ def load(path: Path = CORPUS) -> dict[str, Any]:
 
 
 def file_bytes(item: dict[str, Any]) -> bytes:
+    raw: bytes
     if "raw_header" in item:
-        raw = item["raw_header"].encode("utf-8")
+        raw = str(item["raw_header"]).encode("utf-8")
     else:
         header = (
             {"__metadata__": item["metadata"], "x": _TENSOR} if item["metadata"] else {"x": _TENSOR}

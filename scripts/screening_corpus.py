@@ -13,7 +13,7 @@ The file is committed: this script documents how it was written and rebuilds it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +147,7 @@ def with_tag(tag: str, seed: int, output: str = "my_lora_v1") -> dict[str, Any]:
 
 
 def full_name_cases() -> Iterator[dict[str, Any]]:
-    forms = [
+    forms: list[Callable[[str], str]] = [
         lambda n: n, lambda n: n.lower(), lambda n: n.replace(" ", "_"),
         lambda n: n.replace(" ", ""), lambda n: n.upper(), lambda n: f"by {n.lower()}",
         lambda n: f"({n.lower()}:1.2)",
@@ -211,7 +211,7 @@ def surname_cue_cases() -> Iterator[dict[str, Any]]:
             if (i + j) % 2:
                 continue
             text = cue.format(s=surname, S=surname.title())
-            where = (i + j) % 6
+            where = (i + j) // 2 % 6  # (i + j) is even here: every placement in turn
             if where == 0:
                 yield case("surname_cue", [name], metadata=with_tag(text, i * 13 + j))
             elif where == 1:
@@ -281,6 +281,103 @@ def negative_cases() -> Iterator[dict[str, Any]]:
         )
 
 
+def kohya_datasets(image_dir: str, class_tokens: str, tags: dict[str, int]) -> dict[str, Any]:
+    """Newer sd-scripts (dataset config): ``ss_datasets`` with subsets, tag frequency by dir."""
+    subset = {"img_count": 40, "num_repeats": 10, "image_dir": image_dir,
+              "class_tokens": class_tokens, "caption_extension": ".txt"}  # fmt: skip
+    datasets = [{"is_dreambooth": True, "batch_size_per_device": 2, "num_train_images": 40,
+                 "subsets": [subset]}]  # fmt: skip
+    folder = image_dir.rstrip("/").rpartition("/")[2]
+    meta = kohya(tags, folder, "lora", ss_datasets=json.dumps(datasets))
+    del meta["ss_dataset_dirs"]
+    return meta
+
+
+def hf_card(title: str, tags: list[str], body: str) -> list[tuple[str, str]]:
+    """A Hugging Face model card as the hub gives it: YAML front matter, then markdown."""
+    front = "\n".join(["---", "license: creativeml-openrail-m", "tags:",
+                        *[f"- {t}" for t in tags], "---"])  # fmt: skip
+    return [("name", title), *[("tags", t) for t in tags], ("card", f"{front}\n# {title}\n{body}")]
+
+
+def as_written_cases() -> Iterator[dict[str, Any]]:
+    """Uploads written out by hand the way they appear on the hubs (not from templates)."""
+    pos = [
+        ("Greg Rutkowski", "surname_cue",
+         {"metadata": kohya_datasets("/content/drive/MyDrive/lora/rutk", "rutkowski style",
+                                     soup(6, 1))}),
+        ("Alphonse Mucha", "full_name",
+         {"metadata": kohya_datasets("/workspace/train/10_alphonse mucha", "art nouveau",
+                                     soup(6, 2))}),
+        ("Alphonse Mucha", "surname_cue",
+         {"hub_text": hf_card("mucha-style-sdxl", ["lora", "stable-diffusion-xl", "mucha style"],
+                              "Art nouveau posters. Trigger: `mucha style`.")}),
+        ("Ilya Kuvshinov", "full_name",
+         {"hub_text": [("name", "Kuvshinov Ilya Style [SDXL]"), ("tags", "anime"),
+                       ("description", "Portraits in the manner of Ilya Kuvshinov.")]}),
+        ("Greg Rutkowski", "full_name",
+         {"hub_text": [("prompt", "a castle on a hill, epic, greg rutkowski, trending on "
+                                  "artstation, 8k")]}),
+        ("Greg Rutkowski", "surname_cue",
+         {"hub_text": [("name", "Rutkowski-esque Fantasy"), ("tags", "fantasy")]}),
+        ("Mara Quellbrook", "full_name",
+         {"hub_text": [("description", "Mara Quellbrook's watercolour style, trained on 40 "
+                                       "images.\nRecommended weight 0.7-0.9")]}),
+        ("Mara Quellbrook", "surname_cue",
+         {"metadata": kohya(soup(5, 3), "20_quellbrook style", "qbrook_v2")}),
+        ("Yoshitaka Amano", "full_name",
+         {"hub_text": [("trainedWords", "yoshitaka amano, watercolor, ethereal")]}),
+        ("Wang Ling", "full_name",
+         {"hub_text": [("name", "WLOP Style LoRA"), ("tags", "character")]}),
+        ("Wang Ling", "full_name",
+         {"metadata": onetrainer("wlop", "/mnt/datasets/wlop_art")}),
+        ("Jérôme Dufresnoy", "full_name",
+         {"hub_text": [("description", "<b>Style:</b> Jérôme Dufresnoy (oil on canvas).")]}),
+        ("Zoë Ançelin", "surname_cue",
+         {"hub_text": [("trainedWords", "ançelin style")]}),
+        ("Anna Müller-Brandt", "full_name",
+         {"metadata": aitoolkit("anna_mueller_brandt_flux", **{
+             "modelspec.title": "Anna Müller-Brandt (Flux)"})}),
+        ("Noa Kirschbaum", "surname_cue",
+         {"metadata": kohya(soup(5, 4), "10_art", "kirschbaum_style_v1",
+                            **{"modelspec.trigger_phrase": "kirschbaum style, ink"})}),
+        ("Tomasz Wierzbicki", "surname_cue",
+         {"hub_text": [("tags", "Wierzbicki Style"), ("tags", "concept art")]}),
+        ("Georgia O'Keeffe", "surname_cue",
+         {"hub_text": [("name", "O'Keeffe style flowers"), ("tags", "flowers")]}),
+        ("Oriel Hastmoor", "full_name",
+         {"hub_text": hf_card("oriel-hastmoor-lora", ["lora", "text-to-image"],
+                              "A LoRA trained on Oriel Hastmoor's linocuts.")}),
+    ]  # fmt: skip
+    for name, rule, where in pos:
+        yield case(rule, [name], **where)
+    neg = [
+        {"hub_text": [("description", "Roses are red, the rain falls in summer; soft gray "
+                                      "light.")]},
+        {"hub_text": [("tags", "rose gold"), ("tags", "jewelry"), ("tags", "style")]},
+        {"hub_text": [("name", "Muchas Gracias Meme LoRA")]},
+        {"hub_text": [("description", "Baker's dozen of bread styles, by a baker for bakers.")]},
+        {"hub_text": hf_card("summer-dress-lora", ["lora", "summer", "rain", "dress"],
+                             "Summer dresses in the rain. Trigger: `smrdrs`.")},
+        {"metadata": kohya({"rain": 30, "summer": 22, "rose": 12, "gray sky": 10}, "10_weather",
+                           "weather_v1")},
+        {"metadata": kohya({"anna": 20, "john": 18, "1boy": 40, "1girl": 40}, "10_couple",
+                           "couple_v1")},
+        {"hub_text": [("prompt", "portrait of a knight, by the sea, style of old masters")]},
+        {"hub_text": [("trainedWords", "brandt style")]},  # part of a compound surname
+        {"hub_text": [("tags", "greg"), ("tags", "style"), ("tags", "rutkowski")]},
+        {"metadata": kohya_datasets("/data/img/10_castles", "castle", soup(6, 5))},
+        {"hub_text": [("description", "Not affiliated with any artist. Trained on my own "
+                                      "photos of brooks and mills.")]},
+        {"metadata": aitoolkit("gray_wolf_flux")},
+        {"hub_text": [("name", "Ling Ling the Panda")]},
+        {"hub_text": [("tags", "amanojaku"), ("tags", "youkai")]},
+        {"metadata": onetrainer("rose_bush", "/data/garden/roses")},
+    ]  # fmt: skip
+    for where in neg:
+        yield case("negative:as_written", [], **where)
+
+
 def malformed_cases() -> Iterator[dict[str, Any]]:
     base = kohya(soup(5, 1), "10_art", "art_lora")
     values: list[tuple[str, Any]] = [
@@ -315,7 +412,7 @@ def malformed_cases() -> Iterator[dict[str, Any]]:
 def main() -> None:
     cases = [
         *full_name_cases(), *reversed_cases(), *surname_cue_cases(), *common_name_cases(),
-        *negative_cases(), *malformed_cases(),
+        *negative_cases(), *as_written_cases(), *malformed_cases(),
     ]  # fmt: skip
     for number, item in enumerate(cases, 1):
         item["id"] = number
