@@ -302,7 +302,7 @@ def hf_card(title: str, tags: list[str], body: str) -> list[tuple[str, str]]:
 
 def as_written_cases() -> Iterator[dict[str, Any]]:
     """Uploads written out by hand the way they appear on the hubs (not from templates)."""
-    pos = [
+    pos: list[tuple[str, str, dict[str, Any]]] = [
         ("Greg Rutkowski", "surname_cue",
          {"metadata": kohya_datasets("/content/drive/MyDrive/lora/rutk", "rutkowski style",
                                      soup(6, 1))}),
@@ -351,7 +351,7 @@ def as_written_cases() -> Iterator[dict[str, Any]]:
     ]  # fmt: skip
     for name, rule, where in pos:
         yield case(rule, [name], **where)
-    neg = [
+    neg: list[dict[str, Any]] = [
         {"hub_text": [("description", "Roses are red, the rain falls in summer; soft gray "
                                       "light.")]},
         {"hub_text": [("tags", "rose gold"), ("tags", "jewelry"), ("tags", "style")]},
