@@ -15,6 +15,7 @@ from monitor.http import HttpClient
 from monitor.polling import Poller
 from monitor.runtime import Runtime
 from monitor.sources.civitai import CivitaiSource
+from storage.probe_jobs import probe_candidates
 from storage.records import FileRecord
 from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, SleepLog, runtime_for
@@ -93,6 +94,8 @@ async def test_a_poll_records_malformed_uploads_with_their_reason(hubs, runtime)
     assert by_name["Plain"].malformed is None
     (odd_file,) = by_name["Odd Numbers"].files
     assert odd_file.kind == "lora"  # the tensors were read: the probe can take it
+    waiting = probe_candidates(runtime.engine, {"sd1"})
+    assert by_name["Odd Numbers"].id in waiting and by_name["Deep Tags"].id in waiting
 
 
 async def test_queue_and_metrics_show_malformed_uploads(web_runtime, visitors):
