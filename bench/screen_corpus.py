@@ -1,9 +1,10 @@
 """Precision and recall of name screening on the committed corpus (``tests/data/screening``).
 
 Each case becomes a real safetensors file (its metadata as the header's ``__metadata__``,
-or its ``raw_header`` text as written), goes through ``read_header`` and ``screen_header``
-with its hub text, and is judged: an artist is *flagged* at the default threshold (0.5);
-a case is *refused* when its metadata is malformed or the header is refused outright.
+or its ``raw_header`` text as written, or ``raw_header_hex`` bytes), goes through
+``read_header`` and ``screen_header`` with its hub text, and is judged: an artist is
+*flagged* at the default threshold (0.5); a case is *refused* when its metadata is malformed
+or the header is refused outright.
 
 Per rule: recall is the share of a rule's positive cases whose artists were all flagged;
 precision is the share of flags that the rule fired (the flagged match's strongest
@@ -54,7 +55,9 @@ def load(path: Path = CORPUS) -> dict[str, Any]:
 
 def file_bytes(item: dict[str, Any]) -> bytes:
     raw: bytes
-    if "raw_header" in item:
+    if "raw_header_hex" in item:  # bytes no text can hold (invalid UTF-8)
+        raw = bytes.fromhex(str(item["raw_header_hex"]))
+    elif "raw_header" in item:
         raw = str(item["raw_header"]).encode("utf-8")
     else:
         header = (

@@ -407,6 +407,12 @@ def malformed_cases() -> Iterator[dict[str, Any]]:
     yield case(
         "malformed", [], malformed=True, raw='{"__metadata__":{"a":"\\udc80"},' + tensor + "}"
     )
+    # Invalid UTF-8 in the header bytes: a Latin-1 é, and a lone continuation byte.
+    for bad in (b"caf\xe9 style", b"\x80\x81 lora"):
+        raw = b'{"__metadata__":{"ss_output_name":"' + bad + b'"},' + tensor.encode() + b"}"
+        item = case("malformed", [], malformed=True)
+        item["raw_header_hex"] = raw.hex()
+        yield item
 
 
 def main() -> None:
