@@ -61,6 +61,7 @@ import ahocorasick
 from detectors.name_frequency import why as frequency_why
 from detectors.name_keys import NameKeys, build_keys
 from detectors.name_normalise import (
+    SCREEN_TABLE,
     fold,
     normalised_words,
     screen_forms,
@@ -78,8 +79,7 @@ Rule = Literal[
 
 MAX_QUOTE_CHARS = 200
 MAX_SCORE = 0.99
-MAX_CACHED_FIELDS = 65_536
-MAX_CACHED_CLEAN_CHARS = 256  # longer texts that name nobody rarely recur: not worth keeping
+MAX_CACHED_FIELDS = 65_536  # verified texts kept (only those the cheap pass flagged)
 _FIELD_SEPARATOR = "\x00"
 _FIELD_START = _FIELD_SEPARATOR + "|"
 
@@ -115,6 +115,13 @@ _AFTER_TWO = frozenset({("s", "style"), ("art", "style"), ("s", "art"), ("painti
 _ESQUE = "esque"
 # In the screening form: three or more single letters or digits, each set apart.
 _SPACED_LETTERS = re.compile(r"\|(?:[a-z0-9]\|){2,}[a-z0-9](?![a-z0-9])")
+# Its cheap test first, on the cased bytes: what the form has as a letter or digit is "a",
+# each "|" stays; only text with three such single characters in a row goes to the regex.
+_SPACED_TABLE = bytes(
+    ord("a") if chr(f).isascii() and chr(f).isalnum() else f if f == ord("|") else ord(".")
+    for f in SCREEN_TABLE
+)
+_SPACED_RUN = b"|a|a|a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +238,11 @@ class ArtistIndex:
 
     def match(self, fields: Iterable[TextField]) -> list[ArtistMatch]:
         """One :class:`ArtistMatch` per artist named in ``fields``, highest score first."""
+        located = self._located(fields)
+        if not located:  # most uploads: one cheap pass, nothing to score
+            return []
         scored: list[_Scored] = []
-        for field, where in self._located(fields):
+        for field, where in located:
             ref = self._artists[where.artist]
             kind = _field_kind(field.source)
             rule = rule_of(where, kind)
@@ -254,47 +264,32 @@ class ArtistIndex:
         return [self._hit(field, where) for field, where in self._located(fields)]
 
     def _located(self, fields: Iterable[TextField]) -> list[tuple[TextField, _Found]]:
-        """Each verified hit with the field it is in, in field order."""
+        """Each verified hit with the field it is in, in field order.
+
+        One cheap automaton pass over all the fields at once, as the bare automaton would
+        take; only the fields it flags are verified (and their verification is cached: tags
+        and folder names that name an artist recur across uploads). Most uploads name nobody
+        and cost that one pass.
+        """
         field_list = fields if isinstance(fields, (list, tuple)) else tuple(fields)
         automaton = self._automaton
         if automaton is None or not field_list:
             return []
         texts = [field.text for field in field_list]
-        known = list(map(self._field_cache.get, texts))
-        if None in known:
-            self._screen(texts, known, automaton)
-        if not any(known):
+        flagged = _flagged(texts, automaton)
+        if not flagged:
             return []
-        return [
-            (field, where)
-            for field, in_text in zip(field_list, known, strict=True)
-            if in_text
-            for where in in_text
-        ]
-
-    def _screen(
-        self,
-        texts: list[str],
-        known: list[tuple[_Found, ...] | None],
-        automaton: ahocorasick.Automaton,
-    ) -> None:
-        """Fill in ``known`` for the texts not seen before: the cheap pass, then verification."""
-        new = [index for index, in_text in enumerate(known) if in_text is None]
-        flagged = _flagged([texts[index] for index in new], automaton)
         cache = self._field_cache
-        if len(cache) > MAX_CACHED_FIELDS - len(new):
+        if len(cache) > MAX_CACHED_FIELDS - len(flagged):
             cache.clear()
-        for position, index in enumerate(new):
-            text = texts[index]
-            if position in flagged:
-                in_text = cache.get(text)  # the same text in two fields is verified once
-                if in_text is None:
-                    in_text = cache[text] = self._found(text, automaton)
-                known[index] = in_text
-            else:
-                known[index] = ()
-                if len(text) <= MAX_CACHED_CLEAN_CHARS:
-                    cache[text] = ()
+        located: list[tuple[TextField, _Found]] = []
+        for position in sorted(flagged):
+            text = texts[position]
+            in_text = cache.get(text)
+            if in_text is None:
+                in_text = cache[text] = self._found(text, automaton)
+            located.extend((field_list[position], where) for where in in_text)
+        return located
 
     def _found(self, text: str, automaton: ahocorasick.Automaton) -> tuple[_Found, ...]:
         """Verified hits in one text: cheap word lists first, offsets only when something holds."""
@@ -451,6 +446,8 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
                 ):
                     continue
             flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+        if _SPACED_RUN not in cased.translate(_SPACED_TABLE):
+            continue
         for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
             if next(automaton.iter(run.group().replace("|", "")), None) is not None:
                 flagged.add(form.count(_FIELD_SEPARATOR, 0, run.start()))
