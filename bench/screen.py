@@ -15,6 +15,9 @@ worst case). Two figures, each against its own baseline measured in the same run
 
 Each measurement is repeated and the best kept; the field cache starts cold in every repeat.
 The last line printed is one JSON object. Run: ``.venv/bin/python bench/screen.py``.
+
+``--corpus`` instead screens the committed screening corpus (``tests/data/screening``,
+``bench/screen_corpus.py``) and prints precision and recall per rule and overall.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from detectors.metadata import metadata_fields  # noqa: E402
-from detectors.name_stoplist import COMMON_SURNAMES  # noqa: E402
+from detectors.name_frequency import common_surnames  # noqa: E402
 from detectors.names import ArtistIndex  # noqa: E402
 from detectors.results import ArtistRef, TextField  # noqa: E402
 from detectors.safetensors_header import parse_header  # noqa: E402
@@ -78,7 +81,7 @@ def _word(rng: random.Random, low: int, high: int) -> str:
 
 def generate_artists(rng: random.Random, count: int) -> list[ArtistRef]:
     """Pronounceable names; a few with diacritics, a few with common surnames."""
-    common = sorted(COMMON_SURNAMES)
+    common = sorted(common_surnames())
     artists = []
     for artist_id in range(1, count + 1):
         given = _word(rng, 1, 3)
@@ -307,7 +310,36 @@ def report(figures: dict[str, Any]) -> None:
     print(json.dumps(figures))
 
 
+def corpus_main() -> None:
+    """Precision and recall per rule on the committed corpus; one JSON line at the end."""
+    from bench.screen_corpus import case_counts, evaluate, load
+
+    corpus = load()
+    started = time.perf_counter()
+    tallies = evaluate(corpus)
+    elapsed = time.perf_counter() - started
+    counts = case_counts(corpus)
+    print(f"corpus: {len(corpus['cases'])} cases, {len(corpus['artists'])} artists; {dict(counts)}")
+    print(
+        f"{'rule':<18}{'cases':>6}{'precision':>11}{'recall':>8}  (flags right/wrong, found/missed)"
+    )
+    figures: dict[str, Any] = {"cases": len(corpus["cases"]), "seconds": round(elapsed, 3)}
+    for rule, tally in tallies.items():
+        print(
+            f"{rule:<18}{counts.get(rule, len(corpus['cases']) if rule == 'overall' else 0):>6}"
+            f"{tally.precision:>11.3f}{tally.recall:>8.3f}"
+            f"  ({tally.right}/{tally.wrong}, {tally.found}/{tally.missed})"
+        )
+        for failure in tally.failures[:10]:
+            print(f"    {failure}")
+        figures[rule] = {"precision": round(tally.precision, 4), "recall": round(tally.recall, 4)}
+    print(json.dumps(figures))
+
+
 def main() -> None:
+    if "--corpus" in sys.argv[1:]:
+        corpus_main()
+        return
     rng = random.Random(SEED)
     artists = generate_artists(rng, ARTISTS)
     names = sum(1 + len(a.aliases) for a in artists)

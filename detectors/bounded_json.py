@@ -30,9 +30,10 @@ _NOT_STRUCTURAL = bytes(b for b in range(256) if b not in b'"[]{},')
 _PARENS = bytes.maketrans(b"[{]}", b"(())")
 
 
-def loads_bounded(text: str, what: str) -> JSONValue:
-    """Parse ``text`` as JSON; raise :class:`HeaderError` naming ``what`` on any fault or cap."""
-    _check_shape(text, what)
+def loads_bounded(text: str, what: str, *, max_items: int = MAX_JSON_ITEMS) -> JSONValue:
+    """Parse ``text`` as JSON; raise :class:`HeaderError` naming ``what`` on any fault or cap
+    (:data:`MAX_JSON_DEPTH` levels, ``max_items`` strings, commas and brackets)."""
+    check_shape(text, what, max_items=max_items)
     try:
         value = json.loads(
             text,
@@ -40,6 +41,8 @@ def loads_bounded(text: str, what: str) -> JSONValue:
             parse_constant=_reject_constant,
             parse_float=_finite_float,
         )
+    except HeaderError as exc:  # from the hooks, which do not know what is parsed
+        raise HeaderError(f"{what}: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise HeaderError(f"{what} is not valid JSON: {exc.msg} at char {exc.pos}") from exc
     except (ValueError, RecursionError) as exc:  # int digit limit; recursion is pre-scanned
@@ -58,20 +61,20 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
-def _check_shape(text: str, what: str) -> None:
-    """Refuse ``text`` if its strings and items break :data:`MAX_JSON_ITEMS` or it nests
-    deeper than :data:`MAX_JSON_DEPTH`, without parsing it (linear bytes passes only)."""
+def check_shape(text: str, what: str, *, max_items: int = MAX_JSON_ITEMS) -> None:
+    """Refuse ``text`` if its strings and items break ``max_items`` or it nests deeper than
+    :data:`MAX_JSON_DEPTH`, without parsing it (linear bytes passes only)."""
     raw = text.encode("utf-8", "surrogatepass")  # multi-byte sequences hold no ASCII bytes
     if b"\\" in raw:
         # Only \\ and \" matter to where strings end; bytes.replace pairs them as JSON does.
         raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
     marks = raw.translate(None, _NOT_STRUCTURAL)
     items = marks.count(b'"') // 2
-    _check_items(items, what)
+    _check_items(items, what, max_items)
     # Two adjacent quotes open and close an empty string, or close one string and open the
     # next: dropping them keeps every other byte as inside or outside a string as it was.
     bare = _STRING.sub(b"", marks.replace(b'""', b""))
-    _check_items(items + bare.count(b",") + bare.count(b"[") + bare.count(b"{"), what)
+    _check_items(items + bare.count(b",") + bare.count(b"[") + bare.count(b"{"), what, max_items)
     if _depth_over_cap(bare.translate(_PARENS, b',"')):
         raise HeaderError(f"{what} nests deeper than the {MAX_JSON_DEPTH}-level cap")
 
@@ -90,9 +93,9 @@ def _depth_over_cap(parens: bytes) -> bool:
     return True
 
 
-def _check_items(items: int, what: str) -> None:
-    if items > MAX_JSON_ITEMS:
-        raise HeaderError(f"{what} has {items} JSON items, over the {MAX_JSON_ITEMS} cap")
+def _check_items(items: int, what: str, max_items: int) -> None:
+    if items > max_items:
+        raise HeaderError(f"{what} has {items} JSON items, over the {max_items} cap")
 
 
 def _unique_object(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:

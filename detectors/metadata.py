@@ -6,20 +6,31 @@ sd-scripts ``ss_tag_frequency``, ``ss_dataset_dirs``, ``ss_datasets``; ai-toolki
 free text a trainer copied from the dataset or the user (tags, folder names, titles,
 comments) and skips training parameters, hashes, numbers and thumbnails. Fields are
 emitted most telling first and capped, so a huge tag list cannot crowd out the title.
+
+:func:`read_metadata` also says why metadata is *malformed*, which no trainer writes: a
+value that looks like JSON and nests deeper than :data:`~detectors.bounded_json.MAX_JSON_DEPTH`
+or holds more than :data:`MAX_VALUE_JSON_ITEMS` items, or a key trainers write as JSON
+(:data:`JSON_SHAPES`) that is not valid JSON of its shape (duplicate keys, ``NaN``, lone
+surrogates included). Screening reports such a file as malformed, never as clean.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
-from detectors.bounded_json import loads_bounded
+from detectors.bounded_json import check_shape, loads_bounded, quote
 from detectors.errors import HeaderError
 from detectors.results import JSONValue, TextField
 
 MAX_TEXT_FIELDS = 5_000
 MAX_FIELD_CHARS = 2_000  # longer text is cut to this many characters
 MAX_TOTAL_CHARS = 200_000
+# JSON items (strings, commas, brackets) in one metadata value: kohya's tag list of a
+# 10,000-image dataset has about 200,000.
+MAX_VALUE_JSON_ITEMS = 1_000_000
 
 # Free text a user or dataset wrote, in the order screened.
 TEXT_KEYS = (
@@ -58,6 +69,16 @@ _SKIP_KEYS = frozenset(
         "modelspec.is_negative_embedding",
     }
 )
+# Keys trainers write as JSON, and the JSON type each holds.
+JSON_SHAPES: Mapping[str, type] = {
+    "ss_tag_frequency": dict,
+    "ss_dataset_dirs": dict,
+    "ss_reg_dataset_dirs": dict,
+    "ss_datasets": list,
+    "ss_bucket_info": dict,
+    "ot_config": dict,
+}
+_SHAPE_WORDS: Mapping[type, str] = {dict: "a JSON object", list: "a JSON list"}
 # Keys read although a skip rule covers them.
 _READ_KEYS = frozenset({*TEXT_KEYS, *DIR_KEYS, "ss_tag_frequency", "ss_datasets", "ot_config"})
 _NOT_TEXT = re.compile(
@@ -66,9 +87,35 @@ _NOT_TEXT = re.compile(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class MetadataText:
+    """The text fields of :func:`metadata_fields`, and why the metadata is malformed (or None)."""
+
+    fields: tuple[TextField, ...]
+    malformed: str | None = None
+
+
 def decode_metadata(metadata: Mapping[str, str]) -> dict[str, JSONValue]:
     """Values that hold a JSON object or list, parsed (depth-capped); every other value as is."""
-    return {key: _decode(value) for key, value in metadata.items()}
+    return {key: _decode(key, value)[0] for key, value in metadata.items()}
+
+
+def read_metadata(metadata: Mapping[str, str]) -> MetadataText:
+    """The text fields (see :func:`metadata_fields`) and the first reason the metadata is
+    malformed, from one decoding of each value."""
+    decoded: dict[str, JSONValue] = {}
+    malformed: str | None = None
+    for key, value in metadata.items():
+        # Only keys that can hold text are decoded: most of a kohya header is parameters.
+        read = key in _READ_KEYS or not (key in _SKIP_KEYS or key.startswith(_SKIP_PREFIXES))
+        if read or (key in JSON_SHAPES and malformed is None):
+            decoded_value, problem = _decode(key, value)
+            if read:
+                decoded[key] = decoded_value
+        else:
+            problem = _shape_problem(key, value) if malformed is None else None
+        malformed = malformed or problem
+    return MetadataText(tuple(_fields(decoded)), malformed)
 
 
 def metadata_fields(metadata: Mapping[str, str]) -> list[TextField]:
@@ -77,12 +124,10 @@ def metadata_fields(metadata: Mapping[str, str]) -> list[TextField]:
     Deduplicated on (source, text), cut to :data:`MAX_FIELD_CHARS` per field and capped at
     :data:`MAX_TEXT_FIELDS` fields and :data:`MAX_TOTAL_CHARS` characters in all.
     """
-    # Only keys that can hold text are decoded: most of a kohya header is parameters.
-    decoded = {
-        key: _decode(value)
-        for key, value in metadata.items()
-        if key in _READ_KEYS or not (key in _SKIP_KEYS or key.startswith(_SKIP_PREFIXES))
-    }
+    return list(read_metadata(metadata).fields)
+
+
+def _fields(decoded: Mapping[str, JSONValue]) -> list[TextField]:
     kept: list[TextField] = []
     seen: set[tuple[str, str]] = set()
     total = 0
@@ -101,13 +146,53 @@ def metadata_fields(metadata: Mapping[str, str]) -> list[TextField]:
     return kept
 
 
-def _decode(value: str) -> JSONValue:
-    if not value.lstrip().startswith(("{", "[")):
-        return value
+def _looks_like_json(value: str) -> bool:
+    return value.lstrip().startswith(("{", "["))
+
+
+def _decode(key: str, value: str) -> tuple[JSONValue, str | None]:
+    """The value, parsed when it looks like JSON, and why it is malformed (or None).
+
+    A key trainers write as JSON must hold valid JSON of its shape; any other value that
+    looks like JSON but is not stays text (``[WIP] watercolor``), unless it breaks a cap.
+    """
+    if not _looks_like_json(value):
+        return value, None
+    what = f"metadata {quote(key)}"
+    shape = JSON_SHAPES.get(key)
+    if shape is None:
+        problem = _shape_problem(key, value)
+        if problem is not None:
+            return value, problem
     try:
-        return loads_bounded(value, "metadata value")
-    except HeaderError:
-        return value
+        parsed = loads_bounded(value, what, max_items=MAX_VALUE_JSON_ITEMS)
+    except HeaderError as exc:
+        return value, None if shape is None else str(exc)
+    if shape is not None and not isinstance(parsed, shape):
+        return value, f"{what} is not {_SHAPE_WORDS[shape]}"
+    if "\\u" in value and not _encodes(parsed):
+        return value, f"{what} holds an unpaired surrogate escape"
+    return parsed, None
+
+
+def _encodes(value: JSONValue) -> bool:
+    """Whether every string in ``value`` encodes as UTF-8 (a ``\\ud800`` escape does not)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shape_problem(key: str, value: str) -> str | None:
+    """Why a value that is not read is malformed: over a cap when it looks like JSON."""
+    if not _looks_like_json(value):
+        return None
+    try:
+        check_shape(value, f"metadata {quote(key)}", max_items=MAX_VALUE_JSON_ITEMS)
+    except HeaderError as exc:
+        return str(exc)
+    return None
 
 
 # A group of candidate values, all from one metadata key, most telling first.

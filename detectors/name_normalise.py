@@ -61,6 +61,7 @@ _MARKED = bytes(b if b in _ALNUM else ord("|") for b in range(256))
 _SCREEN_TABLE = _MARKED.translate(
     bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZl013457@$", b"abcdefghijkimnopqrstuvwxyzioieastas")
 )
+SCREEN_TABLE = _SCREEN_TABLE  # cased bytes -> the screening form, byte for byte
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ hit of each source (metadata key) by noisy-or, ``1 - prod(1 - s)``, capped at
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,17 +58,28 @@ from typing import Literal, NamedTuple
 
 import ahocorasick
 
+from detectors.name_frequency import why as frequency_why
 from detectors.name_keys import NameKeys, build_keys
-from detectors.name_normalise import normalised_words, screen_forms, skeleton_words, word_places
+from detectors.name_normalise import (
+    SCREEN_TABLE,
+    fold,
+    normalised_words,
+    screen_forms,
+    skeleton_words,
+    word_places,
+)
 from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
 
-HitKind = Literal["name", "surname", "word"]
+HitKind = Literal["name", "reversed", "surname", "word"]
 FieldKind = Literal["name", "tag", "text"]
+# What fired, as the evidence names it (see :func:`rule_of`).
+Rule = Literal[
+    "full_name", "reversed_name", "surname_cue", "surname", "common_name_cue", "common_name"
+]
 
 MAX_QUOTE_CHARS = 200
 MAX_SCORE = 0.99
-MAX_CACHED_FIELDS = 65_536
-MAX_CACHED_CLEAN_CHARS = 256  # longer texts that name nobody rarely recur: not worth keeping
+MAX_CACHED_FIELDS = 65_536  # verified texts kept (only those the cheap pass flagged)
 _FIELD_SEPARATOR = "\x00"
 _FIELD_START = _FIELD_SEPARATOR + "|"
 
@@ -77,17 +90,38 @@ STRENGTH: Mapping[tuple[HitKind, FieldKind, bool], float] = {
     ("name", "tag", False): 0.80,
     ("name", "text", True): 0.65,
     ("name", "text", False): 0.50,
-    **{("surname", kind, True): 0.40 for kind in ("name", "tag")},
+    ("reversed", "name", True): 0.95,
+    ("reversed", "name", False): 0.85,
+    ("reversed", "tag", True): 0.95,
+    ("reversed", "tag", False): 0.75,
+    ("reversed", "text", True): 0.65,
+    ("reversed", "text", False): 0.50,
+    **{("surname", kind, True): 0.60 for kind in ("name", "tag")},
     **{("surname", kind, False): 0.35 for kind in ("name", "tag")},
-    ("surname", "text", True): 0.35,
+    ("surname", "text", True): 0.55,
     ("surname", "text", False): 0.30,
 }
+# Characters that end a tag or a phrase: a name never matches across them (only a
+# "Surname, Given" name crosses one comma, and not in a tag field, where it joins two tags).
+_BREAKS = frozenset(',;|/\\\n\r\t()[]{}<>:+=#*"')
 _NAME_SOURCE_PARTS = ("output_name", "title", "dataset", "_dirs", "filename", "ot_config")
 _TAG_SOURCE_PARTS = ("tag", "trigger", "trained", "prompt", "class_token", "keyword", "style")
 _BEFORE_ONE = frozenset({"by", "artist"})
-_BEFORE_TWO = frozenset({("style", "of"), ("styles", "of"), ("works", "of")})
-_AFTER_ONE = frozenset({"style", "styled", "artstyle", "aesthetic"})
-_AFTER_TWO = frozenset({("s", "style"), ("art", "style"), ("s", "art")})
+_BEFORE_TWO = frozenset(
+    {("style", "of"), ("styles", "of"), ("works", "of"), ("inspired", "by"), ("homage", "to")}
+)
+_AFTER_ONE = frozenset({"style", "styled", "styles", "artstyle", "aesthetic", "esque", "inspired"})
+_AFTER_TWO = frozenset({("s", "style"), ("art", "style"), ("s", "art"), ("painting", "style")})
+_ESQUE = "esque"
+# In the screening form: three or more single letters or digits, each set apart.
+_SPACED_LETTERS = re.compile(r"\|(?:[a-z0-9]\|){2,}[a-z0-9](?![a-z0-9])")
+# Its cheap test first, on the cased bytes: what the form has as a letter or digit is "a",
+# each "|" stays; only text with three such single characters in a row goes to the regex.
+_SPACED_TABLE = bytes(
+    ord("a") if chr(f).isascii() and chr(f).isalnum() else f if f == ord("|") else ord(".")
+    for f in SCREEN_TABLE
+)
+_SPACED_RUN = b"|a|a|a"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +144,18 @@ class NameHit:
     field_kind: FieldKind
     context: bool
     strength: float
+    rule: Rule = "full_name"
+    why: str = ""
 
     @property
     def evidence(self) -> Evidence:
-        return Evidence(source=self.source, text=self.text)
+        return Evidence(
+            source=self.source,
+            text=self.text,
+            rule=self.rule,
+            confidence=self.strength,
+            why=self.why,
+        )
 
 
 # A verified hit in one field's word list: skeleton offsets ``start``/``end`` (for dropping hits
@@ -123,7 +165,8 @@ _Span = tuple[int, int, int, int, int, HitKind]
 
 
 class _Found(NamedTuple):
-    """A verified hit in a text, whatever field it came in: original span, words, context."""
+    """A verified hit in a text, whatever field it came in: original span, words, context;
+    ``crossed`` when a "Surname, Given" name crosses a comma (two tags in a tag field)."""
 
     artist: int
     kind: HitKind
@@ -131,6 +174,7 @@ class _Found(NamedTuple):
     end: int
     matched: str
     context: bool
+    crossed: bool = False
 
 
 def field_kind(source: str) -> FieldKind:
@@ -194,11 +238,25 @@ class ArtistIndex:
 
     def match(self, fields: Iterable[TextField]) -> list[ArtistMatch]:
         """One :class:`ArtistMatch` per artist named in ``fields``, highest score first."""
+        located = self._located(fields)
+        if not located:  # most uploads: one cheap pass, nothing to score
+            return []
         scored: list[_Scored] = []
-        for field, where in self._located(fields):
+        for field, where in located:
             ref = self._artists[where.artist]
-            strength = _strength(where, _field_kind(field.source))
-            scored.append((ref.artist_id, ref.name, field.source, field.text, where, strength))
+            kind = _field_kind(field.source)
+            rule = rule_of(where, kind)
+            scored.append(
+                (
+                    ref.artist_id,
+                    ref.name,
+                    field.source,
+                    field.text,
+                    where,
+                    _strength(where, kind),
+                    rule,
+                )
+            )
         return _combine(scored)
 
     def hits(self, fields: Iterable[TextField]) -> list[NameHit]:
@@ -206,47 +264,32 @@ class ArtistIndex:
         return [self._hit(field, where) for field, where in self._located(fields)]
 
     def _located(self, fields: Iterable[TextField]) -> list[tuple[TextField, _Found]]:
-        """Each verified hit with the field it is in, in field order."""
+        """Each verified hit with the field it is in, in field order.
+
+        One cheap automaton pass over all the fields at once, as the bare automaton would
+        take; only the fields it flags are verified (and their verification is cached: tags
+        and folder names that name an artist recur across uploads). Most uploads name nobody
+        and cost that one pass.
+        """
         field_list = fields if isinstance(fields, (list, tuple)) else tuple(fields)
         automaton = self._automaton
         if automaton is None or not field_list:
             return []
         texts = [field.text for field in field_list]
-        known = list(map(self._field_cache.get, texts))
-        if None in known:
-            self._screen(texts, known, automaton)
-        if not any(known):
+        flagged = _flagged(texts, automaton)
+        if not flagged:
             return []
-        return [
-            (field, where)
-            for field, in_text in zip(field_list, known, strict=True)
-            if in_text
-            for where in in_text
-        ]
-
-    def _screen(
-        self,
-        texts: list[str],
-        known: list[tuple[_Found, ...] | None],
-        automaton: ahocorasick.Automaton,
-    ) -> None:
-        """Fill in ``known`` for the texts not seen before: the cheap pass, then verification."""
-        new = [index for index, in_text in enumerate(known) if in_text is None]
-        flagged = _flagged([texts[index] for index in new], automaton)
         cache = self._field_cache
-        if len(cache) > MAX_CACHED_FIELDS - len(new):
+        if len(cache) > MAX_CACHED_FIELDS - len(flagged):
             cache.clear()
-        for position, index in enumerate(new):
-            text = texts[index]
-            if position in flagged:
-                in_text = cache.get(text)  # the same text in two fields is verified once
-                if in_text is None:
-                    in_text = cache[text] = self._found(text, automaton)
-                known[index] = in_text
-            else:
-                known[index] = ()
-                if len(text) <= MAX_CACHED_CLEAN_CHARS:
-                    cache[text] = ()
+        located: list[tuple[TextField, _Found]] = []
+        for position in sorted(flagged):
+            text = texts[position]
+            in_text = cache.get(text)
+            if in_text is None:
+                in_text = cache[text] = self._found(text, automaton)
+            located.extend((field_list[position], where) for where in in_text)
+        return located
 
     def _found(self, text: str, automaton: ahocorasick.Automaton) -> tuple[_Found, ...]:
         """Verified hits in one text: cheap word lists first, offsets only when something holds."""
@@ -256,17 +299,20 @@ class ArtistIndex:
             spans = self._spans(words, automaton)
             if not spans:
                 continue
+            count = min(len(words), max(span[3] for span in spans) + 3)
+            places = word_places(text, cut, count, homoglyphs=homoglyphs)
+            gaps = _gaps(text, places)
+            spans = [span for span in spans if _inside_one_phrase(span, gaps)]
             if len(spans) > 1:
                 spans = _outermost(spans)
-            count = max(span[3] for span in spans) + 1
-            places = word_places(text, cut, count, homoglyphs=homoglyphs)
             for _, _, first, last, artist, kind in spans:
                 start, end = places[first][0], places[last][1]
                 if (artist, kind, start, end) not in seen:
                     seen.add((artist, kind, start, end))
                     matched = " ".join(words[first : last + 1])
-                    context = _has_context(words, first, last)
-                    found.append(_Found(artist, kind, start, end, matched, context))
+                    context = _has_context(words, first, last, gaps)
+                    crossed = "," in gaps[first:last]
+                    found.append(_Found(artist, kind, start, end, matched, context, crossed))
         return tuple(found)
 
     def _spans(self, words: Sequence[str], automaton: ahocorasick.Automaton) -> list[_Span]:
@@ -281,35 +327,44 @@ class ArtistIndex:
         keys = self._keys
         spans: list[_Span] = []
         for end, key_id in automaton.iter(text):
-            last = ending.get(end + 1)
-            if last is None:
-                continue
-            key = keys.keys[key_id]
             stop = end + 1
+            last = ending.get(stop)
+            if last is None:  # "quellbrookesque": the cue glued on
+                last = ending.get(stop + len(_ESQUE)) if text.startswith(_ESQUE, stop) else None
+                if last is None:
+                    continue
+            key = keys.keys[key_id]
             begin = stop - len(key)
-            named: list[int] = []
+            start_word = 0 if begin == 0 else ending.get(begin, -2) + 1
             index = keys.heads[key_id]
+            whole = -1  # an artist whose one-word spelling this key is
             while index >= 0:
                 prefix = keys.prefix[index]
                 at = begin - len(prefix)
                 first = 0 if at == 0 else ending.get(at, -2) + 1
+                artist = keys.artist[index]
+                if not prefix:
+                    whole = artist
                 if first >= 0 and text.startswith(prefix, at):
-                    artist = keys.artist[index]
-                    named.append(artist)
                     spans.append(
                         (at, stop, first, last, artist, "word" if keys.weak[index] else "name")
                     )
+                elif prefix and start_word >= 0 and text.startswith(prefix, stop):
+                    given_end = ending.get(stop + len(prefix))  # "Surname Given"
+                    if given_end is not None:
+                        spans.append(
+                            (begin, stop + len(prefix), start_word, given_end, artist, "reversed")
+                        )
                 index = keys.chain[index]
             owner = keys.surnames.get(key, -1)
-            if owner >= 0 and owner not in named:
-                first = 0 if begin == 0 else ending.get(begin, -2) + 1
-                if first >= 0:
-                    spans.append((begin, stop, first, last, owner, "surname"))
+            if owner >= 0 and start_word >= 0 and owner != whole:  # dropped if inside a longer hit
+                spans.append((begin, stop, start_word, last, owner, "surname"))
         return spans
 
     def _hit(self, field: TextField, where: _Found) -> NameHit:
         kind = _field_kind(field.source)
         ref = self._artists[where.artist]
+        rule = rule_of(where, kind)
         return NameHit(
             artist_id=ref.artist_id,
             artist=ref.name,
@@ -322,11 +377,48 @@ class ArtistIndex:
             field_kind=kind,
             context=where.context,
             strength=_strength(where, kind),
+            rule=rule,
+            why=why_rule(rule, where.matched, surname_first=where.kind == "reversed"),
         )
 
 
+def _scoring_kind(where: _Found, field: FieldKind) -> HitKind:
+    if where.kind == "word" or (where.crossed and field == "tag"):
+        return "surname"
+    return where.kind
+
+
 def _strength(where: _Found, field: FieldKind) -> float:
-    return STRENGTH["surname" if where.kind == "word" else where.kind, field, where.context]
+    return STRENGTH[_scoring_kind(where, field), field, where.context]
+
+
+def rule_of(where: _Found, field: FieldKind) -> Rule:
+    """The rule that fired for a hit in a field of this kind."""
+    if where.kind == "name":
+        return "full_name"
+    if where.kind == "reversed" and not (where.crossed and field == "tag"):
+        return "reversed_name"
+    if where.kind == "word":
+        return "common_name_cue" if where.context else "common_name"
+    return "surname_cue" if where.context else "surname"
+
+
+def why_rule(rule: Rule, matched: str, *, surname_first: bool = False) -> str:
+    """One line for the moderator: why this rule fired on these (normalised) words."""
+    words = matched.split(" ")
+    cue = " with a style cue" if rule.endswith("_cue") else ", no style cue"
+    if rule == "full_name":
+        return "every word of a registered name or alias, in order"
+    if rule == "reversed_name":
+        return "a registered name written surname first"
+    if rule.startswith("common_name"):
+        return f"a name made of common words{cue}: {frequency_why(words[0])}"
+    if surname_first:  # "Surname, Given" split over two tags: the surname is the first
+        words = words[:1]
+    surname = "".join(words)
+    if surname.endswith(_ESQUE) and len(surname) > len(_ESQUE):  # "quellbrookesque"
+        surname = surname.removesuffix(_ESQUE)
+    return f"the surname alone{cue}: {frequency_why(surname)}"
 
 
 def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
@@ -346,9 +438,19 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
             after = cased[end + 1 : end + 2]
             if after.isalpha():
                 before = cased[end : end + 1]
-                if before.isalpha() and not (before.islower() and after.isupper()):
+                glued = cased[end + 1 : end + 7].lower()  # "quellbrookesque"
+                if (
+                    before.isalpha()
+                    and not (before.islower() and after.isupper())
+                    and not (glued.startswith(b"esque") and not glued[5:].isalpha())
+                ):
                     continue
             flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+        if _SPACED_RUN not in cased.translate(_SPACED_TABLE):
+            continue
+        for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
+            if next(automaton.iter(run.group().replace("|", "")), None) is not None:
+                flagged.add(form.count(_FIELD_SEPARATOR, 0, run.start()))
     return flagged
 
 
@@ -364,6 +466,31 @@ def _outermost(spans: list[_Span]) -> list[_Span]:
     ]
 
 
+def _gaps(text: str, places: Sequence[tuple[int, int]]) -> str:
+    """One character per pair of neighbouring words: ``|`` when a break lies between them,
+    ``,`` when a lone comma does, a space otherwise."""
+    marks = []
+    for (_, left), (right, _) in itertools.pairwise(places):
+        gap = text[left:right]
+        if not gap.isascii():
+            gap = fold(gap)
+        if not _BREAKS.intersection(gap):
+            marks.append(" ")
+        elif gap.count(",") == 1 and _BREAKS.intersection(gap.replace(",", "")) == set():
+            marks.append(",")
+        else:
+            marks.append("|")
+    return "".join(marks)
+
+
+def _inside_one_phrase(span: _Span, gaps: str) -> bool:
+    """No break inside the span; a comma only inside a "Surname, Given" one."""
+    inside = gaps[span[2] : span[3]]
+    if span[5] == "reversed":
+        return "|" not in inside
+    return inside.isspace() or not inside
+
+
 def _word_forms(text: str) -> list[tuple[bool, tuple[list[str], str]]]:
     """:func:`normalised_words` with homoglyphs folded, plus transliterated if the words differ."""
     folded = normalised_words(text)
@@ -373,13 +500,37 @@ def _word_forms(text: str) -> list[tuple[bool, tuple[list[str], str]]]:
     return [(True, folded)] if plain[0] == folded[0] else [(True, folded), (False, plain)]
 
 
-def _has_context(words: Sequence[str], first: int, last: int) -> bool:
-    if first and (
-        words[first - 1] in _BEFORE_ONE or tuple(words[max(0, first - 2) : first]) in _BEFORE_TWO
+def _has_context(words: Sequence[str], first: int, last: int, gaps: str = "") -> bool:
+    """Whether the words around ``first..last`` (in the same phrase) say "this artist's style"."""
+    if len(words[last]) > len(_ESQUE) and words[last].endswith(_ESQUE):
+        return True
+    if (
+        first
+        and _joined(gaps, first - 1)
+        and (
+            words[first - 1] in _BEFORE_ONE
+            or (
+                first > 1
+                and _joined(gaps, first - 2)
+                and (words[first - 2], words[first - 1]) in _BEFORE_TWO
+            )
+        )
     ):
         return True
-    after = words[last + 1 : last + 3]
-    return bool(after) and (after[0] in _AFTER_ONE or tuple(after) in _AFTER_TWO)
+    if last + 1 >= len(words) or not _joined(gaps, last):
+        return False
+    if words[last + 1] in _AFTER_ONE:
+        return True
+    return (
+        last + 2 < len(words)
+        and _joined(gaps, last + 1)
+        and ((words[last + 1], words[last + 2]) in _AFTER_TWO)
+    )
+
+
+def _joined(gaps: str, index: int) -> bool:
+    """Whether words ``index`` and ``index + 1`` are in one phrase (unknown counts as yes)."""
+    return index >= len(gaps) or gaps[index] == " "
 
 
 def quote(text: str, start: int, end: int) -> str:
@@ -395,12 +546,14 @@ def quote(text: str, start: int, end: int) -> str:
 
 def matches_from_hits(hits: Sequence[NameHit]) -> list[ArtistMatch]:
     """Combine hits into one :class:`ArtistMatch` per artist (see the module's scoring)."""
-    return _combine([(h.artist_id, h.artist, h.source, h.text, None, h.strength) for h in hits])
+    return _combine(
+        [(h.artist_id, h.artist, h.source, h.text, None, h.strength, h.rule) for h in hits]
+    )
 
 
 # A hit as scoring needs it: artist id and name, source, the field's text (quoted as is when
 # the place is None), the place in it, strength.
-_Scored = tuple[int, str, str, str, "_Found | None", float]
+_Scored = tuple[int, str, str, str, "_Found | None", float, Rule]
 
 
 def _combine(scored: Sequence[_Scored]) -> list[ArtistMatch]:
@@ -415,19 +568,26 @@ def _combine(scored: Sequence[_Scored]) -> list[ArtistMatch]:
 
 def _artist_match(hits: Sequence[_Scored]) -> ArtistMatch:
     best_per_source: dict[str, float] = {}
-    best_per_quote: dict[tuple[str, str], float] = {}
-    for _, _, source, text, where, strength in hits:
+    best_per_quote: dict[tuple[str, str], tuple[float, Rule, str, str]] = {}
+    for _, _, source, text, where, strength, rule in hits:
         best_per_source[source] = max(best_per_source.get(source, 0.0), strength)
         quoted = (source, text if where is None else quote(text, where.start, where.end))
-        best_per_quote[quoted] = max(best_per_quote.get(quoted, 0.0), strength)
+        if strength > best_per_quote.get(quoted, (-1.0,))[0]:
+            matched = where.matched if where is not None else ""
+            best_per_quote[quoted] = (strength, rule, matched, getattr(where, "kind", ""))
     missing = 1.0
     for strength in best_per_source.values():
         missing *= 1.0 - strength
-    ranked = sorted(best_per_quote, key=lambda q: (-best_per_quote[q], q))
+    ranked = sorted(best_per_quote, key=lambda q: (-best_per_quote[q][0], q))
+    evidence = []
+    for source, text in ranked:
+        strength, rule, matched, kind = best_per_quote[source, text]
+        why = why_rule(rule, matched, surname_first=kind == "reversed") if matched else ""
+        evidence.append(Evidence(source, text, rule=rule, confidence=strength, why=why))
     return ArtistMatch(
         artist_id=hits[0][0],
         artist=hits[0][1],
         score=round(min(MAX_SCORE, 1.0 - missing), 4),
         stage="metadata",
-        evidence=tuple(Evidence(source=source, text=text) for source, text in ranked),
+        evidence=tuple(evidence),
     )

@@ -9,7 +9,7 @@ from typing import Literal
 FileFormat = Literal["safetensors", "pickle", "unknown"]
 Kind = Literal["lora", "lycoris", "checkpoint", "embedding", "unknown"]
 BaseFamily = Literal["sd1", "sd2", "sdxl", "flux", "unknown"]
-Verdict = Literal["flagged", "clean"]
+Verdict = Literal["flagged", "malformed", "clean"]
 Stage = Literal["metadata", "probe"]
 
 # JSON values as decoded from untrusted metadata (depth-capped by the parser).
@@ -33,13 +33,15 @@ class SafetensorsHeader:
 
     ``header_len`` is the JSON length from the 8-byte prefix; ``data_len`` the size of the
     tensor data section (the largest end offset). ``metadata`` is ``__metadata__`` as stored
-    (string values, coerced from whatever the writer put there).
+    (string values, coerced from whatever the writer put there); ``malformed`` says why it is
+    malformed when a value was not a string (None when every value was).
     """
 
     header_len: int
     tensors: tuple[TensorInfo, ...]
     metadata: Mapping[str, str]
     data_len: int
+    malformed: str | None = None
 
     @property
     def data_offset(self) -> int:
@@ -76,11 +78,16 @@ class TextField:
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """What matched and where, quoted as found; ``blob_sha256`` names an image (an evidence
-    sheet in the blob store) when the evidence is one."""
+    sheet in the blob store) when the evidence is one. Name screening also says which
+    ``rule`` fired, its ``confidence`` (the strength the moderator can sort by) and ``why``."""
 
     source: str
     text: str
     blob_sha256: str | None = None
+    # Explanations, not identity: two pieces of evidence quoting the same text are one.
+    rule: str | None = field(default=None, compare=False)
+    confidence: float | None = field(default=None, compare=False)
+    why: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,14 @@ MAX_METADATA_KEYS = 10_000  # kohya writes about 90
 MAX_TENSOR_DIMS = 8  # conv weights have 4, video models 5
 MAX_DATA_BYTES = 2**64 - 1  # offsets are u64 in the reference library
 METADATA_KEY = "__metadata__"
+_JSON_KINDS: Mapping[type, str] = {
+    dict: "an object",
+    list: "a list",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 # Element width in bits, as the reference library lists dtypes.
 DTYPE_BITS: Mapping[str, int] = {
@@ -83,13 +91,14 @@ def parse_header(data: bytes, file_size: int | None = None) -> SafetensorsHeader
     if len(data) < needed:
         raise NeedMoreBytes(needed)
     entries = _header_object(data[LENGTH_PREFIX_BYTES:needed])
-    metadata = _metadata(entries.pop(METADATA_KEY, None))
+    metadata, malformed = _metadata(entries.pop(METADATA_KEY, None))
     tensors = tuple(_tensor(name, entry) for name, entry in entries.items())
     header = SafetensorsHeader(
         header_len=needed - LENGTH_PREFIX_BYTES,
         tensors=tensors,
         metadata=metadata,
         data_len=_data_len(tensors),
+        malformed=malformed,
     )
     if file_size is not None and header.file_size != file_size:
         raise HeaderError(f"tensor data ends at byte {header.file_size}, file has {file_size}")
@@ -111,10 +120,15 @@ def _header_object(raw: bytes) -> dict[str, JSONValue]:
     return value
 
 
-def _metadata(value: JSONValue) -> dict[str, str]:
-    """``__metadata__`` as strings; values written as other JSON become their JSON text."""
+def _metadata(value: JSONValue) -> tuple[dict[str, str], str | None]:
+    """``__metadata__`` as strings, and why it is malformed (None when it is not).
+
+    Every trainer writes string values, and the reference loader refuses anything else; such a
+    value is kept as its JSON text (so its words are still screened) and the metadata is
+    *malformed*: screening says so instead of calling the file clean.
+    """
     if value is None:
-        return {}
+        return {}, None
     if not isinstance(value, dict):
         raise HeaderError(f"{METADATA_KEY} is not a JSON object")
     if len(value) > MAX_METADATA_KEYS:
@@ -127,7 +141,11 @@ def _metadata(value: JSONValue) -> dict[str, str]:
         for key, text in metadata.items():
             check_text(key, "a metadata key")
             check_text(text, f"metadata {quote(key)}")
-    return metadata
+    odd = next((key for key, item in value.items() if not isinstance(item, str)), None)
+    if odd is None:
+        return metadata, None
+    kind = _JSON_KINDS.get(type(value[odd]), "a JSON value")
+    return metadata, f"{METADATA_KEY} {quote(odd)} is {kind}, not a string"
 
 
 def _encodes(text: str) -> bool:

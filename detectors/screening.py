@@ -2,7 +2,9 @@
 
 From the first bytes of a model file (a Range fetch is enough) and the hub's own text, it
 says what the file is (format, kind, base family) and which registered artists its training
-metadata or hub text names.
+metadata or hub text names. Metadata no trainer writes (non-string values, nested JSON
+over the caps or broken) makes the screening *malformed*, with a one-line reason: such a file
+is reported as malformed, never as clean, and what could be read is still screened.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from detectors.architecture import infer_architecture
 from detectors.errors import RefusedFile
 from detectors.file_format import sniff_format
-from detectors.metadata import metadata_fields
+from detectors.metadata import read_metadata
 from detectors.names import ArtistIndex
 from detectors.results import (
     Architecture,
@@ -32,7 +34,10 @@ PREFIX_BYTES = 256 * 1024
 
 @dataclass(frozen=True, slots=True)
 class Screening:
-    """The result of screening one model file (plus its hub text, when it has any)."""
+    """The result of screening one model file (plus its hub text, when it has any).
+
+    ``malformed`` is why the file's metadata is malformed, or None when it is well formed.
+    """
 
     format: FileFormat
     kind: Kind
@@ -41,6 +46,7 @@ class Screening:
     header: SafetensorsHeader
     fields: tuple[TextField, ...]
     matches: tuple[ArtistMatch, ...] = field(default_factory=tuple)
+    malformed: str | None = None
 
     def flagged(self, threshold: float) -> bool:
         """Whether any artist matched with at least ``threshold``."""
@@ -72,7 +78,8 @@ def screen_header(
 ) -> Screening:
     """Screen a parsed header and the hub's text against every registered artist."""
     arch: Architecture = infer_architecture(header)
-    fields = tuple(metadata_fields(header.metadata)) + tuple(hub_text)
+    metadata = read_metadata(header.metadata)
+    fields = metadata.fields + tuple(hub_text)
     return Screening(
         format="safetensors",
         kind=arch.kind,
@@ -81,4 +88,5 @@ def screen_header(
         header=header,
         fields=fields,
         matches=tuple(index.match(fields)),
+        malformed=header.malformed or metadata.malformed,
     )

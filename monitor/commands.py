@@ -90,7 +90,8 @@ def scan(
     artists.
 
     Local files are screened and probed; a hub upload's metadata and hub text are screened
-    without downloading its weights. Exit 0 clean, 1 flagged, 2 bad input or refused file.
+    without downloading its weights. Exit 0 clean, 1 flagged, 2 bad input, refused file or
+    malformed metadata.
     """
     settings = cli_state(ctx).settings
     hub = parse_hub_target(target, settings)
@@ -137,6 +138,8 @@ def _report_one(result: ScanReport | ScanFailure, as_json: bool) -> int:
         print_json(result.to_json())
     else:
         render_report(out, result)
+    if result.verdict == "malformed":
+        raise fail(f"{result.target}: malformed metadata: {result.malformed}")
     return 1 if result.flagged else 0
 
 
@@ -156,7 +159,8 @@ def _scan_folder(scanner: Scanner, folder: Path, as_json: bool) -> int:
         render_summary(out, results)
     if any(isinstance(r, ScanReport) and r.flagged for r in results):
         return 1
-    return 2 if any(isinstance(r, ScanFailure) for r in results) else 0
+    refused = (isinstance(r, ScanFailure) or r.verdict == "malformed" for r in results)
+    return 2 if any(refused) else 0
 
 
 def uploads(

@@ -51,4 +51,5 @@ def _report(target: str, scan: UploadScan, threshold: float, probe_reason: str) 
         verdict_threshold=threshold,
         probe_ran=False,
         probe_reason=probe_reason,
+        malformed=scan.malformed,
     )

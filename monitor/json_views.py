@@ -30,6 +30,7 @@ def upload_json(record: UploadRecord) -> dict[str, Any]:
         "url": record.url,
         "uploader": record.uploader,
         "error": record.error,
+        "malformed": record.malformed,
         "reupload_of": (
             None
             if record.reupload_of is None
@@ -42,6 +43,7 @@ def upload_json(record: UploadRecord) -> dict[str, Any]:
                 "kind": f.kind,
                 "base_family": f.base_family,
                 "fingerprint": f.fingerprint,
+                "malformed": f.malformed,
             }
             for f in record.files
         ],

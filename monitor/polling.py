@@ -65,6 +65,7 @@ class PollCounters:
     screened: int = 0
     flagged: int = 0
     failed: int = 0
+    malformed: int = 0
     retried: int = 0
     bytes_fetched: int = 0
     # Called with the seconds each upload's screening took (a /metrics histogram's observe).
@@ -83,6 +84,7 @@ class PollSummary:
     retried: int
     bytes_fetched: int
     bytes_per_upload: tuple[int, ...] = ()
+    malformed: int = 0
     complete: bool = True
     error: str | None = None
 
@@ -91,6 +93,7 @@ class PollSummary:
 class _Outcome:
     state: Literal["screened", "failed", "unchanged"]
     flagged: bool = False
+    malformed: bool = False
     bytes_read: int = 0
     unavailable: str | None = None  # the hub's transient fault, when it failed for one
 
@@ -113,6 +116,7 @@ class _Screened:
     prints: list[tuple[str, Fingerprint]] = field(default_factory=list)
     first: Screening | None = None
     error: str | None = None
+    malformed: bool = False
 
 
 async def fetch_header(source: Source, file: RemoteFile, meter: _Meter) -> SafetensorsHeader:
@@ -147,6 +151,11 @@ class UploadScan:
     matches: tuple[ArtistMatch, ...]
     error: str | None
     bytes_read: int
+
+    @property
+    def malformed(self) -> str | None:
+        """Why a file's metadata is malformed (the first such file's reason), or None."""
+        return next((f"{f.filename}: {f.malformed}" for f in self.files if f.malformed), None)
 
 
 class Poller:
@@ -325,6 +334,7 @@ class Poller:
             screening = await asyncio.to_thread(screen_header, header, index, hub_text)
             result.first = result.first or screening
             result.matches.extend(screening.matches)
+            result.malformed = result.malformed or screening.malformed is not None
             status = await self._fingerprint(upload, file, header, screening, meter, result)
             result.files.append(_file_record(file, screening=screening, fingerprint=status))
         if result.first is None:
@@ -419,9 +429,12 @@ class Poller:
                 "upload_id": upload.upload_id,
                 "stage": "screening",
                 "bytes": meter.bytes_read,
+                "malformed": screened.malformed,
             },
         )
-        return _Outcome(state, flagged=flagged, bytes_read=meter.bytes_read)
+        return _Outcome(
+            state, flagged=flagged, malformed=screened.malformed, bytes_read=meter.bytes_read
+        )
 
     async def _record_upload(
         self, upload: Upload | None, files: Sequence[FileRecord], listed: ListedUpload
@@ -492,6 +505,7 @@ class Poller:
             screened=sum(o.state == "screened" for o in outcomes),
             flagged=sum(o.flagged for o in outcomes),
             failed=sum(o.state == "failed" for o in outcomes),
+            malformed=sum(o.malformed for o in outcomes),
             retried=retried,
             bytes_fetched=sum(o.bytes_read for o in outcomes),
             bytes_per_upload=tuple(o.bytes_read for o in outcomes if o.state == "screened"),
@@ -509,6 +523,7 @@ def _count(counters: PollCounters, summary: PollSummary) -> None:
     counters.screened += summary.screened
     counters.flagged += summary.flagged
     counters.failed += summary.failed
+    counters.malformed += summary.malformed
     counters.retried += summary.retried
     counters.bytes_fetched += summary.bytes_fetched
 
@@ -535,6 +550,7 @@ def _file_record(
         metadata=dict(screening.header.metadata),
         hashes=hashes,
         fingerprint=fingerprint,
+        malformed=screening.malformed,
     )
 
 

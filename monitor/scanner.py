@@ -149,6 +149,7 @@ class Scanner:
                     base_family=s.base_family,
                     layout=s.layout,
                     metadata=dict(local.header.metadata),
+                    malformed=s.malformed,
                 )
             ],
         )

@@ -168,6 +168,7 @@ def _files(session: Session, upload_pks: list[int]) -> dict[int, list[FileRecord
                 metadata=dict(f.header_metadata),
                 hashes=dict(f.hashes),
                 fingerprint=f.fingerprint,
+                malformed=f.malformed,
             )
         )
     return files

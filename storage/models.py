@@ -140,6 +140,9 @@ class ModelFile(Base, table=True):
     # "read", "known" (linked by the hub's hash) or "not available: <reason>"; None when the
     # file is of no fingerprinted kind.
     fingerprint: str | None = Field(default=None, sa_type=Text)
+    # Why the file's metadata is malformed (`detectors.screening.Screening.malformed`); None
+    # when it is well formed or was never read.
+    malformed: str | None = Field(default=None, sa_type=Text)
 
 
 class Fingerprint(Base, table=True):

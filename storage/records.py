@@ -60,7 +60,8 @@ class UploadRef:
 class FileRecord:
     """One file of an upload, as screening saw it. ``metadata`` is the safetensors
     ``__metadata__``; ``hashes`` maps an algorithm name (``sha256``, ``autov2``, …) to hex;
-    ``fingerprint`` says whether its re-upload fingerprint could be read."""
+    ``fingerprint`` says whether its re-upload fingerprint could be read; ``malformed`` why
+    its metadata is malformed (None when well formed)."""
 
     filename: str
     sha256: str | None = None
@@ -74,6 +75,7 @@ class FileRecord:
     # The weight fingerprint: "read", "known" (the hub's hash linked it, nothing read) or
     # "not available: <reason>"; None for kinds that have none.
     fingerprint: str | None = None
+    malformed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,11 @@ class UploadRecord:
     files: tuple[FileRecord, ...]
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def malformed(self) -> str | None:
+        """Why a file's metadata is malformed (the first such file's reason), or None."""
+        return next((f"{f.filename}: {f.malformed}" for f in self.files if f.malformed), None)
 
 
 @dataclass(frozen=True, slots=True)

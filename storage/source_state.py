@@ -108,7 +108,7 @@ class SourceState:
                 row.sha256, row.size, row.format = f.sha256, f.size, f.format
                 row.kind, row.base_family, row.layout = f.kind, f.base_family, f.layout
                 row.header_metadata, row.hashes = dict(f.metadata), dict(f.hashes)
-                row.fingerprint = f.fingerprint
+                row.fingerprint, row.malformed = f.fingerprint, f.malformed
                 session.add(row)
                 by_name[f.filename] = row
             session.flush()

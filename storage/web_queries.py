@@ -64,6 +64,7 @@ class MetricsSnapshot:
     uploads_by_source: dict[str, int]
     findings_by_state: dict[str, int]
     deliveries_by_status: dict[str, int]
+    malformed_by_source: dict[str, int]  # uploads with a file whose metadata is malformed
 
 
 QUEUE_PAGE = 50
@@ -133,6 +134,21 @@ class WebQueries:
             return QueuePage(_views(session, rows), int(total), next_after)
 
         return self._tx.read("queue_page", work)
+
+    def malformed_uploads(self, limit: int = MAX_PAGE) -> list[UploadRecord]:
+        """Uploads with a file whose metadata is malformed, newest first."""
+
+        def work(session: Session) -> list[UploadRecord]:
+            odd = select(ModelFile.upload_pk).where(col(ModelFile.malformed).is_not(None))
+            rows = session.exec(
+                select(Upload)
+                .where(col(Upload.id).in_(odd))
+                .order_by(col(Upload.created_at).desc(), col(Upload.id).desc())
+                .limit(min(limit, MAX_PAGE))
+            ).all()
+            return upload_records(session, rows)
+
+        return self._tx.read("malformed_uploads", work)
 
     def finding(self, finding_id: int) -> FindingView | None:
         def work(session: Session) -> FindingView | None:
@@ -260,7 +276,14 @@ class WebQueries:
             deliveries = session.exec(
                 select(Outbox.status, func.count(col(Outbox.id))).group_by(Outbox.status)
             ).all()
-            return MetricsSnapshot(dict(uploads), dict(states), dict(deliveries))
+            malformed = session.exec(
+                select(Source.name, func.count(func.distinct(col(ModelFile.upload_pk))))
+                .join(Upload, col(Upload.source_id) == col(Source.id))
+                .join(ModelFile, col(ModelFile.upload_pk) == col(Upload.id))
+                .where(col(ModelFile.malformed).is_not(None))
+                .group_by(Source.name)
+            ).all()
+            return MetricsSnapshot(dict(uploads), dict(states), dict(deliveries), dict(malformed))
 
         return self._tx.read("metrics", work)
 

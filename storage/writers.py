@@ -38,6 +38,7 @@ def add_files(session: Session, upload_pk: int, files: Sequence[FileRecord]) -> 
                 header_metadata=dict(f.metadata),
                 hashes=dict(f.hashes),
                 fingerprint=f.fingerprint,
+                malformed=f.malformed,
             )
         )
     session.flush()

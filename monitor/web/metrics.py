@@ -141,6 +141,7 @@ class _PollCollector(Collector):
             ("poll_screened", "Uploads screened by the pollers", c.screened),
             ("poll_flagged", "Uploads the pollers flagged", c.flagged),
             ("poll_failed", "Uploads that failed (retried later)", c.failed),
+            ("poll_malformed", "Uploads screened with malformed metadata", c.malformed),
             ("poll_bytes_fetched", "Bytes read from the hubs", c.bytes_fetched),
         ):
             family = CounterMetricFamily(f"stylewatch_{name}", help_text)
@@ -177,11 +178,17 @@ def _families(snapshot: MetricsSnapshot) -> Iterator[Metric]:
     deliveries = GaugeMetricFamily(
         "stylewatch_alert_deliveries", "Alert deliveries by status", labels=["status"]
     )
+    malformed = GaugeMetricFamily(
+        "stylewatch_uploads_malformed",
+        "Uploads recorded with malformed metadata (shown in the queue), per source",
+        labels=["source"],
+    )
     for family, counts in (
         (uploads, snapshot.uploads_by_source),
         (findings, snapshot.findings_by_state),
         (queue, {s: snapshot.findings_by_state.get(s, 0) for s in QUEUE_STATES}),
         (deliveries, snapshot.deliveries_by_status),
+        (malformed, snapshot.malformed_by_source),
     ):
         for label, count in sorted(counts.items()):
             family.add_metric([label], count)

@@ -125,6 +125,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         "tabs": TABS,
         "tab": tab,
         "counts": counts,
+        "malformed": sum(snapshot.malformed_by_source.values()),
         "views": views,
         "groups": groups,
         "leases": leases,
@@ -145,6 +146,13 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         "sorts": SORTS,
     }
     return await render(request, "queue.html", context)
+
+
+@requires("moderator")
+async def malformed_page(request: web.Request) -> web.StreamResponse:
+    """Uploads whose metadata no trainer writes: refused by screening, not called clean."""
+    uploads = await asyncio.to_thread(web_context(request).queries.malformed_uploads)
+    return await render(request, "malformed.html", {"uploads": uploads})
 
 
 @requires("moderator", "artist")
@@ -264,6 +272,7 @@ def add_queue_routes(app: web.Application) -> None:
     app.router.add_get("/queue", queue_page)
     app.router.add_post("/queue/bulk", bulk_decide)
     app.router.add_get("/audit", audit_page)
+    app.router.add_get("/queue/malformed", malformed_page)
     app.router.add_get(f"/findings/{{finding_id:{ROUTE_ID}}}", finding_page)
     app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/claim", claim)
     app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/decide", decide)

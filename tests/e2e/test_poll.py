@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.fakehubs import civitai as fake_civitai
 from tests.fakehubs import huggingface as fake_hf
 from tests.fakehubs.harness import CIVITAI_KEY, HF_TOKEN
 from tests.fakehubs.servers import Hubs, running_hubs
+from tests.integration.test_malformed_uploads import lora_with_metadata
 
 BIN = Path(sys.executable).parent / "stylewatch"
 pytestmark = pytest.mark.timeout(120)
@@ -127,3 +129,24 @@ async def test_an_unknown_version_is_one_line(hubs, tmp_path):
     assert code == 2
     assert err.strip().startswith("error:")
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_scan_a_hub_upload_with_malformed_metadata_is_refused_and_recorded(hubs, tmp_path):
+    """A hub upload whose ``__metadata__`` holds a number: verdict malformed with the reason,
+    exit 2, and the upload is still recorded with its reason (nothing lost)."""
+    odd = lora_with_metadata({"ss_output_name": "odd", "ss_epoch": 10})
+    version = hubs.civitai.add_upload(
+        "Odd Epochs", odd, published_at=datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    )
+    code, out, err = await cli(hubs, tmp_path, "scan", f"civitai:{version.id}", "--json")
+    assert code == 2, err
+    report = json.loads(out)
+    assert report["verdict"] == "malformed"
+    assert report["malformed"] == (
+        "odd_epochs.safetensors: __metadata__ 'ss_epoch' is a number, not a string"
+    )
+    assert report["kind"] == "lora"
+    code, out, _ = await cli(hubs, tmp_path, "uploads", "--json")
+    (upload,) = json.loads(out)
+    assert upload["malformed"] == report["malformed"]
+    assert upload["files"][0]["malformed"] == "__metadata__ 'ss_epoch' is a number, not a string"

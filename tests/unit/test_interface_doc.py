@@ -223,6 +223,10 @@ def _same_keys(doc: Any, real: Any, where: str = "") -> None:
 
 _NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 _EVIDENCE = (Evidence("ss_tag_frequency", "by mara quellbrook"),)
+# Name screening's evidence: the rule that fired, its confidence and why.
+_SCREENED = Evidence(
+    "ss_tag_frequency", "by mara quellbrook", rule="full_name", confidence=0.97, why="whole name"
+)
 
 
 def _upload() -> UploadRecord:
@@ -254,10 +258,11 @@ def test_scan_json_example_has_the_report_keys() -> None:
         format="safetensors",
         kind="lora",
         base_family="sd1",
-        matches=(ArtistMatch(1, "Mara Quellbrook", 0.97, "metadata", _EVIDENCE),),
+        matches=(ArtistMatch(1, "Mara Quellbrook", 0.97, "metadata", (_SCREENED,)),),
         verdict_threshold=0.5,
         probe_ran=False,
         probe_reason="no base model configured for sd1",
+        malformed="ss_num_epochs is a number, not a string",
     )
     _same_keys(_doc_json("scan --json"), report.to_json(), "scan")
     failure = ScanFailure("x.ckpt", "refused", "pickle").to_json()

@@ -155,7 +155,7 @@ def test_by_name_in_tags_outscores_a_passing_mention(index: ArtistIndex) -> None
         ("mara_quellbrook_v1", "ss_output_name", 0.90),
         ("mara quellbrook", "modelspec.trigger_phrase", 0.80),
         ("thanks to mara quellbrook", "modelspec.description", 0.50),
-        ("quellbrook style", "ss_tag_frequency", 0.40),
+        ("quellbrook style", "ss_tag_frequency", 0.60),
         ("quellbrook", "ss_training_comment", 0.30),
     ],
 )
@@ -271,11 +271,16 @@ def test_lone_surrogates_vanish_and_control_characters_separate(index: ArtistInd
     assert set(matched(index, "by mara\ud800quellbrook")) == {"Mara Quellbrook"}
 
 
-@pytest.mark.parametrize("text", ["john  smith", "John, Smith", "john_-_smith", "JOHNSMITH"])
+@pytest.mark.parametrize("text", ["john  smith", "john_-_smith", "JOHNSMITH", "John-Smith"])
 def test_separator_runs_and_joined_forms_match_a_common_surname_name(
     index: ArtistIndex, text: str
 ) -> None:
     assert set(matched(index, text)) == {"John Smith"}
+
+
+@pytest.mark.parametrize("text", ["John, Smith", "john | smith", "john; smith", "john (smith)"])
+def test_a_name_never_matches_across_a_tag_or_phrase_break(index: ArtistIndex, text: str) -> None:
+    assert matched(index, text, source="modelspec.tags") == {}
 
 
 _ANY_TEXT = st.text(st.characters(blacklist_categories=()))

@@ -1,0 +1,1 @@
+"""Word lists the name matcher reads (see :mod:`detectors.name_frequency`)."""
