@@ -14,6 +14,7 @@ from typing import cast, get_args
 
 from aiohttp import web
 
+from detectors.alias_rules import indistinct
 from detectors.errors import InputError, StorageError
 from monitor.backscan_service import Backscans
 from monitor.ids import ROUTE_ID
@@ -82,6 +83,9 @@ async def add_alias(request: web.Request) -> web.StreamResponse:
     if artist_id is None:
         return await error_page(request, 404, "Your account is not linked to an artist.")
     ctx = web_context(request)
+    why = indistinct(alias)
+    if why is not None:
+        return await error_page(request, 400, f"Alias not added: {why}.")
     try:
         before = await asyncio.to_thread(ctx.queries.artist, artist_id)
         after = await asyncio.to_thread(ctx.store.add_alias, artist_id, alias)
