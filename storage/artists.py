@@ -117,6 +117,7 @@ def add_reference_image(
     height: int,
     size: int,
     now: datetime,
+    thumb_sha256: str | None = None,
 ) -> bool:
     """Link a stored blob to an artist as a reference image; False when already linked."""
     find_artist(session, artist_id)
@@ -127,6 +128,9 @@ def add_reference_image(
         )
     ).first()
     if existing is not None:
+        if thumb_sha256 is not None and existing.thumb_sha256 is None:
+            existing.thumb_sha256 = thumb_sha256
+            session.add(existing)
         return False
     session.add(
         ReferenceImage(
@@ -137,6 +141,7 @@ def add_reference_image(
             height=height,
             size=size,
             created_at=now,
+            thumb_sha256=thumb_sha256,
         )
     )
     session.flush()

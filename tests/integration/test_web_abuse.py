@@ -209,3 +209,58 @@ def test_operators_cannot_register_a_confusable_artist_either(web_runtime):
     store.add_artist("Ada Okafor")  # two people may share a surname
     with pytest.raises(InputError, match="reads as another artist"):
         store.add_alias("Tomasz Wren", "mira ok")
+
+
+# -- the image gate -----------------------------------------------------------------------
+
+
+def _image_form(csrf: str, data: bytes) -> object:
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", csrf)
+    form.add_field("image", data, filename="reference.webp", content_type="image/webp")
+    return form
+
+
+def _encoded(img: object, fmt: str, **kw: object) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    img.save(out, fmt, **kw)  # type: ignore[attr-defined]  # a PIL image
+    return out.getvalue()
+
+
+async def test_an_animated_reference_image_is_refused_in_one_line(visitors, web_runtime, seeded):
+    from PIL import Image
+
+    from storage.web_queries import WebQueries
+
+    frames = [Image.new("RGB", (64, 64), (30 * i, 80, 120)) for i in range(6)]
+    data = _encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=40)
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/images", _image_form(mira.csrf, data), csrf=False)
+    assert page.status == 400 and "Image refused: animated" in page.text
+    queries = WebQueries(web_runtime.engine)
+    assert queries.reference_images(seeded.artists["Mira Okafor"]) == []
+
+
+async def test_the_thumbnail_is_made_at_upload_and_served_without_decoding_again(
+    visitors, web_runtime, seeded
+):
+    from PIL import Image
+
+    from storage.web_queries import WebQueries
+
+    data = _encoded(Image.new("RGB", (2400, 1200), "teal"), "PNG")
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/images", _image_form(mira.csrf, data), csrf=False)
+    assert page.status == 303, page.text[:300]
+    sha = web_runtime.blobs.put(data)  # content-addressed: the key it was stored under
+    kept = WebQueries(web_runtime.engine).thumbnail_of(sha)
+    assert kept is not None and kept != sha
+    async with mira.http.get(mira.server.make_url(f"/blobs/{sha}/thumb")) as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"
+        assert await resp.read() == web_runtime.blobs.read(kept)
