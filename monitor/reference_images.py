@@ -11,6 +11,12 @@ directly, because ``Image.open`` runs Pillow's own, looser decompression-bomb ch
 and only warns between 89M and 178M pixels; then the file is verified (PNG chunk CRCs) and
 decoded whole, so a truncated or corrupt file is refused here, with one line, not when the
 probe reads it later.
+
+:func:`gate_image` is the one gate: the caps on bytes, pixels, frames (an animated image is
+refused; a WebP's canvas and animation flag are read from its RIFF header before libwebp
+sees it, since its animation decoder allocates whole canvases when it opens) and decoded
+size are checked before any pixel is decoded, the file is decoded once, and that decode
+makes the thumbnail the web UI serves, so no page decodes a big image again.
 """
 
 from __future__ import annotations
@@ -19,14 +25,21 @@ import io
 import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageFile, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from monitor.runtime import Runtime
+from storage.blobs import BlobStore
+from storage.store import Store
 
 MAX_IMAGE_BYTES = 25 * 1024 * 1024
 MAX_IMAGE_PIXELS = 40_000_000
+MAX_IMAGE_FRAMES = 1
+# Bytes the decoded pixels may take (an RGBA image at the pixel cap would take 160 MB).
+MAX_DECODED_BYTES = 128 * 1024 * 1024
+THUMB_PX = 320
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # What Pillow raises on a broken or hostile file: OSError (truncated data, decoder errors),
@@ -39,25 +52,89 @@ class _Refused(ValueError):
     """check_image's own refusal, kept apart from the ValueErrors Pillow raises."""
 
 
+@dataclass(frozen=True, slots=True)
+class GatedImage:
+    """An image the gate took: its type, true size and a PNG thumbnail (``THUMB_PX``)."""
+
+    mime: str
+    width: int
+    height: int
+    thumbnail: bytes
+
+
 def check_image(data: bytes) -> tuple[str, int, int]:
-    """(mime, width, height) of an image, or ValueError saying why it is refused.
+    """(mime, width, height) of an image :func:`gate_image` takes, or its ValueError."""
+    image = gate_image(data)
+    return image.mime, image.width, image.height
+
+
+def gate_image(data: bytes) -> GatedImage:
+    """The image checked, decoded once and thumbnailed, or ValueError saying why not.
 
     Refused: more than :data:`MAX_IMAGE_BYTES`, not JPEG/PNG/WebP by its first bytes, more
-    than :data:`MAX_IMAGE_PIXELS`, or not decodable to the last pixel. The decode is bounded
-    by the pixel cap (at most 160 MB for a 4-channel image).
+    than :data:`MAX_IMAGE_PIXELS`, more than :data:`MAX_IMAGE_FRAMES` frames, pixels over
+    :data:`MAX_DECODED_BYTES` decoded, or not decodable to the last pixel. Every cap is
+    checked on the header, before the pixels are decoded.
     """
     if len(data) > MAX_IMAGE_BYTES:
         raise _Refused(f"larger than {MAX_IMAGE_BYTES // 2**20} MiB")
     name, mime, plugin = _format(data)
+    if name == "WebP":
+        _check_webp_header(data)
     with _reading(name):
         with plugin(io.BytesIO(data)) as img:
             width, height = img.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise _Refused(f"{width}x{height} pixels is over the {MAX_IMAGE_PIXELS:,} cap")
+            _check_caps(img)
             img.verify()
         with plugin(io.BytesIO(data)) as img:
             img.load()
-    return mime, width, height
+            return GatedImage(mime, width, height, _thumbnail(img))
+
+
+def _check_caps(img: ImageFile.ImageFile) -> None:
+    width, height = img.size
+    _check_pixels(width, height)
+    frames = getattr(img, "n_frames", 1)
+    if frames > MAX_IMAGE_FRAMES:
+        raise _Refused(f"animated ({frames} frames); upload one still image")
+    decoded = width * height * len(img.getbands())
+    if decoded > MAX_DECODED_BYTES:
+        raise _Refused(
+            f"{width}x{height} {img.mode} pixels would take {decoded // 2**20} MiB decoded,"
+            f" over the {MAX_DECODED_BYTES // 2**20} MiB cap"
+        )
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _Refused(f"{width}x{height} pixels is over the {MAX_IMAGE_PIXELS:,} cap")
+
+
+def _check_webp_header(data: bytes) -> None:
+    """Refuse an animated or oversized WebP from its RIFF header alone (VP8X, VP8L, VP8)."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        if data[20] & 0x02:
+            raise _Refused("animated (WebP animation); upload one still image")
+        width = 1 + int.from_bytes(data[24:27], "little")
+        height = 1 + int.from_bytes(data[27:30], "little")
+    elif chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    elif chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+    else:
+        return  # not a layout we can read: libwebp refuses it, or the caps below apply
+    _check_pixels(width, height)
+
+
+def _thumbnail(img: Image.Image) -> bytes:
+    """A PNG at most ``THUMB_PX`` on its longer side, from the decoded image."""
+    img.thumbnail((THUMB_PX, THUMB_PX))  # in place: the full-size pixels are not copied
+    out = io.BytesIO()
+    img.convert("RGBA" if img.mode in ("RGBA", "LA", "P", "PA") else "RGB").save(out, "PNG")
+    return out.getvalue()
 
 
 def _format(data: bytes) -> tuple[str, str, type[ImageFile.ImageFile]]:
@@ -101,13 +178,27 @@ def import_reference_images(
             continue
         data = path.read_bytes()
         try:
-            mime, width, height = check_image(data)
+            image = gate_image(data)
         except ValueError as exc:
             skipped.append(f"{path.name}: {exc}; skipped")
             continue
-        sha = runtime.blobs.put(data)
-        if runtime.store.add_reference_image(
-            artist_id, sha, mime=mime, width=width, height=height, size=len(data)
-        ):
-            added += 1
+        added += store_reference_image(runtime.blobs, runtime.store, artist_id, data, image)
     return added, skipped
+
+
+def store_reference_image(
+    blobs: BlobStore, store: Store, artist_id: int, data: bytes, image: GatedImage
+) -> bool:
+    """Put a gated image and its thumbnail in the blob store and link them to the artist;
+    False when the artist already had it."""
+    sha = blobs.put(data)
+    thumb_sha = blobs.put(image.thumbnail)
+    return store.add_reference_image(
+        artist_id,
+        sha,
+        mime=image.mime,
+        width=image.width,
+        height=image.height,
+        size=len(data),
+        thumb_sha256=thumb_sha,
+    )

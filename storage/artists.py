@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
+from detectors.alias_rules import HeldName, conflict
 from detectors.errors import InputError
 from storage.loaders import pk
 from storage.models import Alias, Artist, ReferenceImage
@@ -38,12 +39,33 @@ def find_artist(session: Session, artist: str | int) -> Artist:
     return row
 
 
+def held_names(session: Session) -> list[HeldName]:
+    """Every registered name and alias with the artist holding it."""
+    names = session.exec(select(Artist.id, Artist.name)).all()
+    aliases = session.exec(select(Alias.artist_id, Alias.alias)).all()
+    return [HeldName(pk_, text, True) for pk_, text in names if pk_ is not None] + [
+        HeldName(owner, text, False) for owner, text in aliases
+    ]
+
+
+def refuse_held(session: Session, text: str, artist_id: int | None, what: str) -> None:
+    """``InputError`` when ``text`` reads as a name or alias another artist holds."""
+    other = conflict(text, artist_id, held_names(session), is_name=what == "artist name")
+    if other is not None:
+        held = "name" if other.is_name else "alias"
+        raise InputError(
+            f"the {what} {text!r} reads as another artist's {held}; "
+            "names and aliases are each held by one artist"
+        )
+
+
 def create_artist(
     session: Session, name: str, aliases: Iterable[str], email: str | None, now: datetime
 ) -> Artist:
     name = clean(name, "artist name")
     if artist_by_name(session, name) is not None:
         raise InputError(f"an artist named {name!r} already exists; add aliases to it")
+    refuse_held(session, name, None, "artist name")
     artist = Artist(name=name, email=email, created_at=now)
     session.add(artist)
     session.flush()
@@ -57,6 +79,7 @@ def add_aliases(session: Session, artist: Artist, aliases: Iterable[str]) -> boo
     known = set(session.exec(select(Alias.alias).where(Alias.artist_id == pk(artist))).all())
     new = [a for a in wanted if a not in known]
     for alias in new:
+        refuse_held(session, alias, pk(artist), "alias")
         session.add(Alias(artist_id=pk(artist), alias=alias))
     session.flush()
     return bool(new)
@@ -94,6 +117,7 @@ def add_reference_image(
     height: int,
     size: int,
     now: datetime,
+    thumb_sha256: str | None = None,
 ) -> bool:
     """Link a stored blob to an artist as a reference image; False when already linked."""
     find_artist(session, artist_id)
@@ -104,6 +128,9 @@ def add_reference_image(
         )
     ).first()
     if existing is not None:
+        if thumb_sha256 is not None and existing.thumb_sha256 is None:
+            existing.thumb_sha256 = thumb_sha256
+            session.add(existing)
         return False
     session.add(
         ReferenceImage(
@@ -114,6 +141,7 @@ def add_reference_image(
             height=height,
             size=size,
             created_at=now,
+            thumb_sha256=thumb_sha256,
         )
     )
     session.flush()

@@ -83,6 +83,8 @@ class ReferenceImage(Base, table=True):
     height: int
     size: int = Field(sa_type=BigInteger)
     created_at: datetime = _when()
+    # The PNG thumbnail made when the image was taken (migration 0010); None before then.
+    thumb_sha256: str | None = Field(default=None, sa_type=String)
 
 
 class Source(Base, table=True):

@@ -127,9 +127,18 @@ class Store:
         )
 
     def add_reference_image(
-        self, artist_id: int, sha256: str, *, mime: str, width: int, height: int, size: int
+        self,
+        artist_id: int,
+        sha256: str,
+        *,
+        mime: str,
+        width: int,
+        height: int,
+        size: int,
+        thumb_sha256: str | None = None,
     ) -> bool:
-        """Link a blob (`storage.blobs.BlobStore` key) to an artist; False if already linked."""
+        """Link a blob (`storage.blobs.BlobStore` key) to an artist, with the blob of its
+        thumbnail when one was made; False if already linked."""
         return self._write(
             "add_reference_image",
             lambda s: artists.add_reference_image(
@@ -140,6 +149,7 @@ class Store:
                 width=width,
                 height=height,
                 size=size,
+                thumb_sha256=thumb_sha256,
                 now=self._clock(),
             ),
         )

@@ -232,6 +232,19 @@ class WebQueries:
 
         return self._tx.read("reference_images", work)
 
+    def thumbnail_of(self, sha256: str) -> str | None:
+        """The blob key of the thumbnail made when this reference image was taken, if any."""
+
+        def work(session: Session) -> str | None:
+            return session.exec(
+                select(ReferenceImage.thumb_sha256).where(
+                    ReferenceImage.sha256 == sha256,
+                    col(ReferenceImage.thumb_sha256).is_not(None),
+                )
+            ).first()
+
+        return self._tx.read("thumbnail_of", work)
+
     def remove_reference_image(self, artist_id: int, sha256: str) -> bool:
         def work(session: Session) -> bool:
             row = session.exec(

@@ -27,6 +27,7 @@ from monitor.web.api import add_api_routes
 from monitor.web.auth import csrf_middleware, security_headers_middleware, session_user_middleware
 from monitor.web.blob_routes import add_blob_routes
 from monitor.web.context import CONTEXT_KEY, WebContext
+from monitor.web.executors import add_executors
 from monitor.web.filters import FILTERS
 from monitor.web.login import login, login_form, logout
 from monitor.web.login_limits import LoginLimiter
@@ -116,6 +117,7 @@ def create_app(status: ServiceStatus, *, passwords: Passwords | None = None) -> 
     app[STATUS_KEY] = status
     app[CONTEXT_KEY] = context = web_context(status, passwords)
     app[METRICS_KEY] = status.metrics
+    add_executors(app)
     status.metrics.watch_database(context.queries)
     _setup_sessions(app, status.runtime, context.secure_cookies)
     env = aiohttp_jinja2.setup(

@@ -10,21 +10,20 @@ says ``nosniff``).
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import re
 from typing import Literal
 
 from aiohttp import web
-from PIL import Image, UnidentifiedImageError
 
 from detectors.errors import StorageError
+from monitor.reference_images import gate_image
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
+from monitor.web.executors import IMAGE_POOL, run_in
 from monitor.web.rendering import error_page
 from storage.blobs import CHUNK_BYTES, BlobStore
 
-THUMB_PX = 320
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 CACHE = {"Cache-Control": "private, max-age=86400"}
 _RANGES = {"Accept-Ranges": "bytes"}
@@ -43,15 +42,9 @@ def sniff(data: bytes) -> str | None:
 
 
 def thumbnail(data: bytes) -> bytes:
-    """A PNG at most ``THUMB_PX`` on its longer side (``ValueError`` if not an image)."""
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.thumbnail((THUMB_PX, THUMB_PX))
-            out = io.BytesIO()
-            img.convert("RGBA" if img.mode in ("RGBA", "LA", "P") else "RGB").save(out, "PNG")
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError("not an image") from exc
-    return out.getvalue()
+    """A PNG at most ``THUMB_PX`` on its longer side, through the image gate's caps
+    (``ValueError`` if not an image the gate takes)."""
+    return gate_image(data).thumbnail
 
 
 async def _allowed(request: web.Request) -> str | None:
@@ -151,17 +144,21 @@ async def _stream(
 
 @requires("moderator", "artist")
 async def blob_thumbnail(request: web.Request) -> web.StreamResponse:
+    """The thumbnail made when the image was taken; one made now, on the bounded image
+    pool and through the gate's caps, for an image taken before thumbnails were kept."""
     sha = await _allowed(request)
+    ctx = web_context(request)
+    kept = None if sha is None else await asyncio.to_thread(ctx.queries.thumbnail_of, sha)
     try:
-        data = (
-            None if sha is None else await asyncio.to_thread(web_context(request).blobs.read, sha)
-        )
+        data = None if sha is None else await asyncio.to_thread(ctx.blobs.read, kept or sha)
     except StorageError:
         data = None
     if data is None or sniff(data) is None:
         return await error_page(request, 404, "There is no such image.")
+    if kept is not None:
+        return web.Response(body=data, content_type="image/png", headers=CACHE)
     try:
-        small = await asyncio.to_thread(thumbnail, data)
+        small = await run_in(request.app, IMAGE_POOL, thumbnail, data)
     except ValueError:
         return await error_page(request, 404, "There is no such image.")
     return web.Response(body=small, content_type="image/png", headers=CACHE)

@@ -14,14 +14,16 @@ from typing import cast, get_args
 
 from aiohttp import web
 
+from detectors.alias_rules import indistinct
 from detectors.errors import InputError, StorageError
 from monitor.backscan_service import Backscans
 from monitor.ids import ROUTE_ID
-from monitor.reference_images import MAX_IMAGE_BYTES, check_image
+from monitor.reference_images import MAX_IMAGE_BYTES, gate_image, store_reference_image
 from monitor.runtime import Runtime
 from monitor.web.alert_pages import artist_subscriptions
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
+from monitor.web.executors import IMAGE_POOL, run_in
 from monitor.web.queue_pages import finding_id
 from monitor.web.rendering import error_page, render
 from storage.triage import ArtistReason, FindingNotFound
@@ -82,6 +84,9 @@ async def add_alias(request: web.Request) -> web.StreamResponse:
     if artist_id is None:
         return await error_page(request, 404, "Your account is not linked to an artist.")
     ctx = web_context(request)
+    why = indistinct(alias)
+    if why is not None:
+        return await error_page(request, 400, f"Alias not added: {why}.")
     try:
         before = await asyncio.to_thread(ctx.queries.artist, artist_id)
         after = await asyncio.to_thread(ctx.store.add_alias, artist_id, alias)
@@ -113,20 +118,13 @@ async def add_image(request: web.Request) -> web.StreamResponse:
     try:
         if len(data) > MAX_IMAGE_BYTES:
             raise ValueError(f"larger than {MAX_IMAGE_BYTES // 2**20} MiB")
-        mime, width, height = await asyncio.to_thread(check_image, data)
+        image = await run_in(request.app, IMAGE_POOL, gate_image, data)
     except ValueError as exc:
         return await error_page(request, 400, f"Image refused: {exc}.")
     ctx = web_context(request)
     try:
-        sha = await asyncio.to_thread(ctx.blobs.put, data)
         added = await asyncio.to_thread(
-            ctx.store.add_reference_image,
-            artist_id,
-            sha,
-            mime=mime,
-            width=width,
-            height=height,
-            size=len(data),
+            store_reference_image, ctx.blobs, ctx.store, artist_id, data, image
         )
     except StorageError as exc:
         return await error_page(request, 500, f"Image not stored: {exc}")

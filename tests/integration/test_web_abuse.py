@@ -144,3 +144,123 @@ async def test_hsts_only_behind_https(web_runtime, visitors):
         await visitor.close()
     assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert missing.headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+# -- alias hijack -------------------------------------------------------------------------
+
+HIJACKS = [
+    "Tomasz Wren",  # another artist's full name
+    "tomasz_wren",
+    "T0masz Wren",  # leetspeak
+    "T\u043emasz Wr\u0435n",  # Cyrillic о and е
+    "TomaszWren",
+    "Tomasz Wren style",  # her full name inside it
+    "twren",  # her alias
+    "TWREN",
+    "Okafor-wren",  # (for wren) Mira's distinctive surname among its words
+]
+
+
+@pytest.mark.parametrize("alias", HIJACKS[:8])
+async def test_an_artist_cannot_take_another_artists_name_or_alias(visitors, seeded, alias):
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/aliases", {"alias": alias})
+    assert page.status == 400, (alias, page.status)
+    assert "reads as another artist" in page.text
+    api = await visitors()
+    headers = {"Authorization": f"Bearer {MODERATOR_TOKEN}"}
+    artist = json.loads(
+        (await api.get(f"/api/v1/artists/{seeded.artists['Mira Okafor']}", headers=headers)).text
+    )
+    assert artist["aliases"] == ["mira_ok", "Okafor"]
+
+
+async def test_a_surname_another_artist_is_known_by_is_refused(visitors):
+    wren = await visitors("wren@example.org")
+    await wren.get("/me")
+    page = await wren.post("/me/aliases", {"alias": HIJACKS[8]})
+    assert page.status == 400 and "reads as another artist" in page.text
+
+
+@pytest.mark.parametrize("alias", ["a", "lora", "style", "LoRA style", "sdxl lora v2", "xyz1"])
+async def test_generic_or_short_aliases_are_refused_in_one_line(visitors, alias):
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/aliases", {"alias": alias})
+    assert page.status == 400, alias
+    assert "Alias not added: it needs at least" in page.text or "too common" in page.text
+
+
+async def test_a_distinctive_alias_of_her_own_is_still_added(visitors):
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    for alias in ("M. Okafor", "okaforpaints", "mira_ok"):  # the last she already holds
+        assert (await mira.post("/me/aliases", {"alias": alias})).status == 303, alias
+
+
+def test_operators_cannot_register_a_confusable_artist_either(web_runtime):
+    from detectors.errors import InputError
+
+    store = web_runtime.store
+    for name, aliases in (("T\u043emasz Wr\u0435n", []), ("Ada Quill", ["TWREN"])):
+        with pytest.raises(InputError, match="reads as another artist"):
+            store.add_artist(name, aliases)
+    store.add_artist("Ada Okafor")  # two people may share a surname
+    with pytest.raises(InputError, match="reads as another artist"):
+        store.add_alias("Tomasz Wren", "mira ok")
+
+
+# -- the image gate -----------------------------------------------------------------------
+
+
+def _image_form(csrf: str, data: bytes) -> object:
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", csrf)
+    form.add_field("image", data, filename="reference.webp", content_type="image/webp")
+    return form
+
+
+def _encoded(img: object, fmt: str, **kw: object) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    img.save(out, fmt, **kw)  # type: ignore[attr-defined]  # a PIL image
+    return out.getvalue()
+
+
+async def test_an_animated_reference_image_is_refused_in_one_line(visitors, web_runtime, seeded):
+    from PIL import Image
+
+    from storage.web_queries import WebQueries
+
+    frames = [Image.new("RGB", (64, 64), (30 * i, 80, 120)) for i in range(6)]
+    data = _encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=40)
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/images", _image_form(mira.csrf, data), csrf=False)
+    assert page.status == 400 and "Image refused: animated" in page.text
+    queries = WebQueries(web_runtime.engine)
+    assert queries.reference_images(seeded.artists["Mira Okafor"]) == []
+
+
+async def test_the_thumbnail_is_made_at_upload_and_served_without_decoding_again(
+    visitors, web_runtime, seeded
+):
+    from PIL import Image
+
+    from storage.web_queries import WebQueries
+
+    data = _encoded(Image.new("RGB", (2400, 1200), "teal"), "PNG")
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post("/me/images", _image_form(mira.csrf, data), csrf=False)
+    assert page.status == 303, page.text[:300]
+    sha = web_runtime.blobs.put(data)  # content-addressed: the key it was stored under
+    kept = WebQueries(web_runtime.engine).thumbnail_of(sha)
+    assert kept is not None and kept != sha
+    async with mira.http.get(mira.server.make_url(f"/blobs/{sha}/thumb")) as resp:
+        assert resp.status == 200 and resp.content_type == "image/png"
+        assert await resp.read() == web_runtime.blobs.read(kept)

@@ -1,0 +1,45 @@
+"""Bounded thread pools for the web app's CPU- and memory-heavy steps.
+
+Password hashing and image decoding each get their own few threads, apart from the
+default pool that database reads use: a flood of failed sign-ins then queues behind two
+hashing threads instead of starving every signed-in page, and parallel image uploads
+decode at most two at a time, which bounds the memory they take.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar, TypeVarTuple, Unpack
+
+from aiohttp import web
+
+PASSWORD_THREADS = 2
+IMAGE_THREADS = 2
+T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
+PASSWORD_POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("password_pool", ThreadPoolExecutor)
+IMAGE_POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("image_pool", ThreadPoolExecutor)
+
+
+def add_executors(app: web.Application) -> None:
+    """Give the app its pools; they are shut down when the app is cleaned up."""
+    app[PASSWORD_POOL] = ThreadPoolExecutor(PASSWORD_THREADS, thread_name_prefix="passwords")
+    app[IMAGE_POOL] = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="images")
+
+    async def shut_down(app: web.Application) -> None:
+        for key in (PASSWORD_POOL, IMAGE_POOL):
+            app[key].shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(shut_down)
+
+
+async def run_in(
+    app: web.Application,
+    key: web.AppKey[ThreadPoolExecutor],
+    func: Callable[[Unpack[Ts]], T],
+    *args: *Ts,
+) -> T:
+    """``func(*args)`` on one of the app's pools."""
+    return await asyncio.get_running_loop().run_in_executor(app[key], func, *args)
