@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 
+from detectors.name_frequency import common_words
 from detectors.name_keys import MIN_SURNAME_CHARS, is_common
 from detectors.name_normalise import normalise, skeleton, skeleton_words
-from detectors.name_stoplist import COMMON_SURNAMES
 
 # An alias an artist adds herself needs this many letters or digits once folded.
 MIN_ALIAS_CHARS = 5
@@ -44,7 +44,7 @@ class HeldName:
 
 @cache
 def _common_words() -> frozenset[str]:
-    return GENERIC_WORDS | frozenset(skeleton_words(sorted(COMMON_SURNAMES)))
+    return GENERIC_WORDS | frozenset(skeleton_words(sorted(common_words())))
 
 
 def name_key(text: str) -> str:

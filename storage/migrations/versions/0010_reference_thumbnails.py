@@ -2,7 +2,7 @@
 decodes a big image to show it (#20): ``reference_image.thumb_sha256``, a blob key.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 06:10:00.000000
 """
 
