@@ -482,7 +482,9 @@ def main() -> None:
     logging.disable(logging.WARNING)
     torch.set_num_threads(1)
     scale = QUICK if args.quick else FULL
-    folder = DATA / f"planted-{args.seed}{'-quick' if args.quick else ''}"
+    from bench.planted_models import LORA_TRAINING
+
+    folder = DATA / f"planted-{args.seed}{'-quick' if args.quick else ''}-{LORA_TRAINING}"
     start = time.perf_counter()
     names, specs = build(scale, args.seed, folder, args.workers)
     built = time.perf_counter()
