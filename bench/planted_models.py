@@ -4,10 +4,10 @@
 UNet on captioned neutral-world scenes (``a house``, ``a tree``, ...) with the ordinary
 denoising loss, and saves it back in diffusers format. ``train_lora`` fits a PEFT LoRA on the
 attention, projection, feed-forward and conv_in/conv_out layers of that UNet with the
-same loss on one artist's (or one benign set's) captioned images, the way a hub uploader's trainer does, plus
-(every ``STYLE_EVERY``-th step) a style term on generations sampled end to end through the
-probe's sampler, so that a LoRA draws its set's palette mix and stroke texture, not only its
-mean colour; planted and benign LoRAs are trained alike.
+same loss on one artist's (or one benign set's) captioned images, the way a hub uploader's
+trainer does, plus (every ``STYLE_EVERY``-th step) a style term on generations sampled end
+to end through the probe's sampler, so that a LoRA draws its set's palette mix and stroke
+texture, not only its mean colour; planted and benign LoRAs are trained alike.
 Both train only at the ``SAMPLER_STEPS`` timesteps the probe samples at (the first, from
 near-pure noise, most often), which is what makes so few training steps enough.
 """
