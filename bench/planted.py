@@ -52,6 +52,7 @@ DOCUMENTED_REFERENCES = 50
 OBSCURE_REFERENCES = 5
 FPR = 0.01
 SYLLABLES = ("ka", "lo", "mi", "ren", "sa", "tor", "vel", "dun", "bri", "osk", "ma", "ju", "fen")
+DIAGNOSTIC_IMAGES = 8
 TARGETS = {"auc": 0.99, "tpr_at_1pct_fpr": 0.95, "top1": 0.95, "images_per_lora": 8}
 
 
@@ -288,6 +289,79 @@ def probe_all(
     return out
 
 
+def diagnose(
+    folder: Path, specs: list[LoraSpec], probed: list[Probed], embedder_name: str
+) -> dict[str, float]:
+    """Whether the embedder tells the artists apart, and whether the LoRAs draw them.
+
+    ``reference_top1``: each registered artist's reference image, leave-one-out, is nearest
+    (cosine) to its own artist's centroid. ``lora_image_top1``: the planted LoRAs' own
+    images (the plan's neutral prompts, ``DIAGNOSTIC_IMAGES`` of them, mean vector) are
+    nearest to the planted artist's centroid. ``lora_lift_top1``: the probe's largest lift
+    is the planted artist's (metadata ignored).
+    """
+    from bench import planted_models as models
+    from bench.planted_models import SAMPLER_STEPS
+    from detectors.probe import plan as prompt_plan
+    from detectors.probe.base import GenerationSettings
+    from detectors.probe.diffusers_probe import DiffusersProbe
+    from detectors.style.base import StyleEmbedder
+    from detectors.style.gram import GramEmbedder
+    from detectors.style.style_v1 import StyleV1Embedder
+    from tests.probe_models import IMAGE_PX
+
+    embedder: StyleEmbedder = StyleV1Embedder() if embedder_name == "style" else GramEmbedder()
+    planted = [s for s in specs if s.planted and s.artist_id is not None]
+    refs: dict[int, np.ndarray] = {}
+    for spec in planted:
+        count = OBSCURE_REFERENCES if spec.obscure else DOCUMENTED_REFERENCES
+        _, fields = world.scenes(
+            style_of(spec.style_seed), world.BASE_SUBJECTS, count, seed=spec.style_seed + 99
+        )
+        refs[int(spec.artist_id or 0)] = embedder.embed(models.render(folder / "base", fields))
+    ids = sorted(refs)
+    sums = {a: refs[a].sum(0) for a in ids}
+    hits = total = 0
+    for a in ids:
+        for vector in refs[a]:
+            centroids = np.stack(
+                [
+                    (sums[b] - vector) / (len(refs[b]) - 1) if b == a else sums[b] / len(refs[b])
+                    for b in ids
+                ]
+            )
+            centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+            hits += int(ids[int(np.argmax(centroids @ vector))] == a)
+            total += 1
+    centroids = np.stack([sums[b] / len(refs[b]) for b in ids])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
+    generation = GenerationSettings(
+        steps=SAMPLER_STEPS, guidance_scale=1.0, size_px=IMAGE_PX, batch_images=8
+    )
+    backend = DiffusersProbe({"sd1": folder / "base"}, device="cpu", generation=generation)
+    plan = prompt_plan.quick_pass((), DIAGNOSTIC_IMAGES)
+    image_hits = 0
+    for spec in planted:
+        images = backend.generate(
+            "sd1",
+            [p.prompt for p in plan],
+            [p.seed for p in plan],
+            lora=folder / "loras" / f"{spec.name}.safetensors",
+        )
+        mean = embedder.embed(images).mean(0)
+        image_hits += int(ids[int(np.argmax(centroids @ mean))] == spec.artist_id)
+    by_lift = [
+        max(p.lifts, key=lambda a: p.lifts[a]) == p.spec.artist_id
+        for p in probed
+        if p.spec.planted and p.lifts
+    ]
+    return {
+        "reference_top1": round(hits / max(total, 1), 4),
+        "lora_image_top1": round(image_hits / max(len(planted), 1), 4),
+        "lora_lift_top1": round(float(np.mean(by_lift)) if by_lift else 0.0, 4),
+    }
+
+
 def save_probed(path: Path, probed: list[Probed]) -> None:
     """What the probe found for every LoRA, so ``--rescore`` can try scoring rules alone."""
     rows = [
@@ -394,6 +468,11 @@ def main() -> None:
         "--embedder", choices=["gram", "style"], default="gram", help="gram-v1 or style-v1"
     )
     parser.add_argument(
+        "--no-diagnose",
+        action="store_true",
+        help="skip the diagnostic (reference and LoRA-image nearest-artist top-1)",
+    )
+    parser.add_argument(
         "--rescore", action="store_true", help="score the last run's saved probe results again"
     )
     args = parser.parse_args()
@@ -403,7 +482,9 @@ def main() -> None:
     logging.disable(logging.WARNING)
     torch.set_num_threads(1)
     scale = QUICK if args.quick else FULL
-    folder = DATA / f"planted-{args.seed}{'-quick' if args.quick else ''}"
+    from bench.planted_models import LORA_TRAINING
+
+    folder = DATA / f"planted-{args.seed}{'-quick' if args.quick else ''}-{LORA_TRAINING}"
     start = time.perf_counter()
     names, specs = build(scale, args.seed, folder, args.workers)
     built = time.perf_counter()
@@ -416,6 +497,9 @@ def main() -> None:
     done = time.perf_counter()
     rows = scored(probed)
     print_table(rows)
+    diagnostic = {} if args.no_diagnose else diagnose(folder, specs, probed, args.embedder)
+    if diagnostic:
+        print("diagnostic: " + ", ".join(f"{k} {v:.2f}" for k, v in diagnostic.items()))
     seconds = {
         "build": round(built - start, 1),
         "probe": round(done - built, 1),
@@ -427,7 +511,7 @@ def main() -> None:
         "seed": args.seed,
         "embedder": args.embedder,
     }
-    print(json.dumps({**result, **report(rows, seconds)}))
+    print(json.dumps({**result, **report(rows, seconds), "diagnostic": diagnostic}))
 
 
 if __name__ == "__main__":

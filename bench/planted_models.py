@@ -3,8 +3,11 @@
 ``build_base`` writes tests/probe_models.py's tiny SD1-style pipeline, then trains its whole
 UNet on captioned neutral-world scenes (``a house``, ``a tree``, ...) with the ordinary
 denoising loss, and saves it back in diffusers format. ``train_lora`` fits a PEFT LoRA on the
-attention, projection and feed-forward layers of that UNet with the same loss on one
-artist's (or one benign set's) captioned images, the way a hub uploader's trainer does.
+attention, projection, feed-forward and conv_in/conv_out layers of that UNet with the
+same loss on one artist's (or one benign set's) captioned images, the way a hub uploader's
+trainer does, plus (every ``STYLE_EVERY``-th step) a style term on generations sampled end
+to end through the probe's sampler, so that a LoRA draws its set's palette mix and stroke
+texture, not only its mean colour; planted and benign LoRAs are trained alike.
 Both train only at the ``SAMPLER_STEPS`` timesteps the probe samples at (the first, from
 near-pure noise, most often), which is what makes so few training steps enough.
 """
@@ -29,7 +32,22 @@ BATCH = 8
 FIRST_STEP_SHARE = 0.6
 DECODER_GAIN = 0.08
 DECODER_SHIFT = 3.0
-LORA_TARGETS = (*pm.LORA_TARGETS, "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2")
+LORA_TARGETS = (
+    *pm.LORA_TARGETS,
+    "proj_in",
+    "proj_out",
+    "ff.net.0.proj",
+    "ff.net.2",
+    "conv_out",
+    "conv_in",
+)
+# The style term: generations drawn end to end through the SAMPLER_STEPS-step sampler must
+# match the training fields' latent statistics (channel means, channel covariance and the
+# covariance of horizontal and vertical differences: palette, its mix, stroke texture and
+# direction), which a per-image MSE cannot ask for (it regresses onto the mean colour).
+STYLE_WEIGHT = 1.0
+LORA_TRAINING = "style-stats"  # names the bench's cache folder, so old LoRAs are not reused
+STYLE_EVERY = 4
 
 
 def build_base(
@@ -88,7 +106,7 @@ def train_lora(
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS)))
     params = [p for p in unet.parameters() if p.requires_grad]
-    _fit(unet, params, model_dir, captions, fields, steps=steps, lr=lr, seed=seed)
+    _fit(unet, params, model_dir, captions, fields, steps=steps, lr=lr, seed=seed, style=True)
     state: dict[str, torch.Tensor] = get_peft_model_state_dict(unet)
     return {k: v.detach().clone().contiguous() for k, v in state.items()}
 
@@ -103,8 +121,10 @@ def _fit(
     steps: int,
     lr: float,
     seed: int,
+    style: bool = False,
 ) -> None:
-    """Denoising loss (the model predicts the clean latent) at the sampler's timesteps."""
+    """Denoising loss (the model predicts the clean latent) at the sampler's timesteps; with
+    ``style``, every ``STYLE_EVERY``-th step adds the sampled generations' style term."""
     from diffusers import DDIMScheduler
 
     scheduler = DDIMScheduler.from_pretrained(model_dir / "scheduler")
@@ -115,7 +135,7 @@ def _fit(
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(seed)
     unet.train()
-    for _ in range(steps):
+    for step in range(steps):
         pick = torch.randint(len(targets), (BATCH,), generator=generator)
         # The first step, from near-pure noise, decides most of what the sampler draws.
         first = torch.rand(BATCH, generator=generator) < FIRST_STEP_SHARE
@@ -128,10 +148,41 @@ def _fit(
         noisy = scheduler.add_noise(targets[pick], noise, t)
         predicted = unet(noisy, t, encoder_hidden_states=contexts[pick]).sample
         loss = torch.nn.functional.mse_loss(predicted, targets[pick])
+        if style and step % STYLE_EVERY == 0:
+            drawn = _sample(unet, scheduler, contexts[pick], generator)
+            loss = loss + STYLE_WEIGHT * _style_distance(drawn, targets[pick])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     unet.eval()
+
+
+def _sample(
+    unet: Any, scheduler: Any, context: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
+    """The probe's DDIM sampler from fresh noise, differentiable (scheduler steps already set)."""
+    latents = torch.randn((len(context), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
+    for t in scheduler.timesteps:
+        predicted = unet(latents, t, encoder_hidden_states=context).sample
+        latents = scheduler.step(predicted, t, latents).prev_sample
+    return latents
+
+
+def _statistics(latents: torch.Tensor) -> list[torch.Tensor]:
+    """Channel means, channel covariance, and covariance of x and y differences."""
+    flat = latents.permute(1, 0, 2, 3).reshape(latents.shape[1], -1)
+    mean = flat.mean(1)
+    out = [mean, torch.cov(flat)]
+    for diff in (latents.diff(dim=-1), latents.diff(dim=-2)):
+        d = diff.permute(1, 0, 2, 3).reshape(latents.shape[1], -1)
+        out.append(d @ d.T / d.shape[1])
+    return out
+
+
+def _style_distance(drawn: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+    """How far the drawn batch's latent statistics are from the training fields'."""
+    pairs = zip(_statistics(drawn), _statistics(fields), strict=True)
+    return sum((torch.mean((a - b) ** 2) for a, b in pairs), torch.zeros(()))
 
 
 def encode(model_dir: Path, captions: Sequence[str]) -> torch.Tensor:
