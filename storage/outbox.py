@@ -111,7 +111,7 @@ def _snapshots(session: Session, findings: Sequence[Finding]) -> dict[int | None
 def finding_snapshot(record: FindingRecord, upload_url: str | None) -> dict[str, Any]:
     """The JSON a message about this finding is written from: its strongest evidence lines,
     and how many more the evidence page holds."""
-    strongest = sorted(record.evidence, key=lambda e: evidence_strength(record, e))
+    strongest = strongest_first(record)
     return {
         "finding_id": record.id,
         "artist": record.artist,
@@ -126,6 +126,11 @@ def finding_snapshot(record: FindingRecord, upload_url: str | None) -> dict[str,
         ],
         "evidence_more": max(0, len(strongest) - MAX_SNAPSHOT_EVIDENCE),
     }
+
+
+def strongest_first(record: FindingRecord) -> tuple[Evidence, ...]:
+    """The finding's evidence, strongest line first (`evidence_strength`)."""
+    return tuple(sorted(record.evidence, key=lambda e: evidence_strength(record, e)))
 
 
 def evidence_strength(record: FindingRecord, evidence: Evidence) -> tuple[int, int]:

@@ -10,6 +10,7 @@ background); the page shows how far that got, and ``/me/backscan`` says it as JS
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import cast, get_args
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from monitor.web.context import request_user, web_context
 from monitor.web.executors import IMAGE_POOL, run_in
 from monitor.web.queue_pages import finding_id
 from monitor.web.rendering import error_page, render
+from storage.outbox import strongest_first
 from storage.triage import ArtistReason, FindingNotFound
 from storage.users import UserRecord
 
@@ -55,7 +57,10 @@ async def portal_page(request: web.Request) -> web.StreamResponse:
     context = {
         "artist": artist,
         "images": await asyncio.to_thread(ctx.queries.reference_images, artist_id),
-        "findings": await asyncio.to_thread(ctx.queries.findings, None, artist_id),
+        "findings": [  # each led by its strongest line, as the alert mails put it
+            replace(f, evidence=strongest_first(f))
+            for f in await asyncio.to_thread(ctx.queries.findings, None, artist_id)
+        ],
         "subscriptions_url": request.app.get(SUBSCRIPTIONS_URL_KEY),
         "subscriptions": await artist_subscriptions(request.app, artist_id),
         "user_email": user_email(request),

@@ -42,6 +42,9 @@ async def test_the_portal_links_each_finding_to_its_evidence(visitors, seeded):
     links = set(re.findall(r'href="/findings/(\d+)"', page.text))
     assert str(seeded.findings["mira_v2"]) in links
     assert str(seeded.findings["wren"]) not in links
+    # led by its strongest line (the probe's style evidence), as the alert mail puts it
+    card = page.text.split(f'id="finding-{seeded.findings["mira_v2"]}"')[1]
+    assert '<p class="muted">style: LoRA vs base vs references (+' in card
 
 
 async def test_another_artists_finding_is_as_if_absent(visitors, seeded):
