@@ -120,7 +120,6 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         for key, (_, states) in TABS.items()
     }
     kept = {k: request.query[k] for k in FILTER_KEYS if request.query.get(k)}
-    artists = await asyncio.to_thread(ctx.store.list_artists)
     context = {
         "tabs": TABS,
         "tab": tab,
@@ -140,7 +139,6 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         if page.next_after is None
         else "/queue?" + urlencode({"tab": tab, **kept, "after": page.next_after}),
         "first_url": "/queue?" + urlencode({"tab": tab, **kept}),
-        "artist_names": [a.name for a in artists],
         "sources": SOURCE_NAMES,
         "stages": STAGES,
         "sorts": SORTS,
