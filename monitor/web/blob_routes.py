@@ -137,7 +137,9 @@ async def _stream(
             request.transport.close()
         return response
     finally:
-        await asyncio.to_thread(reader.close)
+        # Closed here, not on a worker thread: a handler cancelled at shutdown (or by a
+        # client gone) must not leave the close queued on an executor that may never run it.
+        reader.close()
     await response.write_eof()
     return response
 
