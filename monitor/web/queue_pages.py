@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import cast, get_args
 from urllib.parse import urlencode
@@ -18,10 +18,11 @@ from monitor.web.context import request_user, web_context
 from monitor.web.evidence_strength import strength, tag_counts
 from monitor.web.login import safe_next
 from monitor.web.probe_status import probe_status
+from monitor.web.queue_groups import queue_cards
 from monitor.web.rendering import error_page, render
-from storage.records import FindingState, UploadRef
+from storage.records import FindingState
 from storage.triage import AuditFilter, Decision, FindingClaimed, FindingNotFound
-from storage.web_queries import FindingView, QueueFilter, QueueSort
+from storage.web_queries import QueueFilter, QueueSort
 
 TABS: dict[str, tuple[str, tuple[FindingState, ...]]] = {
     "needs_review": ("Needs review", ("needs_review",)),
@@ -82,21 +83,6 @@ def queue_filter(query: Mapping[str, str]) -> QueueFilter:
     )
 
 
-def reupload_groups(views: Sequence[FindingView]) -> list[tuple[FindingView, list[FindingView]]]:
-    """The page's findings as cards: re-uploads of one upload (the same file bytes or weight
-    fingerprint, as the re-upload link records) found for the same artist share the card
-    of the first of them, and one decision decides them all. Order is kept."""
-    cards: dict[tuple[int, str, str], tuple[FindingView, list[FindingView]]] = {}
-    for view in views:
-        root = view.upload.reupload_of or UploadRef(view.upload.source, view.upload.upload_id)
-        key = (view.finding.artist_id, root.source, root.upload_id)
-        if key in cards:
-            cards[key][1].append(view)
-        else:
-            cards[key] = (view, [])
-    return list(cards.values())
-
-
 @requires("moderator")
 async def queue_page(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
@@ -112,7 +98,6 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 400, f"This queue view cannot be shown: {exc}.")
     page = await asyncio.to_thread(ctx.queries.queue_page, TABS[tab][1], where, after)
     views = page.views
-    groups = reupload_groups(views)
     leases = await asyncio.to_thread(ctx.triage.leases, [v.finding.id for v in views])
     snapshot = await asyncio.to_thread(ctx.queries.metrics)
     counts = {
@@ -126,7 +111,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         "counts": counts,
         "malformed": sum(snapshot.malformed_by_source.values()),
         "views": views,
-        "groups": groups,
+        "cards": queue_cards(views),
         "leases": leases,
         "skipped": request.query.get("skipped"),
         "filters": kept,

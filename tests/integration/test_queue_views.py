@@ -12,6 +12,7 @@ import pytest
 
 from detectors.results import ArtistMatch, Evidence
 from storage.records import FindingState
+from storage.store import Store
 from storage.triage import TriageStore
 from storage.web_queries import QueueFilter, WebQueries
 from tests.web_env import (  # noqa: F401
@@ -193,3 +194,32 @@ async def test_reuploads_of_one_model_share_a_card_and_a_decision(visitors, web_
     assert seeded.findings["mira_v2"] in resolved  # the copy joins its card there too
     states = {f.id: f.state for f in WebQueries(web_runtime.engine).findings(artist_id=mira)}
     assert states[copy.id] == states[seeded.findings["mira_v2"]] == "confirmed"
+
+
+async def test_one_uploaders_versions_of_a_name_share_a_card(visitors, web_runtime, seeded):
+    """The same uploader re-posting one model under version marks ("v3", "(SDXL)", "final")
+    gets one card and one decision; another uploader, or another hub, keeps its own card."""
+    store: Store = web_runtime.store
+    mira = seeded.artists["Mira Okafor"]
+
+    def posted(upload_id: str, name: str, uploader: str, source: str = "civitai") -> int:
+        record, _ = store.record_upload(source, upload_id, name, uploader=uploader)
+        match = ArtistMatch(mira, "Mira Okafor", 0.6, "metadata", (Evidence("tags", "x"),))
+        return store.record_findings(record.id, [match])[0].id
+
+    v3 = posted("918300", "Mira Okafor Style LoRA v3 - dreamy ink washes", "latentlad")
+    xl = posted("918301", "mira_okafor_style_lora (SDXL) final dreamy ink washes", "latentlad")
+    other = posted("918302", "Mira Okafor Style LoRA v4 dreamy ink washes", "someoneelse")
+    elsewhere = posted("hf:latentlad/mira", "Mira Okafor Style LoRA v5 dreamy ink washes",
+                       "latentlad", source="huggingface")  # fmt: skip
+    mod = await visitors("mod@example.org")
+    page = await mod.get("/queue")
+    cards = shown(page.text)
+    assert seeded.findings["mira_v2"] in cards  # the highest score holds the card
+    assert v3 not in cards and xl not in cards
+    assert other in cards and elsewhere in cards
+    assert "2 more uploads by latentlad named like this one" in page.text
+    card = page.text.split(f'id="f-{seeded.findings["mira_v2"]}"')[1].split('<li class="item"')[0]
+    for finding in (v3, xl):
+        assert f'name="finding_id" value="{finding}"' in card
+    assert f'value="{other}"' not in card and f'value="{elsewhere}"' not in card
