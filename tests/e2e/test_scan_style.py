@@ -1,6 +1,7 @@
 """``stylewatch scan`` finds a style LoRA by what it draws: no name in its metadata, the probe
-at default settings on the tiny SD1 pipeline, in kohya and in PEFT layout; a benign LoRA
-stays clean."""
+at default settings on the tiny SD1 pipeline, in kohya and in PEFT layout, with each embedder
+(the built-in style-v1 and gram-v1, and CLIP and CSD from weights the operator names, here
+randomly initialised); a benign LoRA stays clean."""
 
 from __future__ import annotations
 
@@ -56,19 +57,40 @@ def tiny_sd1(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
     )
 
 
-@pytest.fixture(scope="module", params=["default", "gram"])
+def style_weights(kind: str, folder: Path) -> Path:
+    """Randomly initialised CLIP (a transformers folder) or CSD (converted from a checkpoint
+    laid out like the published one) weights: the operator's `clip_weights`/`csd_weights`."""
+    import torch
+
+    from detectors.style.csd_checkpoint import convert_csd_checkpoint
+    from tests.integration.test_csd import STYLE_DIM, csd_checkpoint, openai_visual, tiny_clip
+
+    model = tiny_clip(64, 2, 32)
+    if kind == "clip":
+        model.save_pretrained(folder / "clip", safe_serialization=True)
+        return folder / "clip"
+    torch.manual_seed(1)
+    torch.save(csd_checkpoint(openai_visual(model), torch.randn(64, STYLE_DIM)), folder / "csd.pth")
+    convert_csd_checkpoint(folder / "csd.pth", folder / "csd.safetensors")
+    return folder / "csd.safetensors"
+
+
+@pytest.fixture(scope="module", params=["default", "gram", "clip", "csd"])
 def registered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, tiny_sd1: TinySD
 ) -> tuple[Path, Path]:
     """A data dir with three artists of the tiny world registered, and a config that only
-    names the base model (and, for "gram", gram-v1 instead of the default learned style-v1):
-    every probe setting (steps, guidance, size, threshold) at its default."""
+    names the base model (and the embedder, when not the default learned style-v1): every
+    probe setting (steps, guidance, size, threshold) at its default."""
     tiny_sd = tiny_sd1
     tmp_path = tmp_path_factory.mktemp(f"scan-style-{request.param}")
     config = tmp_path / "config.toml"
     text = f'[probe]\ndevice = "cpu"\nbase_models = {{ sd1 = "{tiny_sd.base}" }}\n'
     if request.param == "gram":
         text += '[style]\nembedder = "gram"\n'
+    elif request.param in ("clip", "csd"):
+        weights = style_weights(request.param, tmp_path)
+        text += f'[style]\nembedder = "{request.param}"\n{request.param}_weights = "{weights}"\n'
     config.write_text(text)
     for i, (name, style) in enumerate(ARTISTS.items()):
         refs = tmp_path / f"refs-{style}"
