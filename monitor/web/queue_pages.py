@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from detectors.errors import InputError
-from monitor.ids import ROUTE_ID, parse_id
+from monitor.ids import ROUTE_ID, parse_id, query_id
 from monitor.sources import SOURCE_NAMES
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
@@ -91,9 +91,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         tab = "needs_review"
     try:
         where = queue_filter(request.query)
-        after = None
-        if "after" in request.query and (after := parse_id(request.query["after"])) is None:
-            raise InputError("after is a finding id")
+        after = query_id(request.query, "after")
     except InputError as exc:
         return await error_page(request, 400, f"This queue view cannot be shown: {exc}.")
     page = await asyncio.to_thread(ctx.queries.queue_page, TABS[tab][1], where, after)
@@ -232,9 +230,10 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     ``before`` cursor in the URL."""
     triage = web_context(request).triage
     kept = {k: request.query[k].strip()[:320] for k in AUDIT_KEYS if request.query.get(k)}
-    before = None
-    if "before" in request.query and (before := parse_id(request.query["before"])) is None:
-        return await error_page(request, 400, "This audit view cannot be shown: before is an id.")
+    try:
+        before = query_id(request.query, "before")
+    except InputError as exc:
+        return await error_page(request, 400, f"This audit view cannot be shown: {exc}.")
     where = AuditFilter(**kept)
     events = await asyncio.to_thread(
         lambda: triage.events(limit=AUDIT_PAGE + 1, where=where, before=before)

@@ -138,6 +138,9 @@ async def test_the_audit_log_names_upload_and_artist_and_filters(visitors, seede
     page = await mod.get("/audit?who=system")
     assert "No action matches this filter." in page.text
     assert (await mod.get("/audit?before=%D9%A3")).status == 400
+    for url, said in (("/audit?before=x", "before is an id"), ("/queue?after=", "after is an id")):
+        answer = await mod.get(url)
+        assert answer.status == 400 and said in answer.text
 
 
 def test_audit_entries_page_back_by_keyset(web_runtime, seeded):
