@@ -22,7 +22,7 @@ from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.executors import IMAGE_POOL, run_in
 from monitor.web.rendering import error_page
-from storage.blobs import CHUNK_BYTES, BlobStore
+from storage.blobs import CHUNK_BYTES, BlobReader, BlobStore
 
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 CACHE = {"Cache-Control": "private, max-age=86400"}
@@ -88,7 +88,7 @@ async def blob(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 404, "There is no such image.")
     blobs = web_context(request).blobs
     try:
-        with await asyncio.to_thread(blobs.open, sha, length=_MAGIC_BYTES) as head:
+        with await open_blob(blobs, sha, length=_MAGIC_BYTES) as head:
             magic, size = await asyncio.to_thread(head.read), head.size
     except StorageError:
         return await error_page(request, 404, "There is no such image.")
@@ -101,6 +101,25 @@ async def blob(request: web.Request) -> web.StreamResponse:
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
     return await _stream(request, response, blobs, sha, start, length)
+
+
+async def open_blob(
+    blobs: BlobStore, sha: str, *, start: int = 0, length: int | None = None
+) -> BlobReader:
+    """``blobs.open`` on a worker thread. A handler cancelled while the open runs (shutdown,
+    a client gone) does not stop the thread: the reader it then returns is closed as soon as
+    it exists, instead of being dropped with its file or connection open."""
+    opening = asyncio.ensure_future(asyncio.to_thread(blobs.open, sha, start=start, length=length))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_unclaimed)
+        raise
+
+
+def _close_unclaimed(opening: asyncio.Future[BlobReader]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
 
 
 def _headers(magic: bytes) -> dict[str, str]:
@@ -124,7 +143,7 @@ async def _stream(
     length: int,
 ) -> web.StreamResponse:
     try:
-        reader = await asyncio.to_thread(blobs.open, sha, start=start, length=length)
+        reader = await open_blob(blobs, sha, start=start, length=length)
     except StorageError:
         return await error_page(request, 404, "There is no such image.")
     try:

@@ -5,14 +5,19 @@ the access check before any byte is read."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import BaseTestServer, TestServer
 
 from monitor.runtime import Runtime
-from monitor.web.blob_routes import byte_range
+from monitor.web.blob_routes import byte_range, open_blob
+from storage.blobs import BlobReader
+from storage.file_blobs import FileBlobStore
 from tests.s3_fixtures import s3_store
 from tests.web_env import (  # noqa: F401
     Seeded,
@@ -111,3 +116,59 @@ async def test_the_access_check_comes_before_any_range(
 )
 def test_byte_range(header: str | None, expected: object):
     assert byte_range(header, 100) == expected
+
+
+class _Closing:
+    """The store's own reader, telling whether it was closed."""
+
+    def __init__(self, reader: BlobReader) -> None:
+        self._reader = reader
+        self.closed = False
+        self.size = reader.size
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._reader.read(n)
+
+    def close(self) -> None:
+        self.closed = True
+        self._reader.close()
+
+    def __enter__(self) -> _Closing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SlowOpen(FileBlobStore):
+    """A real folder store on a disk slow to open a file (a stalled network mount, say)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.opened: list[_Closing] = []
+
+    def open(self, sha256: str, *, start: int = 0, length: int | None = None) -> _Closing:  # type: ignore[override]
+        time.sleep(0.3)
+        reader = _Closing(super().open(sha256, start=start, length=length))
+        self.opened.append(reader)
+        return reader
+
+
+async def test_a_handler_cancelled_while_the_blob_opens_closes_the_file(tmp_path: Path):
+    """The open runs on to the end on its thread; the reader it returns is closed then."""
+    store = _SlowOpen(tmp_path)
+    sha = store.put(b"\x89PNG\r\n\x1a\n" + b"x" * 1000)
+    serving = asyncio.ensure_future(open_blob(store, sha))
+    await asyncio.sleep(0.05)
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    for _ in range(100):
+        if store.opened and store.opened[0].closed:
+            break
+        await asyncio.sleep(0.02)
+    assert len(store.opened) == 1 and store.opened[0].closed
+    with await open_blob(store, sha) as kept:  # not cancelled: the caller owns it
+        assert isinstance(kept, _Closing) and not kept.closed
+        assert kept.read(4) == b"\x89PNG"
+    assert kept.closed
