@@ -5,10 +5,12 @@ address (127.0.0.2, …) so that the server sees several clients."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,19 +84,23 @@ def vm_hwm_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    return float("nan")
+    return 0.0  # a zombie has no memory left to report
 
 
 def peak_rss_of_run(env: dict[str, str], *args: str) -> tuple[int, str, float]:
-    """(exit status, stdout, peak RSS in MB) of one ``stylewatch ARGS`` run."""
-    proc = subprocess.Popen(
-        [str(BIN), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.decode(errors="replace"), usage.ru_maxrss / 1024
+    """(exit status, output, peak RSS in MB) of one ``stylewatch ARGS`` run.
+
+    The peak is the child's ``VmHWM``, read until it exits: ``wait4``'s ``ru_maxrss``
+    would start from this bench's own peak, which a forked child inherits."""
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen([str(BIN), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak = 0.0
+        while proc.poll() is None:
+            with contextlib.suppress(OSError):
+                peak = max(peak, vm_hwm_mb(proc.pid))
+            time.sleep(0.01)
+        out.seek(0)
+        return proc.returncode, out.read().decode(errors="replace"), peak
 
 
 class Client:
