@@ -9,14 +9,15 @@ each attack and prints what came back, the server's peak RSS so far (``VmHWM``; 
 true where the attack was held off, false where it was not, null where the bench only
 reports what it sees. Not replayed here: hub uploads with huge headers (no hub is polled:
 nothing leaves loopback), a moderator's decide form and an artist dismissing a confirmed
-finding (this world has no findings), SMTP failures and confirmation-mail rates (no mail
-is configured).
+finding (this world has no findings). Mail goes to a local SMTP server (aiosmtpd), which
+the last attack stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -27,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,6 +44,7 @@ from bench.abuse_world import (
     vm_hwm_mb,
 )
 from bench.chaos_procs import Supervised, stylewatch_env
+from tests.alertsinks import MailSink
 
 READY_WAIT_S = 90.0
 
@@ -74,7 +77,9 @@ def empty_webhook_secret(world: World) -> Result:
     return Result("empty webhook secret", came, ok)
 
 
-async def replay(world: World, server: Supervised) -> tuple[float, list[Result]]:
+async def replay(
+    world: World, server: Supervised, smtp: Controller, sink: MailSink
+) -> tuple[float, list[Result]]:
     pid = server.pid
     assert pid is not None
     made = time.monotonic()
@@ -96,6 +101,8 @@ async def replay(world: World, server: Supervised) -> tuple[float, list[Result]]
         lambda: attacks.cookie_replay(world),
         lambda: attacks.odd_ids(world),
         lambda: attacks.terminal_codes(world),
+        lambda: attacks.confirmation_mail_rate(world, sink),
+        lambda: attacks.smtp_failure(world, smtp),
     ]
     results = []
     for step in steps:
@@ -129,7 +136,14 @@ async def main(keep: bool) -> int:
     folder = Path(tempfile.mkdtemp(prefix="stylewatch-abuse-"))
     started = time.monotonic()
     try:
-        world = await asyncio.to_thread(build_world, folder, free_port())
+        sink = MailSink()
+        smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
+        smtp.start()
+        mail = (
+            '[alerts.email]\nenabled = true\nsmtp_host = "127.0.0.1"\n'
+            f'smtp_port = {smtp.port}\nstarttls = false\nfrom_addr = "sw@abuse.test"\n'
+        )
+        world = await asyncio.to_thread(build_world, folder, free_port(), mail)
         server = Supervised("serve", ["serve"], world.env, folder / "serve.log")
         server.ready_url = world.web + "/readyz"
         await server.start()
@@ -138,9 +152,11 @@ async def main(keep: bool) -> int:
             assert server.pid is not None
             idle_mb = vm_hwm_mb(server.pid)
             print(f"server up (pid {server.pid}, {idle_mb:.0f} MB); attacks:", flush=True)
-            base_s, results = await replay(world, server)
+            base_s, results = await replay(world, server, smtp, sink)
         finally:
             await server.stop()
+            with contextlib.suppress(Exception):  # the last attack stopped it already
+                smtp.stop()
     finally:
         if keep:
             print(f"kept {folder}", file=sys.stderr)
@@ -169,7 +185,6 @@ async def main(keep: bool) -> int:
         "not_replayed": [
             "hub uploads with 30 MB headers (no hub is polled)",
             "decide form next, artist dismissing a confirmed finding (no findings)",
-            "SMTP failure on subscribe, confirmation-mail rate (no mail configured)",
         ],
         "run_s": round(time.monotonic() - started, 1),
     }

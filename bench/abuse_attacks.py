@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from aiosmtpd.controller import Controller
 from PIL import Image
 
 from bench.abuse_world import (
@@ -29,6 +30,7 @@ from bench.abuse_world import (
     World,
     peak_rss_of_run,
 )
+from tests.alertsinks import MailSink
 
 MEMORY_LIMIT_MB = 1500.0
 PAGE_LIMIT_S = 0.5
@@ -272,6 +274,41 @@ async def terminal_codes(world: World) -> Result:
     raw, printed = out.count(ESC), "click me" in out
     came = f"exit {code}, name printed: {printed}, {raw} raw ESC"
     return Result("terminal control codes in scan", came, raw == 0 if printed else None)
+
+
+async def _subscribe(client: Client, address: str) -> int:
+    data = {"email": address, "channel": "email", "min_score": "0"}
+    return (await client.post("/me/alerts", data))[0]
+
+
+async def confirmation_mail_rate(world: World, sink: MailSink) -> Result:
+    """Confirmation mails to 20 strangers' addresses, as fast as the portal takes them."""
+    mira = Client(world.web)
+    await mira.login(MIRA_EMAIL)
+    await mira.get("/me")
+    before = len(sink.messages)
+    started = time.monotonic()
+    statuses = [await _subscribe(mira, f"stranger{n}@elsewhere.test") for n in range(20)]
+    seconds = time.monotonic() - started
+    await asyncio.sleep(0.5)  # the last mail may still be on its way
+    await mira.close()
+    mailed = len(sink.messages) - before
+    came = f"{mailed} mails to 20 addresses in {seconds:.2f} s ({mailed / seconds:.0f}/s)"
+    return Result("confirmation-mail rate", f"{came}, statuses {sorted(set(statuses))}", None)
+
+
+async def smtp_failure(world: World, controller: Controller) -> Result:
+    """Subscribing while the mail server is down: what comes back, and whether it stayed."""
+    controller.stop()
+    mira = Client(world.web)
+    await mira.login(MIRA_EMAIL)
+    await mira.get("/me")
+    status = await _subscribe(mira, "down@elsewhere.test")
+    _, page, _ = await mira.get("/me")
+    await mira.close()
+    kept = "down@elsewhere.test" in page
+    came = f"status {status}, subscription kept: {kept}"
+    return Result("SMTP failure on subscribe", came, status < 500)
 
 
 async def small_web_checks(world: World) -> list[Result]:
