@@ -1,8 +1,8 @@
 """Bounded thread pools for the web app's CPU- and memory-heavy steps.
 
 Password hashing and image decoding each get their own few threads, apart from the
-default pool that database reads use: a flood of failed sign-ins then queues behind two
-hashing threads instead of starving every signed-in page, and parallel image uploads
+default pool that database reads use: a flood of failed sign-ins then queues behind one or
+two hashing threads instead of starving every signed-in page, and parallel image uploads
 decode at most two at a time, which bounds the memory they take.
 
 The password pool's queue is bounded too (`Backlog`): past ``PASSWORD_BACKLOG`` checks
@@ -14,13 +14,16 @@ but a thousand addresses are not).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar, TypeVarTuple, Unpack
 
 from aiohttp import web
 
-PASSWORD_THREADS = 2
+# Half the cores at most (one on a 2-core host): argon2 keeps a core busy per check, and
+# the event loop and the database threads need the rest while a flood is hashed.
+PASSWORD_THREADS = max(1, min(2, (os.cpu_count() or 2) // 2))
 PASSWORD_BACKLOG = 32
 IMAGE_THREADS = 2
 T = TypeVar("T")
