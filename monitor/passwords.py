@@ -1,7 +1,8 @@
 """Password hashing (argon2id) and API tokens for the web UI's users.
 
-Hashing and checking are CPU-heavy on purpose (tens of milliseconds): async callers run
-them with ``asyncio.to_thread``. API tokens are 32 random bytes; only their sha256 is
+Hashing and checking are CPU-heavy on purpose (tens of milliseconds): the web app runs
+them on its own small pool (`monitor.web.executors`), never on the threads database work
+uses. API tokens are 32 random bytes; only their sha256 is
 stored (a token has far more entropy than a password, so a fast hash is enough).
 """
 

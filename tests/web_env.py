@@ -259,9 +259,14 @@ class Page:
 class Visitor:
     """One browser-like client with its own cookie jar; remembers the last CSRF token."""
 
-    def __init__(self, server: BaseTestServer) -> None:
+    def __init__(self, server: BaseTestServer, address: str | None = None) -> None:
+        """``address``: a loopback address to connect from (127.0.0.2, …), so a test can
+        come from many clients."""
         self.server = server
-        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        connector = aiohttp.TCPConnector(local_addr=(address, 0)) if address else None
+        self.http = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True), connector=connector
+        )
         self.csrf = ""
 
     async def request(self, method: str, path: str, **kw: Any) -> Page:

@@ -1,4 +1,5 @@
-"""/login and /logout: password sign-in with a rate limit, sessions in encrypted cookies."""
+"""/login and /logout: password sign-in with rate limits (`monitor.web.login_limits`),
+sessions on the server named by an encrypted cookie."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from yarl import URL
 
 from monitor.web.auth import SESSION_ID, session_sha256
 from monitor.web.context import request_user, web_context
+from monitor.web.executors import PASSWORD_CHECKS, PASSWORD_POOL, run_in
 from monitor.web.rendering import render
 from monitor.web.sessions import SESSION_MAX_AGE_S, get_session
 from storage.users import UserRecord
@@ -18,6 +20,7 @@ from storage.users import UserRecord
 log = logging.getLogger(__name__)
 
 MAX_FIELD_CHARS = 1024
+BUSY_RETRY_S = 5
 
 
 def landing_page(user: UserRecord) -> str:
@@ -55,13 +58,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     target = safe_next(str(form.get("next", "")))
     ctx = web_context(request)
     address = request.remote or "unknown"
-    if ctx.limiter.blocked(address, email):
+    wait = ctx.limiter.retry_after(address, email)
+    if wait is None and request.app[PASSWORD_CHECKS].full():
+        log.warning("web.login.busy", extra={"remote": address})
+        return await _busy(request, email, target)
+    if wait is None:
+        ctx.limiter.attempt(address)
+        user, wait = await _check_password(request, email, password)
+    if wait is not None:
         log.warning("web.login.limited", extra={"remote": address})
-        message = "Too many failed sign-ins. Wait a few minutes and try again."
-        return await _again(request, email, target, message, 429)
-    user = await _check_password(request, email, password)
+        return await _limited(request, email, target, wait)
     if user is None:
-        ctx.limiter.failed(address, email)
         return await _again(request, email, target, "Wrong email or password.", 401)
     ctx.limiter.succeeded(address, email)
     session = get_session(request)
@@ -84,12 +91,44 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/login")
 
 
-async def _check_password(request: web.Request, email: str, password: str) -> UserRecord | None:
+async def _check_password(
+    request: web.Request, email: str, password: str
+) -> tuple[UserRecord | None, int | None]:
+    """(the user when the password is right, seconds to wait when the account is locked).
+
+    The hash is checked on the password pool, apart from the database's threads; the
+    check is counted in the pool's backlog from here, before the first await."""
+    with request.app[PASSWORD_CHECKS]:
+        return await _check_counted(request, email, password)
+
+
+async def _check_counted(
+    request: web.Request, email: str, password: str
+) -> tuple[UserRecord | None, int | None]:
     ctx = web_context(request)
     found = await asyncio.to_thread(ctx.users.credentials, email) if email else None
+    if found is not None:
+        wait = ctx.limiter.attempt_account(email)
+        if wait is not None:
+            return None, wait
     stored_hash = found[1] if found else None
-    ok = await asyncio.to_thread(ctx.passwords.verify, stored_hash, password)
-    return found[0] if ok and found else None
+    ok = await run_in(request.app, PASSWORD_POOL, ctx.passwords.verify, stored_hash, password)
+    return (found[0] if ok and found else None), None
+
+
+async def _limited(request: web.Request, email: str, target: str | None, wait: int) -> web.Response:
+    minutes = max(1, round(wait / 60))
+    message = f"Too many failed sign-ins. Try again in {minutes} minute{'s' * (minutes > 1)}."
+    page = await _again(request, email, target, message, 429)
+    page.headers["Retry-After"] = str(wait)
+    return page
+
+
+async def _busy(request: web.Request, email: str, target: str | None) -> web.Response:
+    message = "Sign-in is busy right now. Try again in a few seconds."
+    page = await _again(request, email, target, message, 503)
+    page.headers["Retry-After"] = str(BUSY_RETRY_S)
+    return page
 
 
 async def _again(

@@ -4,14 +4,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
+import time
 
 import pytest
+from aiohttp.test_utils import TestServer
 
+from monitor.web.app import ServiceStatus, create_app
+from monitor.web.executors import PASSWORD_CHECKS, PASSWORD_THREADS
+from monitor.web.login_limits import MAX_ACCOUNT_FAILURES, MAX_ADDRESS_FAILURES
 from storage.users import UserStore
 from tests.web_env import (  # noqa: F401
+    CHEAP_PASSWORDS,
     MODERATOR_TOKEN,
     PASSWORD,
+    Page,
+    Visitor,
     seeded,
     visitors,
     web_runtime,
@@ -264,3 +274,133 @@ async def test_the_thumbnail_is_made_at_upload_and_served_without_decoding_again
     async with mira.http.get(mira.server.make_url(f"/blobs/{sha}/thumb")) as resp:
         assert resp.status == 200 and resp.content_type == "image/png"
         assert await resp.read() == web_runtime.blobs.read(kept)
+
+
+# -- login flood --------------------------------------------------------------------------
+
+
+class SlowPasswords:
+    """A hasher at the seam that takes ``delay_s`` per check and records how many ran, how
+    many at once and on which threads."""
+
+    def __init__(self, delay_s: float = 0.05) -> None:
+        self._delay_s = delay_s
+        self._lock = threading.Lock()
+        self.running = self.most = self.calls = 0
+        self.threads: set[str] = set()
+
+    def hash(self, password: str) -> str:
+        return CHEAP_PASSWORDS.hash(password)
+
+    def verify(self, stored_hash: str | None, password: str) -> bool:
+        with self._lock:
+            self.calls += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(self._delay_s)
+        with self._lock:
+            self.running -= 1
+        return CHEAP_PASSWORDS.verify(stored_hash, password)
+
+
+def app_with(runtime, passwords: SlowPasswords):
+    status = ServiceStatus(
+        version="test",
+        database="sqlite:///test.db",
+        sources=(),
+        store=runtime.store,
+        ready=lambda: True,
+        runtime=runtime,
+    )
+    return create_app(status, passwords=passwords)  # type: ignore[arg-type]  # the seam
+
+
+async def wrong(visitor: Visitor, email: str) -> Page:
+    return await visitor.post("/login", {"email": email, "password": "wrong password"})
+
+
+async def test_a_login_flood_neither_hashes_unbounded_nor_slows_a_signed_in_page(web_runtime):
+    passwords = SlowPasswords()
+    async with TestServer(app_with(web_runtime, passwords)) as server:
+        mira, flood = Visitor(server), Visitor(server, "127.0.0.2")
+        assert (await mira.login("mira@example.org")).status == 303
+        await flood.get("/login")
+        started = time.monotonic()
+        flooding = asyncio.gather(*(wrong(flood, f"u{n}@example.org") for n in range(64)))
+        await asyncio.sleep(0.05)
+        before = time.monotonic()
+        page = await mira.get("/me")
+        page_s = time.monotonic() - before
+        answers = await flooding
+        flood_s = time.monotonic() - started
+        await mira.close()
+        await flood.close()
+    statuses = [a.status for a in answers]
+    assert statuses.count(401) == MAX_ADDRESS_FAILURES, statuses
+    assert statuses.count(429) == 64 - MAX_ADDRESS_FAILURES, statuses
+    # mira's sign-in and the flood's first 20: the excess was answered without hashing
+    assert passwords.calls == 1 + MAX_ADDRESS_FAILURES
+    assert passwords.most <= PASSWORD_THREADS
+    assert all(t.startswith("passwords") for t in passwords.threads), passwords.threads
+    assert page.status == 200 and page_s < flood_s / 2, (page_s, flood_s)
+
+
+async def test_one_address_trying_many_emails_is_throttled_fast_with_a_plain_page(web_runtime):
+    passwords = SlowPasswords(delay_s=0)
+    async with TestServer(app_with(web_runtime, passwords)) as server:
+        guesser, other = Visitor(server, "127.0.0.2"), Visitor(server, "127.0.0.3")
+        await guesser.get("/login")
+        answers = [await wrong(guesser, f"user{n}@example.org") for n in range(30)]
+        right = await guesser.login("mira@example.org")
+        elsewhere = await other.login("mira@example.org")
+        await guesser.close()
+        await other.close()
+    assert [a.status for a in answers] == [401] * 20 + [429] * 10
+    assert passwords.calls == MAX_ADDRESS_FAILURES + 1  # 20 guesses and `elsewhere`
+    late = answers[-1]
+    assert 0 < int(late.headers["Retry-After"]) <= 300
+    assert "Too many failed sign-ins. Try again in 5 minutes." in late.text
+    assert right.status == 429  # even the right password, from this address, for now
+    assert elsewhere.status == 303
+
+
+async def test_junk_emails_do_not_lift_a_real_accounts_lockout(web_runtime):
+    passwords = SlowPasswords(delay_s=0)
+    async with TestServer(app_with(web_runtime, passwords)) as server:
+        attacker, junk, owner = (Visitor(server, f"127.0.0.{n}") for n in (2, 3, 4))
+        for visitor in (attacker, junk, owner):
+            await visitor.get("/login")
+        locking = [await wrong(attacker, "mod@example.org") for _ in range(11)]
+        # today's main forgot the oldest half of its 10,000 (address, email) keys when full
+        for n in range(10_001):
+            if (await wrong(junk, f"junk{n}@example.org")).status == 429:
+                break
+        locked = await owner.login("mod@example.org")
+        mira = await owner.login("mira@example.org")
+        for visitor in (attacker, junk, owner):
+            await visitor.close()
+    assert [p.status for p in locking] == [401] * MAX_ACCOUNT_FAILURES + [429]
+    assert n == MAX_ADDRESS_FAILURES
+    assert locked.status == 429 and int(locked.headers["Retry-After"]) > 0
+    assert mira.status == 303  # the lockout is the account's, not the address's
+
+
+async def test_past_its_backlog_the_password_pool_answers_busy_at_once(web_runtime):
+    passwords = SlowPasswords(delay_s=0.3)
+    app = app_with(web_runtime, passwords)
+    app[PASSWORD_CHECKS].limit = 4
+    async with TestServer(app) as server:
+        crowd = [Visitor(server, f"127.0.1.{n}") for n in range(1, 17)]
+        for visitor in crowd:
+            await visitor.get("/login")
+        answers = await asyncio.gather(
+            *(wrong(v, f"u{i}@example.org") for i, v in enumerate(crowd))
+        )
+        for visitor in crowd:
+            await visitor.close()
+    statuses = [a.status for a in answers]
+    assert statuses.count(401) == passwords.calls >= 4, statuses
+    busy = [a for a in answers if a.status == 503]
+    assert busy and all(a.headers["Retry-After"] == "5" for a in busy), statuses
+    assert "Sign-in is busy right now" in busy[0].text

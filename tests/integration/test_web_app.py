@@ -10,6 +10,7 @@ import re
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from monitor.web.login_limits import MAX_ACCOUNT_FAILURES
 from storage.triage import TriageStore
 from tests.web_env import (  # noqa: F401
     HUB_SECRET,
@@ -56,12 +57,12 @@ async def test_login_sets_a_hardened_session_cookie_and_lands_by_role(visitors):
 async def test_wrong_password_is_refused_and_login_is_rate_limited(visitors):
     visitor = await visitors()
     await visitor.get("/login")
-    for _ in range(5):
+    for _ in range(MAX_ACCOUNT_FAILURES):
         page = await visitor.post("/login", {"email": "mod@example.org", "password": "nope"})
         assert page.status == 401
         assert "Wrong email or password" in page.text
     page = await visitor.post("/login", {"email": "mod@example.org", "password": PASSWORD})
-    assert page.status == 429
+    assert page.status == 429 and int(page.headers["Retry-After"]) > 0
     # another account from the same address is not locked out
     page = await visitor.post("/login", {"email": "mod2@example.org", "password": PASSWORD})
     assert page.status == 303
