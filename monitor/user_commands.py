@@ -7,12 +7,12 @@ import sys
 from typing import Annotated, cast, get_args
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from monitor.cli_context import cli_state, fail, out, plural, print_json
 from monitor.passwords import Passwords, new_token, token_sha256
 from monitor.runtime import open_runtime
+from monitor.terminal_text import shown
 from storage.records import Role
 from storage.users import UserStore
 
@@ -51,7 +51,7 @@ def user_add(
         user = UserStore(runtime.engine).add_user(email, cast(Role, role), password_hash, artist)
     finally:
         runtime.close()
-    out.print(f"added {escape(user.email)} ({user.role})")
+    out.print(f"added {shown(user.email)} ({user.role})")
 
 
 def user_token(
@@ -99,9 +99,9 @@ def user_list(
     for row in rows:
         table.add_row(
             str(row["id"]),
-            escape(str(row["email"])),
+            shown(str(row["email"])),
             str(row["role"]),
-            escape(str(row["artist"] or "")),
+            shown(str(row["artist"] or "")),
             str(row["created_at"])[:16].replace("T", " "),
         )
     out.print(table)
