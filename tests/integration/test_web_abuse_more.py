@@ -17,15 +17,18 @@ from aiosmtpd.controller import Controller
 
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import load_settings
+from monitor.web.app import ServiceStatus, create_app
 from monitor.web.mail_limits import PER_ADDRESS, MailLimiter
 from storage.subscriptions import SubscriptionStore
 from tests.alertsinks import MailSink, free_port, smtp_server
 from tests.web_env import (  # noqa: F401
+    CHEAP_PASSWORDS,
     WEB_SECRET,
     Seeded,
     Visitor,
     build_app,
     seeded,
+    web_runtime,
     web_template,
 )
 
@@ -143,3 +146,37 @@ def test_the_limiter_forgets_old_mails_and_stays_bounded():
     for n in range(200):
         assert limiter.refusal(f"x{n}@example.net") is None
     assert len(limiter._by_address) <= 50  # the bound itself is what is tested
+
+
+DB_URL = "postgresql+psycopg://stylewatch:hunter2-db-pass@db.internal:5432/stylewatch"
+
+
+@pytest.fixture
+async def status_server(web_runtime: Runtime) -> AsyncIterator[TestServer]:
+    status = ServiceStatus(
+        version="test",
+        database=DB_URL,
+        sources=("civitai",),
+        store=web_runtime.store,
+        ready=lambda: True,
+        runtime=web_runtime,
+    )
+    async with TestServer(create_app(status, passwords=CHEAP_PASSWORDS)) as server:
+        yield server
+
+
+async def test_the_public_home_page_shows_no_database_url(status_server: TestServer):
+    anonymous, artist, moderator = (Visitor(status_server) for _ in range(3))
+    try:
+        await artist.login("mira@example.org")
+        await moderator.login("mod@example.org")
+        pages = [await v.get("/") for v in (anonymous, artist, moderator)]
+    finally:
+        for v in (anonymous, artist, moderator):
+            await v.close()
+    assert [p.status for p in pages] == [200, 200, 200]
+    for page in pages:
+        assert "hunter2" not in page.text
+    for page in pages[:2]:
+        assert "db.internal" not in page.text and "postgresql" not in page.text
+    assert "db.internal" in pages[2].text and "***" in pages[2].text
