@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp.test_utils import BaseTestServer, TestServer
 from aiosmtpd.controller import Controller
 
 from monitor.runtime import Runtime, open_runtime
@@ -152,7 +152,7 @@ DB_URL = "postgresql+psycopg://stylewatch:hunter2-db-pass@db.internal:5432/style
 
 
 @pytest.fixture
-async def status_server(web_runtime: Runtime) -> AsyncIterator[TestServer]:
+async def status_server(web_runtime: Runtime) -> AsyncIterator[BaseTestServer]:
     status = ServiceStatus(
         version="test",
         database=DB_URL,
@@ -165,7 +165,7 @@ async def status_server(web_runtime: Runtime) -> AsyncIterator[TestServer]:
         yield server
 
 
-async def test_the_public_home_page_shows_no_database_url(status_server: TestServer):
+async def test_the_public_home_page_shows_no_database_url(status_server: BaseTestServer):
     anonymous, artist, moderator = (Visitor(status_server) for _ in range(3))
     try:
         await artist.login("mira@example.org")
