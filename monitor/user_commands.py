@@ -1,4 +1,4 @@
-"""``stylewatch user add|list|token``: accounts for the web UI and API."""
+"""``stylewatch user add|list|token|password|remove``: accounts for the web UI and API."""
 
 from __future__ import annotations
 
@@ -105,3 +105,51 @@ def user_list(
             str(row["created_at"])[:16].replace("T", " "),
         )
     out.print(table)
+
+
+def user_password(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user whose password changes")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first stdin line")
+    ] = False,
+) -> None:
+    """Set a user's password (asked for twice, or read from stdin); every session they
+    have open is signed out."""
+    password = _read_password(password_stdin)
+    try:
+        password_hash = Passwords().hash(password)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        user = UserStore(runtime.engine).change_password(email, password_hash)
+    finally:
+        runtime.close()
+    out.print(f"password changed for {shown(user.email)}; their sessions are signed out")
+
+
+def user_remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user to remove")],
+    yes: Annotated[bool, typer.Option("--yes", help="Remove without asking (for scripts)")] = False,
+) -> None:
+    """Remove a web UI user: their sessions end and their API tokens stop working at once;
+    the triage entries they made stay, unattributed. It asks first; there is no undo."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        users = UserStore(runtime.engine)
+        found = users.credentials(email)
+        if found is None:
+            raise fail(f"no user with email {email!r}: see `stylewatch user list`")
+        out.print(f"remove {shown(found[0].email)} ({found[0].role})")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise fail("nothing removed: run again with --yes to remove without asking")
+            if not typer.confirm("Remove?", default=False):
+                out.print("nothing removed")
+                return
+        user, tokens = users.remove_user(email)
+    finally:
+        runtime.close()
+    out.print(f"removed {shown(user.email)}, {plural(tokens, 'API token')}; sessions signed out")
