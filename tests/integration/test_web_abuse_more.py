@@ -20,6 +20,8 @@ from monitor.settings import load_settings
 from monitor.web.app import ServiceStatus, create_app
 from monitor.web.mail_limits import PER_ADDRESS, MailLimiter
 from storage.subscriptions import SubscriptionStore
+from storage.triage import FindingDecided, TriageStore
+from storage.users import UserStore
 from tests.alertsinks import MailSink, free_port, smtp_server
 from tests.web_env import (  # noqa: F401
     CHEAP_PASSWORDS,
@@ -28,7 +30,9 @@ from tests.web_env import (  # noqa: F401
     Visitor,
     build_app,
     seeded,
+    visitors,
     web_runtime,
+    web_server,
     web_template,
 )
 
@@ -180,3 +184,40 @@ async def test_the_public_home_page_shows_no_database_url(status_server: BaseTes
     for page in pages[:2]:
         assert "db.internal" not in page.text and "postgresql" not in page.text
     assert "db.internal" in pages[2].text and "***" in pages[2].text
+
+
+@pytest.mark.parametrize("decision", ["confirm", "dismiss"])
+async def test_an_artist_cannot_dismiss_a_finding_a_moderator_decided(
+    web_runtime: Runtime, seeded: Seeded, visitors: Any, decision: str
+):
+    finding = seeded.findings["mira_v2"]
+    users = UserStore(web_runtime.engine)
+    mod = next(u for u in users.list_users() if u.email == "mod@example.org")
+    triage = TriageStore(web_runtime.engine)
+    triage.decide(finding, mod.id, decision, "moderator's call")  # type: ignore[arg-type]
+    before = [e.action for e in triage.events(finding)]
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post(f"/me/findings/{finding}/dismiss", {"why": "licensed"})
+    assert page.status == 409
+    assert "A moderator has already decided this finding" in page.text
+    assert [e.action for e in triage.events(finding)] == before
+    artist = seeded.artists["Mira Okafor"]
+    with pytest.raises(FindingDecided):
+        triage.artist_dismiss(finding, artist, mira_id(users), "licensed")
+
+
+def mira_id(users: UserStore) -> int:
+    return next(u.id for u in users.list_users() if u.email == "mira@example.org")
+
+
+async def test_an_artist_still_dismisses_an_undecided_finding(
+    web_runtime: Runtime, seeded: Seeded, visitors: Any
+):
+    finding = seeded.findings["mira_v2"]
+    mira = await visitors("mira@example.org")
+    await mira.get("/me")
+    page = await mira.post(f"/me/findings/{finding}/dismiss", {"why": "licensed"})
+    assert page.status == 303
+    history = TriageStore(web_runtime.engine).events(finding)
+    assert history[0].action == "artist_dismiss"
