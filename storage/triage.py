@@ -63,8 +63,9 @@ class FindingDecided(InputError):
         self.state = state
 
 
-# The states an artist may still dismiss: a moderator has not decided the finding yet.
-ARTIST_DISMISSABLE = frozenset({"needs_review", "escalated"})
+# The states an artist may still dismiss: undecided, or dismissed already (a repeat changes
+# nothing but the audit note). Confirmed and taken-down findings are a moderator's decision.
+ARTIST_DISMISSABLE = frozenset({"needs_review", "escalated", "dismissed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +166,7 @@ class TriageStore:
     ) -> None:
         """The artist themself dismisses a finding about them ("this is me", "I licensed
         this"). ``FindingNotFound`` when the finding is not about this artist,
-        ``FindingDecided`` when a moderator decided it already (confirmed, taken down, or
-        dismissed)."""
+        ``FindingDecided`` when a moderator confirmed it (or it was taken down)."""
         reason = ARTIST_REASONS[why] + (f": {note.strip()}" if note.strip() else "")
 
         def work(session: Session) -> None:
