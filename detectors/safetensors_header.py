@@ -137,7 +137,8 @@ def _metadata(value: JSONValue) -> tuple[dict[str, str], str | None]:
         key: item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
         for key, item in value.items()
     }
-    if not _encodes("".join(metadata) + "".join(metadata.values())):
+    # Item by item: joining them first would copy the whole header's text once more.
+    if not all(_encodes(key) and _encodes(text) for key, text in metadata.items()):
         for key, text in metadata.items():
             check_text(key, "a metadata key")
             check_text(text, f"metadata {quote(key)}")

@@ -30,6 +30,10 @@ from detectors.safetensors_header import parse_header
 
 # What a screening reads first; most LoRA headers fit (the rest is asked for by NeedMoreBytes).
 PREFIX_BYTES = 256 * 1024
+# The longest header stylewatch reads, from a hub or a local file. The format allows 100 MB,
+# a full SDXL checkpoint's header is ~0.2 MB, and parsing holds a few copies of the text
+# (bytes, str, the decoded values): a 99 MB header peaked at 983 MB in `stylewatch scan`.
+MAX_READ_HEADER_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from alerts.digest import iso_week
@@ -17,6 +16,7 @@ from monitor import alert_service
 from monitor.cli_context import cli_state, err, fail, out, plural, print_json
 from monitor.ids import parse_id
 from monitor.runtime import Runtime, open_runtime
+from monitor.terminal_text import shown
 from storage.alert_records import DeliveryRecord, SubscriptionRecord
 from storage.outbox import OutboxStore
 from storage.subscriptions import SubscriptionStore
@@ -57,15 +57,15 @@ def subscribe(
 
 
 def _announce(runtime: Runtime, record: SubscriptionRecord) -> None:
-    about = escape(record.artist or f"team {record.team}")
-    out.print(f"subscription #{record.id}: {escape(record.address)} ({record.channel}) for {about}")
+    about = shown(record.artist or f"team {record.team}")
+    out.print(f"subscription #{record.id}: {shown(record.address)} ({record.channel}) for {about}")
     if record.confirmed_at is not None:
         out.print("confirmed")
         return
     link = alert_service.build_links(runtime.settings).confirm(record.id, record.address)
     out.print(f"confirm it at: {link}", markup=False)
     if asyncio.run(alert_service.send_confirmation(runtime, record)):
-        out.print(f"confirmation link mailed to {escape(record.address)}")
+        out.print(f"confirmation link mailed to {shown(record.address)}")
 
 
 def subscriptions(
@@ -88,7 +88,7 @@ def subscriptions(
         state = "disabled" if r.disabled_at else "confirmed" if r.confirmed_at else "unconfirmed"
         who = r.artist or f"team {r.team}"
         table.add_row(
-            str(r.id), escape(who), r.channel, escape(r.address), f"{r.min_score:.2f}", state
+            str(r.id), shown(who), r.channel, shown(r.address), f"{r.min_score:.2f}", state
         )
     out.print(table)
 
@@ -136,7 +136,7 @@ def confirm(
         runtime.close()
     if record is None:
         raise fail("that subscription no longer exists")
-    out.print(f"subscription #{record.id} confirmed for {escape(record.address)}")
+    out.print(f"subscription #{record.id} confirmed for {shown(record.address)}")
 
 
 def deliveries(
@@ -157,8 +157,8 @@ def deliveries(
         out.print("no deliveries" if every else "no dead letters")
     for r in records:
         out.print(
-            f"#{r.id} {r.status} {r.channel} {escape(r.address)} "
-            f"tries={r.attempts} {escape(r.last_error or '')}"
+            f"#{r.id} {r.status} {r.channel} {shown(r.address)} "
+            f"tries={r.attempts} {shown(r.last_error or '')}"
         )
 
 
@@ -231,7 +231,7 @@ def _preview(runtime: Runtime, artist: str | None, html_out: Path | None) -> Non
     else:
         found = builder.artist(parse_id(artist) or artist, now)
         if found is None:
-            out.print(f"no findings for {escape(artist)}: no digest would be sent")
+            out.print(f"no findings for {shown(artist)}: no digest would be sent")
             return
         message = found
     slug = re.sub(r"[^a-z0-9]+", "-", (artist or "moderators").lower()).strip("-")
@@ -239,7 +239,7 @@ def _preview(runtime: Runtime, artist: str | None, html_out: Path | None) -> Non
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(message.html, encoding="utf-8")
     out.print(message.text, markup=False, highlight=False)
-    out.print(f"HTML written to {escape(str(target))}")
+    out.print(f"HTML written to {shown(str(target))}")
 
 
 async def _send_now(runtime: Runtime) -> tuple[int, DispatchSummary | None]:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from detectors.results import ArtistRef
@@ -29,6 +28,7 @@ from monitor.style_backscan import (
     cli_scoring,
     style_backscan,
 )
+from monitor.terminal_text import shown
 from storage.records import ArtistRecord, ArtistRemoval
 from storage.store import Store
 
@@ -164,7 +164,7 @@ def artist_import(
         added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
         if added + updated == 0:  # nothing new to look for: no back-scan
             out.print(
-                f"nothing new: {plural(len(entries), 'artist')} in {escape(str(file))}"
+                f"nothing new: {plural(len(entries), 'artist')} in {shown(str(file))}"
                 " already registered with these names",
             )
             return
@@ -177,7 +177,7 @@ def artist_import(
         result = _backscan(runtime, refs)
     finally:
         runtime.close()
-    out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {escape(str(file))}")
+    out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {shown(str(file))}")
     named = [ref for ref in refs if result.named.get(ref.name)]
     for line in result.summary(named):
         out.print(line, markup=False)
@@ -253,7 +253,5 @@ def artist_list(
     for column in ("id", "name", "aliases", "email"):
         table.add_column(column)
     for a in artists:
-        table.add_row(
-            str(a.id), escape(a.name), escape(", ".join(a.aliases)), escape(a.email or "")
-        )
+        table.add_row(str(a.id), shown(a.name), shown(", ".join(a.aliases)), shown(a.email or ""))
     out.print(table)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from monitor.cli_context import cli_state, err, fail, out, print_json
@@ -21,6 +20,7 @@ from monitor.runtime import (
 )
 from monitor.scan_report import ScanFailure, ScanReport, render_report, render_summary
 from monitor.scanner import Scanner
+from monitor.terminal_text import shown
 from storage.migrate import upgrade
 
 HUB_PROBE_REASON = "scan probes local files only: download the file and scan it to probe it"
@@ -39,9 +39,9 @@ def init(
     target.write_text(_example_config(), encoding="utf-8")
     runtime = open_runtime(settings)
     runtime.close()
-    out.print(f"wrote {escape(str(target))}")
-    out.print(f"database ready: {escape(safe_database_url(settings.database_url))}")
-    out.print(f"use it with: stylewatch --config {escape(str(target))} serve")
+    out.print(f"wrote {shown(str(target))}")
+    out.print(f"database ready: {shown(safe_database_url(settings.database_url))}")
+    out.print(f"use it with: stylewatch --config {shown(str(target))} serve")
 
 
 def _example_config() -> str:
@@ -183,12 +183,12 @@ def uploads(
     for r in records:
         table.add_row(
             r.source,
-            escape(r.upload_id[:16]),
-            escape(r.name),
+            shown(r.upload_id[:16]),
+            shown(r.name),
             r.kind,
             r.base_family,
             r.state,
-            escape(", ".join(r.artists)),
+            shown(", ".join(r.artists)),
         )
     out.print(table)
 
@@ -213,11 +213,11 @@ def findings(
         out.print("no findings")
     for r in records:
         out.print(
-            f"[bold]{escape(r.artist)}[/]  {r.score:.2f}  {r.state}  "
-            f"{escape(r.source)}:{escape(r.upload_id[:16])}  {escape(r.name)}"
+            f"[bold]{shown(r.artist)}[/]  {r.score:.2f}  {r.state}  "
+            f"{shown(r.source)}:{shown(r.upload_id[:16])}  {shown(r.name)}"
         )
         for ev in r.evidence:
-            out.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}")
+            out.print(f"    [cyan]{shown(ev.source)}[/]: {shown(ev.text)}")
 
 
 def db_upgrade(ctx: typer.Context) -> None:
@@ -234,7 +234,7 @@ def db_upgrade(ctx: typer.Context) -> None:
         created = settings.queue.backend == "procrastinate" and apply_job_schema(engine)
     finally:
         engine.dispose()
-    out.print(f"database up to date: {escape(safe_database_url(settings.database_url))}")
+    out.print(f"database up to date: {shown(safe_database_url(settings.database_url))}")
     if created:
         out.print("job queue tables created (procrastinate)")
 
@@ -275,7 +275,7 @@ def poll(
         table.add_column(column)
     for s in summaries:
         status = (
-            "[green]complete[/]" if s.complete else f"[yellow]{escape(s.error or 'incomplete')}[/]"
+            "[green]complete[/]" if s.complete else f"[yellow]{shown(s.error or 'incomplete')}[/]"
         )
         table.add_row(
             s.source,

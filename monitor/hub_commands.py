@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from detectors.errors import InputError
@@ -28,6 +27,7 @@ from monitor.json_views import hub_status_json
 from monitor.polling_service import build_sources, create_session
 from monitor.runtime import Runtime, open_runtime
 from monitor.takedown import TakedownSummary
+from monitor.terminal_text import shown
 from storage.backscan import RecordedUploads
 from storage.takedowns import StillUp, Takedowns
 from storage.transactions import utc_now
@@ -83,7 +83,7 @@ async def _history(
         }
 
         def show(source: str, query: str, pages: int, found: int) -> None:
-            what = f"“{escape(query)}” {pages} pages, {found} uploads"
+            what = f"“{shown(query)}” {pages} pages, {found} uploads"
             progress.update(tasks[source], description=f"hub history {source}: {what}")
 
         keys = search_keys(artists, history.sources)

@@ -44,6 +44,7 @@ def upload_json(record: UploadRecord) -> dict[str, Any]:
                 "base_family": f.base_family,
                 "fingerprint": f.fingerprint,
                 "malformed": f.malformed,
+                "metadata_cut": None if f.metadata_cut is None else f.metadata_cut.as_json(),
             }
             for f in record.files
         ],

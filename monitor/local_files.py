@@ -10,10 +10,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from detectors.errors import InputError, NeedMoreBytes
+from detectors.errors import HeaderError, InputError, NeedMoreBytes
 from detectors.results import SafetensorsHeader
-from detectors.safetensors_header import MAX_HEADER_BYTES
-from detectors.screening import PREFIX_BYTES, read_header
+from detectors.screening import MAX_READ_HEADER_BYTES, PREFIX_BYTES, read_header
 
 MODEL_SUFFIXES = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
@@ -54,7 +53,13 @@ def read_local_file(path: Path) -> LocalFile:
         try:
             header = read_header(prefix, file_size=size, filename=path.name)
         except NeedMoreBytes as more:
-            if more.needed > MAX_HEADER_BYTES + 8 or more.needed > size:
+            if more.needed > MAX_READ_HEADER_BYTES:
+                cap_mb = MAX_READ_HEADER_BYTES // (1024 * 1024)
+                raise HeaderError(
+                    f"{path.name}: a {more.needed}-byte header is over the {cap_mb} MB read cap "
+                    "(a model's header is under 1 MB)"
+                ) from more
+            if more.needed > size:
                 raise InputError(
                     f"{path.name}: the header claims {more.needed} bytes but the file has {size}"
                 ) from more

@@ -33,7 +33,13 @@ from detectors.errors import (
 from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
 from detectors.results import ArtistMatch, FileFormat, SafetensorsHeader
-from detectors.screening import PREFIX_BYTES, Screening, read_header, screen_header
+from detectors.screening import (
+    MAX_READ_HEADER_BYTES,
+    PREFIX_BYTES,
+    Screening,
+    read_header,
+    screen_header,
+)
 from monitor.http import ByteBudget, OverBudget, byte_budget
 from monitor.reupload import ReuploadLinker, remote_fingerprint
 from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
@@ -43,7 +49,7 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_REMOTE_HEADER_BYTES = 32 * 1024 * 1024  # a full SDXL checkpoint's header is ~0.2 MB
+MAX_REMOTE_HEADER_BYTES = MAX_READ_HEADER_BYTES
 # Everything the poller may fetch for one upload (hub JSON, header, fingerprint ranges):
 # `[sources] max_bytes_per_upload`.
 MAX_BYTES_PER_UPLOAD = 4 * 1024 * 1024

@@ -17,6 +17,7 @@ from storage.blobs import BlobStore, BlobStoreUnavailable
 from storage.engine import create_db_engine
 from storage.file_blobs import FileBlobStore
 from storage.migrate import is_up_to_date, upgrade
+from storage.private_files import make_private_dir
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def open_runtime(settings: Settings, *, wait_for_blobs_s: float = 0.0) -> Runtim
     The blob store is checked too: a store that needs a fix (a missing bucket, refused
     credentials) fails at once; one that does not answer is asked again for up to
     ``wait_for_blobs_s`` (serve and workers, whose S3 server may be restarting too)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)
     engine = create_db_engine(settings.database_url)
     try:
         if settings.is_embedded:

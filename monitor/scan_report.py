@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from detectors.results import (
@@ -19,6 +18,7 @@ from detectors.results import (
     merge_matches,
 )
 from detectors.screening import Screening
+from monitor.terminal_text import shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,16 +139,16 @@ def render_report(console: Console, report: ScanReport) -> None:
         facts.append(f"{report.size:,} bytes")
     if report.sha256:
         facts.append(f"sha256 {report.sha256[:12]}")
-    console.print(f"{verdict}  {escape(report.target)}  [dim]{', '.join(facts)}[/]")
+    console.print(f"{verdict}  {shown(report.target)}  [dim]{', '.join(facts)}[/]")
     if report.malformed:
-        console.print(f"  [yellow]malformed metadata:[/] {escape(report.malformed)}")
+        console.print(f"  [yellow]malformed metadata:[/] {shown(report.malformed)}")
     for match in sorted_matches(report.matches):
-        console.print(f"  [bold]{escape(match.artist)}[/]  score {match.score:.2f} ({match.stage})")
+        console.print(f"  [bold]{shown(match.artist)}[/]  score {match.score:.2f} ({match.stage})")
         for ev in match.evidence:
-            rule = f"  [dim]({ev.rule}: {escape(ev.why or '')})[/]" if ev.rule else ""
-            console.print(f"    [cyan]{escape(ev.source)}[/]: {escape(ev.text)}{rule}")
+            rule = f"  [dim]({ev.rule}: {shown(ev.why or '')})[/]" if ev.rule else ""
+            console.print(f"    [cyan]{shown(ev.source)}[/]: {shown(ev.text)}{rule}")
     if not report.probe_ran:
-        console.print(f"  [dim]probe not run: {escape(report.probe_reason)}[/]")
+        console.print(f"  [dim]probe not run: {shown(report.probe_reason)}[/]")
 
 
 def render_summary(console: Console, results: list[ScanReport | ScanFailure]) -> None:
@@ -158,11 +158,11 @@ def render_summary(console: Console, results: list[ScanReport | ScanFailure]) ->
         table.add_column(column)
     for item in results:
         if isinstance(item, ScanFailure):
-            table.add_row(escape(item.target), "[yellow]error[/]", "", "", escape(item.message))
+            table.add_row(shown(item.target), "[yellow]error[/]", "", "", shown(item.message))
             continue
         artists = ", ".join(m.artist for m in sorted_matches(item.matches))
         verdict = _ROW_MARKUP[item.verdict]
-        table.add_row(escape(item.target), verdict, item.kind, item.base_family, escape(artists))
+        table.add_row(shown(item.target), verdict, item.kind, item.base_family, shown(artists))
     console.print(table)
     flagged = sum(1 for r in results if isinstance(r, ScanReport) and r.flagged)
     malformed = sum(1 for r in results if isinstance(r, ScanReport) and r.verdict == "malformed")

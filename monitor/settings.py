@@ -27,6 +27,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from alerts.webhook_signature import signing_key
 from detectors.errors import ConfigError
 
 ENV_PREFIX = "STYLEWATCH_"
@@ -208,6 +209,15 @@ class WebhookSettings(_Section):
     allow_private: bool = False
     allow_loopback: bool = False
     timeout_s: float = Field(default=10.0, gt=0, description="seconds per delivery")
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty HMAC key signs every body with a key anyone knows: receivers would
+        # accept forgeries. No secret at all is the honest way to send unsigned.
+        if value is not None and not signing_key(value.get_secret_value()).strip():
+            raise ValueError("is empty: set a random string (or whsec_<base64>), or leave it out")
+        return value
 
 
 class AlertsSettings(_Section):

@@ -1,4 +1,4 @@
-"""``stylewatch user add|list|token``: accounts for the web UI and API."""
+"""``stylewatch user add|list|token|password|remove``: accounts for the web UI and API."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import sys
 from typing import Annotated, cast, get_args
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from monitor.cli_context import cli_state, fail, out, plural, print_json
 from monitor.passwords import Passwords, new_token, token_sha256
 from monitor.runtime import open_runtime
+from monitor.terminal_text import shown
 from storage.records import Role
 from storage.users import UserStore
 
@@ -51,7 +51,7 @@ def user_add(
         user = UserStore(runtime.engine).add_user(email, cast(Role, role), password_hash, artist)
     finally:
         runtime.close()
-    out.print(f"added {escape(user.email)} ({user.role})")
+    out.print(f"added {shown(user.email)} ({user.role})")
 
 
 def user_token(
@@ -99,9 +99,57 @@ def user_list(
     for row in rows:
         table.add_row(
             str(row["id"]),
-            escape(str(row["email"])),
+            shown(str(row["email"])),
             str(row["role"]),
-            escape(str(row["artist"] or "")),
+            shown(str(row["artist"] or "")),
             str(row["created_at"])[:16].replace("T", " "),
         )
     out.print(table)
+
+
+def user_password(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user whose password changes")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from the first stdin line")
+    ] = False,
+) -> None:
+    """Set a user's password (asked for twice, or read from stdin); every session they
+    have open is signed out."""
+    password = _read_password(password_stdin)
+    try:
+        password_hash = Passwords().hash(password)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        user = UserStore(runtime.engine).change_password(email, password_hash)
+    finally:
+        runtime.close()
+    out.print(f"password changed for {shown(user.email)}; their sessions are signed out")
+
+
+def user_remove(
+    ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user to remove")],
+    yes: Annotated[bool, typer.Option("--yes", help="Remove without asking (for scripts)")] = False,
+) -> None:
+    """Remove a web UI user: their sessions end and their API tokens stop working at once;
+    the triage entries they made stay, unattributed. It asks first; there is no undo."""
+    runtime = open_runtime(cli_state(ctx).settings)
+    try:
+        users = UserStore(runtime.engine)
+        found = users.credentials(email)
+        if found is None:
+            raise fail(f"no user with email {email!r}: see `stylewatch user list`")
+        out.print(f"remove {shown(found[0].email)} ({found[0].role})")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise fail("nothing removed: run again with --yes to remove without asking")
+            if not typer.confirm("Remove?", default=False):
+                out.print("nothing removed")
+                return
+        user, tokens = users.remove_user(email)
+    finally:
+        runtime.close()
+    out.print(f"removed {shown(user.email)}, {plural(tokens, 'API token')}; sessions signed out")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from detectors.errors import StorageError
+from storage.private_files import create_private_file, make_private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,17 @@ def _safe(url: URL) -> str:
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
+        path = Path(database).expanduser()
         try:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
         except OSError as exc:
             raise StorageError(
                 f"cannot create the folder for the database {database}: {exc.strerror}"
             ) from exc
+        try:
+            create_private_file(path)
+        except OSError as exc:
+            raise StorageError(f"cannot create the database {database}: {exc.strerror}") from exc
     engine = create_engine(url)
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)

@@ -25,6 +25,7 @@ from storage.blobs import (
     blob_path,
     check_range,
 )
+from storage.private_files import make_private_dir
 
 _TMP_PREFIX = ".tmp-"
 
@@ -132,7 +133,7 @@ class FileBlobStore:
         # Temporary files sit in the root, on the same file system as every blob folder,
         # so the final rename is atomic.
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.root)
         except OSError as exc:
             raise StorageError(f"cannot create the blob store {self.root}: {exc.strerror}") from exc
         return self.root
@@ -145,7 +146,7 @@ class FileBlobStore:
 
     def _commit(self, tmp: Path, key: str) -> None:
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(final.parent)
         os.replace(tmp, final)
         _sync_dir(final.parent)
 

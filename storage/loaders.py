@@ -25,6 +25,7 @@ from storage.records import (
     UploadRef,
     UploadState,
 )
+from storage.stored_metadata import from_column
 
 
 def pk(row: Artist | Source | Upload | Finding) -> int:
@@ -156,6 +157,7 @@ def _files(session: Session, upload_pks: list[int]) -> dict[int, list[FileRecord
         .order_by(col(ModelFile.id))
     ).all()
     for f in rows:
+        metadata, cut = from_column(f.header_metadata)
         files[f.upload_pk].append(
             FileRecord(
                 filename=f.filename,
@@ -165,10 +167,11 @@ def _files(session: Session, upload_pks: list[int]) -> dict[int, list[FileRecord
                 kind=cast(Kind, f.kind),
                 base_family=cast(BaseFamily, f.base_family),
                 layout=f.layout,
-                metadata=dict(f.header_metadata),
+                metadata=metadata,
                 hashes=dict(f.hashes),
                 fingerprint=f.fingerprint,
                 malformed=f.malformed,
+                metadata_cut=cut,
             )
         )
     return files

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from detectors.results import BaseFamily, Evidence, FileFormat, JSONValue, Kind, Stage, TextField
+from storage.stored_metadata import MetadataCut
 
 # "requeued": probed before, waiting for a probe again that a back-scan asked for.
 UploadState = Literal["new", "screened", "probing", "probed", "requeued", "failed"]
@@ -61,7 +62,8 @@ class FileRecord:
     """One file of an upload, as screening saw it. ``metadata`` is the safetensors
     ``__metadata__``; ``hashes`` maps an algorithm name (``sha256``, ``autov2``, …) to hex;
     ``fingerprint`` says whether its re-upload fingerprint could be read; ``malformed`` why
-    its metadata is malformed (None when well formed)."""
+    its metadata is malformed (None when well formed); ``metadata_cut`` how the stored
+    metadata was capped (`storage.stored_metadata`; None when stored whole)."""
 
     filename: str
     sha256: str | None = None
@@ -76,6 +78,7 @@ class FileRecord:
     # "not available: <reason>"; None for kinds that have none.
     fingerprint: str | None = None
     malformed: str | None = None
+    metadata_cut: MetadataCut | None = None
 
 
 @dataclass(frozen=True, slots=True)

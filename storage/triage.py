@@ -53,6 +53,21 @@ class FindingClaimed(InputError):
         self.expires_at = expires_at
 
 
+class FindingDecided(InputError):
+    """A moderator already decided the finding: the artist can no longer dismiss it."""
+
+    def __init__(self, finding_id: int, state: str) -> None:
+        shown = state.replace("_", " ")
+        super().__init__(f"finding {finding_id} is already {shown} by a moderator")
+        self.finding_id = finding_id
+        self.state = state
+
+
+# The states an artist may still dismiss: undecided, or dismissed already (a repeat changes
+# nothing but the audit note). Confirmed and taken-down findings are a moderator's decision.
+ARTIST_DISMISSABLE = frozenset({"needs_review", "escalated", "dismissed"})
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     finding_id: int
@@ -150,13 +165,16 @@ class TriageStore:
         self, finding_id: int, artist_id: int, user_id: int, why: ArtistReason, note: str = ""
     ) -> None:
         """The artist themself dismisses a finding about them ("this is me", "I licensed
-        this"). ``FindingNotFound`` when the finding is not about this artist."""
+        this"). ``FindingNotFound`` when the finding is not about this artist,
+        ``FindingDecided`` when a moderator confirmed it (or it was taken down)."""
         reason = ARTIST_REASONS[why] + (f": {note.strip()}" if note.strip() else "")
 
         def work(session: Session) -> None:
             finding = session.get(Finding, finding_id)
             if finding is None or finding.artist_id != artist_id:
                 raise FindingNotFound(finding_id)
+            if finding.state not in ARTIST_DISMISSABLE:
+                raise FindingDecided(finding_id, finding.state)
             self._set_state(session, finding, "dismissed")
             self._event(session, finding_id, user_id, "artist_dismiss", _reason(reason))
 

@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import cast, get_args
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, select, update
 
 from detectors.errors import InputError
 from storage import artists
-from storage.models import ApiToken, User, WebSession
+from storage.models import ApiToken, FindingLease, TriageEvent, User, WebSession
 from storage.records import Role
 from storage.transactions import Transactions, utc_now
 
@@ -105,6 +105,39 @@ class UserStore:
 
         self._tx.write("set_password_hash", work)
 
+    def change_password(self, email: str, password_hash: str) -> UserRecord:
+        """Set the password of the user with this email; every session of theirs ends."""
+
+        def work(session: Session) -> UserRecord:
+            user = _existing(session, email)
+            user.password_hash = password_hash
+            session.add(user)
+            _end_sessions(session, _record(user).id)
+            return _record(user)
+
+        return self._tx.write("change_password", work)
+
+    def remove_user(self, email: str) -> tuple[UserRecord, int]:
+        """Remove the user with this email, their sessions, tokens and claims (their triage
+        entries stay, unattributed); the user and how many API tokens went with them."""
+
+        def work(session: Session) -> tuple[UserRecord, int]:
+            user = _existing(session, email)
+            record = _record(user)
+            # Explicit deletes: SQLite enforces ON DELETE only with its foreign_keys pragma.
+            _end_sessions(session, record.id)
+            tokens = session.exec(delete(ApiToken).where(col(ApiToken.user_id) == record.id))
+            session.exec(delete(FindingLease).where(col(FindingLease.user_id) == record.id))
+            session.exec(
+                update(TriageEvent)
+                .where(col(TriageEvent.user_id) == record.id)
+                .values(user_id=None)
+            )
+            session.delete(user)
+            return record, tokens.rowcount
+
+        return self._tx.write("remove_user", work)
+
     def start_session(self, user_id: int, sid_sha256: str, max_age_s: int) -> None:
         """Record a new web session (and drop every session that has expired)."""
 
@@ -191,3 +224,14 @@ def _check_new_user(email: str, role: str, artist: str | None) -> None:
 
 def _by_email(session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == email)).first()
+
+
+def _existing(session: Session, email: str) -> User:
+    user = _by_email(session, normalize_email(email))
+    if user is None:
+        raise InputError(f"no user with email {email!r}: see `stylewatch user list`")
+    return user
+
+
+def _end_sessions(session: Session, user_id: int) -> None:
+    session.exec(delete(WebSession).where(col(WebSession.user_id) == user_id))

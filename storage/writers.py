@@ -14,6 +14,7 @@ from detectors.errors import StorageError
 from detectors.results import Evidence as EvidenceValue
 from storage.models import Artist, Evidence, ModelFile
 from storage.records import FileRecord
+from storage.stored_metadata import to_column
 
 # Evidence text is part of a unique key; PostgreSQL btree entries must stay well under 2.7 kB.
 MAX_EVIDENCE_CHARS = 1000
@@ -35,7 +36,7 @@ def add_files(session: Session, upload_pk: int, files: Sequence[FileRecord]) -> 
                 kind=f.kind,
                 base_family=f.base_family,
                 layout=f.layout,
-                header_metadata=dict(f.metadata),
+                header_metadata=to_column(f.metadata),
                 hashes=dict(f.hashes),
                 fingerprint=f.fingerprint,
                 malformed=f.malformed,

@@ -7,23 +7,29 @@ nothing until it is confirmed, exactly as with ``stylewatch subscribe``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from typing import Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
 
-from detectors.errors import InputError
+from detectors.errors import DeliveryError, InputError
 from monitor import alert_service
 from monitor.ids import parse_id
 from monitor.runtime import Runtime
 from monitor.web.alert_routes import SUBSCRIPTIONS_KEY
 from monitor.web.auth import requires
 from monitor.web.context import request_user
+from monitor.web.mail_limits import MailLimiter
 from monitor.web.rendering import error_page
 from storage.alert_records import SubscriptionRecord
 
+log = logging.getLogger(__name__)
+
 RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("alert_pages_runtime", Runtime)
+MAIL_LIMITER_KEY: web.AppKey[MailLimiter] = web.AppKey("alert_pages_mail_limiter", MailLimiter)
+NOT_SENT = "We could not send the confirmation mail; try again in a few minutes."
 MAX_ADDRESS_CHARS = 320
 
 
@@ -67,7 +73,22 @@ async def add_subscription(request: web.Request) -> web.StreamResponse:
         return await error_page(request, 400, f"Alert not added: {exc}.")
     if record.confirmed_at is not None:
         raise _back(f"{record.address} already receives these alerts.")
-    mailed = await alert_service.send_confirmation(request.app[RUNTIME_KEY], record)
+    return await _confirm(request, record)
+
+
+async def _confirm(request: web.Request, record: SubscriptionRecord) -> web.StreamResponse:
+    """Mail the confirmation link, within the limits. The subscription is kept when the
+    mail fails: adding it again finds the same row and mails again."""
+    runtime = request.app[RUNTIME_KEY]
+    if runtime.settings.alerts.email.enabled:
+        refusal = request.app[MAIL_LIMITER_KEY].refusal(record.address)
+        if refusal is not None:
+            return await error_page(request, 429, refusal)
+    try:
+        mailed = await alert_service.send_confirmation(runtime, record)
+    except DeliveryError:
+        log.warning("confirmation_mail_failed", extra={"subscription_id": record.id})
+        return await error_page(request, 503, NOT_SENT)
     if mailed:
         raise _back(f"We sent a confirmation link to {record.address}.")
     raise _back(f"Added {record.address}; it needs confirming (email is not set up here).")
@@ -89,5 +110,6 @@ async def remove_subscription(request: web.Request) -> web.StreamResponse:
 
 def add_alert_pages(app: web.Application, runtime: Runtime) -> None:
     app[RUNTIME_KEY] = runtime
+    app[MAIL_LIMITER_KEY] = MailLimiter()
     app.router.add_post("/me/alerts", add_subscription)
     app.router.add_post("/me/alerts/remove", remove_subscription)

@@ -19,14 +19,14 @@ from aiohttp import web
 
 from monitor.passwords import Passwords
 from monitor.reference_images import MAX_IMAGE_BYTES
-from monitor.runtime import Runtime
+from monitor.runtime import Runtime, safe_database_url
 from monitor.secret_key import web_secret_key
 from monitor.web.alert_pages import add_alert_pages
 from monitor.web.alert_routes import add_alert_routes
 from monitor.web.api import add_api_routes
 from monitor.web.auth import csrf_middleware, security_headers_middleware, session_user_middleware
 from monitor.web.blob_routes import add_blob_routes
-from monitor.web.context import CONTEXT_KEY, WebContext
+from monitor.web.context import CONTEXT_KEY, WebContext, request_user
 from monitor.web.executors import add_executors
 from monitor.web.filters import FILTERS
 from monitor.web.login import login, login_form, logout
@@ -44,6 +44,8 @@ from storage.users import UserStore
 from storage.web_queries import WebQueries
 
 STATUS_KEY: web.AppKey[ServiceStatus] = web.AppKey("status")
+# Who the status page shows where the database lives.
+STAFF_ROLES = frozenset({"admin", "moderator"})
 SESSION_COOKIE = "stylewatch_session"
 MAX_REQUEST_BYTES = MAX_IMAGE_BYTES + 1024 * 1024
 WEB_DIR = Path(__file__).resolve().parent
@@ -81,14 +83,18 @@ async def readyz(request: web.Request) -> web.Response:
 async def home(request: web.Request) -> web.Response:
     status = request.app[STATUS_KEY]
     counts = await asyncio.to_thread(status.store.counts)
-    rows = (
-        ("version", status.version),
-        ("database", status.database),
+    rows: list[tuple[str, str | int]] = [("version", status.version)]
+    user = request_user(request)
+    if user is not None and user.role in STAFF_ROLES:
+        # The page is public: where the data lives (host, user, path) is for staff only,
+        # and masked again here in case a caller passed the raw URL.
+        rows.append(("database", safe_database_url(status.database)))
+    rows += [
         ("sources polled", ", ".join(status.sources) or "none"),
         ("artists registered", counts.artists),
         ("uploads recorded", counts.uploads),
         ("findings", counts.findings),
-    )
+    ]
     return await render(request, "home.html", {"rows": rows}, forms=False)
 
 

@@ -28,7 +28,7 @@ from monitor.web.executors import IMAGE_POOL, run_in
 from monitor.web.queue_pages import finding_id
 from monitor.web.rendering import error_page, render
 from storage.outbox import strongest_first
-from storage.triage import ArtistReason, FindingNotFound
+from storage.triage import ArtistReason, FindingDecided, FindingNotFound
 from storage.users import UserRecord
 
 MAX_ALIAS_CHARS = 200
@@ -167,6 +167,9 @@ async def dismiss_finding(request: web.Request) -> web.StreamResponse:
         )
     except FindingNotFound:
         return await error_page(request, 404, "There is no such finding about you.")
+    except FindingDecided:
+        message = "A moderator has already decided this finding, so it can no longer be dismissed."
+        return await error_page(request, 409, message)
     raise web.HTTPSeeOther("/me#findings")
 
 

@@ -59,3 +59,22 @@ def test_a_well_formed_file_has_no_reason(tmp_path):
     result = run(tmp_path, "scan", str(lora), "--json", "--no-probe")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["malformed"] is None
+
+
+def test_a_header_over_the_read_cap_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.safetensors"
+    header = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    header += b" " * (40 * 1024 * 1024 - len(header))
+    path.write_bytes(len(header).to_bytes(8, "little") + header + b"\0" * 4)
+    result = run(tmp_path, "scan", str(path), "--no-probe")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: huge.safetensors: a ") and "over the 32 MB read cap" in line
+
+
+def test_scan_records_a_capped_copy_of_huge_metadata(tmp_path):
+    lora = write_lora(tmp_path, "big.safetensors", ss_comment="c" * 1_000_000)
+    assert run(tmp_path, "scan", str(lora), "--no-probe").returncode in (0, 1)
+    (upload,) = json.loads(run(tmp_path, "uploads", "--json").stdout)
+    (cut,) = [f["metadata_cut"] for f in upload["files"]]
+    assert cut["dropped_keys"] == 1 and cut["full_chars"] > 1_000_000

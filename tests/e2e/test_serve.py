@@ -69,7 +69,7 @@ def test_serve_starts_with_no_config_and_stops_cleanly(tmp_path, stop_signal):
         status, page = get(base + "/")
         assert status == 200
         assert "stylewatch is running" in page
-        assert "sqlite" in page
+        assert "sqlite" not in page  # where the data lives is for signed-in staff (#20)
         assert (tmp_path / "xdg" / "stylewatch" / "stylewatch.db").exists()
         proc.send_signal(stop_signal)
         _, stderr = proc.communicate(timeout=20)
