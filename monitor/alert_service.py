@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from alerts.base import Alert, Channel
+from alerts.base import Alert, Channel, PreparedMessage
 from alerts.destination import GuardedResolver
 from alerts.digest import DigestBuilder, enqueue_digests
 from alerts.dispatcher import DeliveryPolicy, Dispatcher, DispatchSummary
@@ -158,17 +158,45 @@ async def send_confirmation(runtime: Runtime, subscription: SubscriptionRecord) 
         address=subscription.address,
         confirm_url=build_links(settings).confirm(subscription.id, subscription.address),
     )
+    await _send_now(runtime, renderer, f"confirm-{subscription.id}", subscription, prepared)
+    return True
+
+
+async def send_password_reset(runtime: Runtime, user_id: int, email: str, url: str) -> bool:
+    """Mail a password reset link to a user when email is enabled; False when it is not.
+    Raises DeliveryError when the mail server refuses or cannot be reached."""
+    settings = runtime.settings
+    if not settings.alerts.email.enabled:
+        return False
+    renderer = MessageRenderer(base_url(settings))
+    prepared = renderer.render(
+        "reset", "stylewatch: reset your password", address=email, reset_url=url
+    )
+    await _send_now(
+        runtime, renderer, f"reset-{user_id}-{int(utc_now().timestamp())}", email, prepared
+    )
+    return True
+
+
+async def _send_now(
+    runtime: Runtime,
+    renderer: MessageRenderer,
+    message_id: str,
+    to: SubscriptionRecord | str,
+    prepared: PreparedMessage,
+) -> None:
+    """One message sent at once, outside the outbox (a link the reader is waiting for)."""
+    subscription = to if isinstance(to, SubscriptionRecord) else None
     alert = Alert(
-        message_id=f"confirm-{subscription.id}",
-        recipient=subscription.address,
-        subscription_id=subscription.id,
-        artist=subscription.artist,
+        message_id=message_id,
+        recipient=subscription.address if subscription else str(to),
+        subscription_id=subscription.id if subscription else 0,
+        artist=subscription.artist if subscription else None,
         findings=(),
         created_at=utc_now(),
         prepared=prepared,
     )
-    await EmailChannel(settings.alerts.email, renderer).send(alert)
-    return True
+    await EmailChannel(runtime.settings.alerts.email, renderer).send(alert)
 
 
 @asynccontextmanager

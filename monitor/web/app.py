@@ -32,6 +32,7 @@ from monitor.web.filters import FILTERS
 from monitor.web.login import login, login_form, logout
 from monitor.web.login_limits import LoginLimiter
 from monitor.web.metrics import METRICS_KEY, WebMetrics, metrics_handler
+from monitor.web.password_reset import add_password_reset_routes
 from monitor.web.portal_pages import add_portal_routes
 from monitor.web.queue_pages import add_queue_routes
 from monitor.web.rendering import render
@@ -154,6 +155,7 @@ def _add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
+    add_password_reset_routes(app, runtime)
     app.router.add_static("/static", WEB_DIR / "static")
     add_queue_routes(app)
     add_report_routes(app)
