@@ -21,6 +21,7 @@ from monitor.passwords import Passwords
 from monitor.reference_images import MAX_IMAGE_BYTES
 from monitor.runtime import Runtime, safe_database_url
 from monitor.secret_key import web_secret_key
+from monitor.web.account_pages import add_account_pages
 from monitor.web.alert_pages import add_alert_pages
 from monitor.web.alert_routes import add_alert_routes
 from monitor.web.api import add_api_routes
@@ -156,6 +157,7 @@ def _add_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
     add_password_reset_routes(app, runtime)
+    add_account_pages(app)
     app.router.add_static("/static", WEB_DIR / "static")
     add_queue_routes(app)
     add_report_routes(app)

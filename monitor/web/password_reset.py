@@ -69,6 +69,11 @@ def _links(request: web.Request) -> Links:
     return alert_service.build_links(request.app[RUNTIME_KEY].settings)
 
 
+def reset_link(request: web.Request, user: UserRecord, password_hash: str) -> str:
+    """The link that lets ``user`` replace the password whose hash is ``password_hash``."""
+    return _links(request).reset(user.id, fingerprint(password_hash))
+
+
 async def forgot_form(request: web.Request) -> web.StreamResponse:
     if request_user(request) is not None:
         raise web.HTTPSeeOther("/")
@@ -87,7 +92,7 @@ async def forgot(request: web.Request) -> web.StreamResponse:
     refusal = None if found is None else request.app[LIMITER_KEY].refusal(email)
     if found is not None and refusal is None:
         user, password_hash = found
-        url = _links(request).reset(user.id, fingerprint(password_hash))
+        url = reset_link(request, user, password_hash)
         request.app[MAILING_KEY].start(_mail(runtime, user, url))
     elif refusal is not None:
         log.warning("web.password_reset.limited", extra={"user_id": found and found[0].id})

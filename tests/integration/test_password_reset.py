@@ -170,3 +170,39 @@ async def ask_status(visitor: Visitor, email: str) -> tuple[int, str]:
     await visitor.get("/login/forgot")
     page = await visitor.post("/login/forgot", {"email": email})
     return page.status, page.text
+
+
+async def test_an_admin_mails_a_reset_link_and_removes_an_account(world: World):
+    mira = world.visitor()
+    assert (await mira.login("mira@example.org")).status == 303
+    assert (await mira.get("/admin/users")).status == 403  # admins only
+
+    admin = world.visitor()
+    assert (await admin.login("admin@example.org")).status == 303
+    page = await admin.get("/admin/users")
+    assert page.status == 200 and "mira@example.org" in page.text and "Mira Okafor" in page.text
+    users = UserStore(world.runtime.engine)
+    record = users.credentials("mira@example.org")
+    assert record is not None
+    mira_id = record[0].id
+
+    sent = await admin.post(f"/admin/users/{mira_id}/reset", {})
+    assert sent.status == 303 and "reset+link+went+to+mira" in (sent.location or "")
+    [link] = await world.mails(1)
+    assert (await world.visitor().get(link[link.index("/login/reset/") :])).status == 200
+
+    wrong = await admin.post(f"/admin/users/{mira_id}/remove", {"confirm": "someone@else"})
+    assert wrong.status == 303 and users.credentials("mira@example.org") is not None
+    mine = users.credentials("admin@example.org")
+    assert mine is not None
+    myself = await admin.post(f"/admin/users/{mine[0].id}/remove", {"confirm": "admin@example.org"})
+    assert "cannot+remove+your+own" in (myself.location or "")
+    gone = await admin.post(f"/admin/users/{mira_id}/remove", {"confirm": "Mira@Example.org "})
+    assert gone.status == 303 and "Removed+mira@example.org+and+its+1+API+token" in (
+        gone.location or ""
+    )
+    assert users.credentials("mira@example.org") is None
+    assert (await mira.get("/me")).status == 303  # her session ended with the account
+    assert (await admin.get("/admin/users/999/remove")).status == 405
+    missing = await admin.post("/admin/users/999999/remove", {"confirm": "x"})
+    assert missing.status == 404
