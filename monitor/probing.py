@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -25,7 +26,7 @@ from PIL import Image
 from detectors.errors import ConfigError, ProbeError
 from detectors.probe import calibration
 from detectors.probe import plan as prompt_plan
-from detectors.probe.base import Draw, GenerationSettings, ProbeBackend
+from detectors.probe.base import CheckpointBackend, Draw, GenerationSettings, ProbeBackend
 from detectors.probe.plan import PlannedImage
 from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
@@ -143,10 +144,18 @@ class Prober:
         *,
         family: str | None = None,
         remember_as: str | None = None,
+        kind: str = "lora",
     ) -> ProbeOutcome:
         """``probe`` on the probe thread; the caller's loop stays free."""
         call = functools.partial(
-            self.probe, lora, screening, artists, references, family=family, remember_as=remember_as
+            self.probe,
+            lora,
+            screening,
+            artists,
+            references,
+            family=family,
+            remember_as=remember_as,
+            kind=kind,
         )
         return await self.on_probe_thread(call)
 
@@ -167,12 +176,15 @@ class Prober:
         *,
         family: str | None = None,
         remember_as: str | None = None,
+        kind: str = "lora",
     ) -> ProbeOutcome:
-        """Probe one LoRA file. ``references`` maps artist ids to reference blob keys;
-        ``family`` overrides the screening's base family. ``remember_as`` (an upload's
-        `storage.probe_cache.run_key`) keeps the run in the probe cache, so that references
-        added later can score it without drawing again. Raises ProbeError when the backend
-        fails (the LoRA does not fit the base model, a load failed)."""
+        """Probe one LoRA file (``kind`` "checkpoint": a full checkpoint, drawn with its
+        weights in place of the base model's, on the same plan). ``references`` maps artist
+        ids to reference blob keys; ``family`` overrides the screening's base family.
+        ``remember_as`` (an upload's `storage.probe_cache.run_key`) keeps the run in the probe
+        cache, so that references added later can score it without drawing again. Raises
+        ProbeError when the backend fails (the LoRA does not fit the base model, a load
+        failed)."""
         family = family or screening.base_family
         reason = self.unavailable(family) or _no_references(references)
         if reason:
@@ -183,7 +195,7 @@ class Prober:
         images = _PlanImages()
         quick = prompt_plan.quick_pass(_trigger_words(screening), self._max_images)
         self._ensure_base(family, quick, images)
-        with self._backend.lora(family, lora) as draw:
+        with self._applied(kind, family, lora) as draw:
             self._draw(draw, quick, images)
             nearest = self._nearest_artists(gallery, images, names)
             named = [(m.artist_id, m.artist) for m in screening.matches]
@@ -217,6 +229,13 @@ class Prober:
             images=len(images.plan),
             unet_evaluations=self._backend.unet_evaluations - start,
         )
+
+    def _applied(self, kind: str, family: str, path: Path) -> AbstractContextManager[Draw]:
+        if kind != "checkpoint":
+            return self._backend.lora(family, path)
+        if not isinstance(self._backend, CheckpointBackend):
+            raise ProbeError("this probe backend cannot load full checkpoints")
+        return self._backend.checkpoint(family, path)
 
     def _gallery(
         self, references: Mapping[int, Sequence[str]], names: Mapping[int, str]

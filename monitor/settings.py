@@ -156,6 +156,16 @@ class ProbeSettings(_Section):
     # upload (stage "probe"). Unset: the embedder's own, calibrated on decoy artists and raised
     # to four times what the base model reaches against itself (docs/quality.md).
     lift_threshold: float | None = Field(default=None, gt=0.0, le=2.0)
+    # A full checkpoint is downloaded (streamed to disk under <data_dir>/probe-downloads,
+    # deleted after) only up to this size; a larger one is recorded "not probed: over the
+    # size budget". The download also waits while the disk would keep less than
+    # checkpoint_min_free_bytes free.
+    checkpoint_max_bytes: int = Field(
+        default=8 * 1024**3, ge=1024**2, le=256 * 1024**3, description="largest checkpoint probed"
+    )
+    checkpoint_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0, le=1024**4, description="disk left free by a download"
+    )
 
 
 class StyleSettings(_Section):

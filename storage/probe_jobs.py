@@ -12,7 +12,7 @@ from storage.loaders import upload_records
 from storage.models import Source, Upload
 from storage.records import UploadRecord
 
-PROBED_KINDS = ("lora", "lycoris")
+PROBED_KINDS = ("lora", "lycoris", "checkpoint")
 # "requeued": a back-scan asked for a new probe (its findings are marked as the back-scan's).
 WAITING_STATES = ("screened", "probing", "requeued")
 # `scan` probes local files itself; the worker probes what the pollers recorded.
@@ -20,7 +20,8 @@ SKIPPED_SOURCES = ("local",)
 
 
 def probe_candidates(engine: Engine, families: Collection[str], limit: int = 100) -> list[int]:
-    """Uploads waiting for a probe (oldest first): LoRAs of a family with a base model."""
+    """Uploads waiting for a probe (oldest first): LoRAs and checkpoints of a family with a
+    base model."""
     if not families:
         return []
     with Session(engine) as session:

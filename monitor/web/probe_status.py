@@ -16,12 +16,14 @@ def probe_status(view: FindingView, families: Collection[str]) -> str:
         return "ran: the style evidence below is the probe's"
     if upload.state == "probed":
         return "ran: the LoRA's images did not lift this artist's style past the threshold"
+    if upload.state == "failed" and (upload.error or "").startswith("not probed:"):
+        return upload.error or ""
     if upload.state == "failed":
         return f"failed: {upload.error or 'no reason was recorded'}"
     if upload.source in SKIPPED_SOURCES:
         return "not run here: `stylewatch scan` probes local files when it is asked to"
     if upload.kind not in PROBED_KINDS:
-        return f"not run: only LoRAs are probed, and this upload is a {upload.kind}"
+        return f"not run: only LoRAs and checkpoints are probed, and this upload is a {upload.kind}"
     if upload.base_family not in families:
         configured = ", ".join(sorted(families)) or "none"
         return (
