@@ -118,13 +118,14 @@ class ProbeWorker:
         started = time.monotonic()
         try:
             async with self._downloaded(record, source) as path:
-                screening = await asyncio.to_thread(self._screen_local, path)
+                screening, metadata = await asyncio.to_thread(self._screen_local, path)
+                base = self._prober.base_for(record.base_family, metadata, record.hub_base_model)
                 outcome = await self._prober.probe_async(
                     path,
                     screening,
                     artists,
                     references,
-                    family=record.base_family,
+                    family=base,
                     remember_as=run_key(record.source, record.upload_id),
                     kind=record.kind,
                 )
@@ -187,11 +188,12 @@ class ProbeWorker:
                 f"{size / 1e9:.1f} GB needed and {keep / 1e9:.1f} GB kept free"
             )
 
-    def _screen_local(self, path: Path) -> Screening:
-        """The downloaded file's header screened again: the probe plans from its names."""
+    def _screen_local(self, path: Path) -> tuple[Screening, Mapping[str, str]]:
+        """The downloaded file's header screened again (the probe plans from its names),
+        and its metadata (which names the base it was trained on)."""
         header = read_local_file(path).header
         index = ArtistIndex.build(self._runtime.store.artist_refs())
-        return screen_header(header, index)
+        return screen_header(header, index), header.metadata
 
 
 def _screened_file(files: tuple[RemoteFile, ...]) -> RemoteFile:

@@ -27,6 +27,7 @@ from detectors.errors import ConfigError, ProbeError
 from detectors.probe import calibration
 from detectors.probe import plan as prompt_plan
 from detectors.probe.base import CheckpointBackend, Draw, GenerationSettings, ProbeBackend
+from detectors.probe.bases import DerivativeBase, choose_base, probe_key, with_prefix
 from detectors.probe.plan import PlannedImage
 from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
@@ -83,6 +84,7 @@ class Prober:
         max_images: int = 8,
         lift_threshold: float | None = None,
         nearest_artists: int = NEAREST_ARTISTS,
+        bases: Sequence[DerivativeBase] = (),
     ) -> None:
         self._backend = backend
         self._embedder = embedder
@@ -91,6 +93,8 @@ class Prober:
         self._max_images = max_images
         self._threshold = lift_threshold
         self._nearest = nearest_artists
+        self._bases = tuple(bases)
+        self._prefixes = {probe_key(b.family, b.name): b.prompt_prefix for b in self._bases}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
 
     @property
@@ -120,7 +124,7 @@ class Prober:
         if self._threshold is not None:
             return self._threshold
         images = _PlanImages()
-        plans = prompt_plan.null_plans()
+        plans = [self._prefixed(family, plan) for plan in prompt_plan.null_plans()]
         for plan in plans:
             self._ensure_base(family, plan, images)
         main, *others = [
@@ -128,6 +132,19 @@ class Prober:
         ]
         null = [style_lifts(gallery, other, main)[0].detection for other in others]
         return calibration.threshold(self._embedder.name, null)
+
+    def base_for(self, family: str, metadata: Mapping[str, str], hub_base_model: str | None) -> str:
+        """The probe key (``detectors.probe.bases``) an upload of ``family`` is drawn on: a
+        configured derivative base its metadata or hub names, else the family's own."""
+        return probe_key(family, choose_base(family, metadata, hub_base_model, self._bases))
+
+    def _prefixed(self, family: str, plan: Sequence[PlannedImage]) -> list[PlannedImage]:
+        """The plan with the base's prompt prefix (a derivative's quality or score tags)."""
+        prefix = self._prefixes.get(family, "")
+        if not prefix:
+            return list(plan)
+        prompts = with_prefix(prefix, [p.prompt for p in plan])
+        return [replace(p, prompt=q) for p, q in zip(plan, prompts, strict=True)]
 
     def unavailable(self, family: str) -> str | None:
         """Why a file of ``family`` cannot be probed, or None when it can."""
@@ -194,6 +211,7 @@ class Prober:
         start = self._backend.unet_evaluations
         images = _PlanImages()
         quick = prompt_plan.quick_pass(_trigger_words(screening), self._max_images)
+        quick = self._prefixed(family, quick)
         self._ensure_base(family, quick, images)
         with self._applied(kind, family, lora) as draw:
             self._draw(draw, quick, images)
@@ -201,6 +219,7 @@ class Prober:
             named = [(m.artist_id, m.artist) for m in screening.matches]
             chosen = prompt_plan.candidates(named, nearest, self._nearest)
             second = prompt_plan.artist_pass(chosen, self._max_images, len(quick))
+            second = self._prefixed(family, second)
             self._draw(draw, second, images)
         self._ensure_base(family, second, images)
         lora_vecs, base_vecs = self._plan_vectors(images)
@@ -365,8 +384,14 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
             size_px=probe.size_px,
             batch_images=probe.batch_images,
         )
+    bases = [
+        DerivativeBase(name, b.family, tuple(b.match or [name]), b.prompt_prefix)
+        for name, b in settings.probe.bases.items()
+    ]
+    folders = dict(settings.probe.base_models)
+    folders.update({probe_key(b.family, n): b.path for n, b in settings.probe.bases.items()})
     backend = DiffusersProbe(
-        settings.probe.base_models,
+        folders,
         device=settings.probe.device,
         lora_scale=settings.probe.lora_scale,
         generation=generation,
@@ -379,6 +404,7 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
         runtime.blobs,
         max_images=settings.probe.max_images,
         lift_threshold=settings.probe.lift_threshold,
+        bases=bases,
     )
 
 

@@ -141,9 +141,22 @@ class ScreeningSettings(_Section):
     flag_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class ProbeBaseSettings(_Section):
+    """One derivative base (``[probe.bases.<name>]``): see detectors.probe.bases."""
+
+    family: str = "sdxl"
+    path: Path
+    # What names this base in metadata or the hub's baseModel (unset: the table's name).
+    match: list[str] = Field(default_factory=list)
+    prompt_prefix: str = ""
+
+
 class ProbeSettings(_Section):
     device: str = "auto"
     base_models: dict[str, Path] = Field(default_factory=dict)
+    # Derivative bases (Pony, Illustrious, NoobAI): an upload whose metadata or hub names one
+    # is probed on it, with its prompt prefix; else on its family's base_models entry.
+    bases: dict[str, ProbeBaseSettings] = Field(default_factory=dict)
     max_images: int = Field(default=8, ge=1, le=64)
     lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
     # How each probe image is drawn (part of the base cache's key: changing one regenerates

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from detectors.probe.base import GenerationSettings
+from detectors.probe.bases import DerivativeBase, probe_key
 from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.style.gram import GramEmbedder
 from monitor.http import HttpClient
@@ -94,13 +95,18 @@ def _checkpoint(hubs: Hubs, name: str, data: bytes | Blob) -> CvVersion:
 
 
 async def _probe_all(
-    hubs: Hubs, runtime: Runtime, tiny_sd: TinySD, cut: str | None = None
+    hubs: Hubs,
+    runtime: Runtime,
+    tiny_sd: TinySD,
+    cut: str | None = None,
+    bases: tuple[DerivativeBase, ...] = (),
 ) -> dict[str, ProbeOutcome | None]:
     """Poll, then probe every queued upload; ``cut``: a storage key whose first download
     answer resets half way (after the poll's header reads)."""
-    backend = DiffusersProbe({FAMILY: tiny_sd.base}, device="cpu", generation=TINY)
+    folders = {FAMILY: tiny_sd.base, **{probe_key(b.family, b.name): tiny_sd.base for b in bases}}
+    backend = DiffusersProbe(folders, device="cpu", generation=TINY)
     cache = ProbeCache(runtime.settings.data_dir / "probe-cache", runtime.blobs)
-    prober = Prober(backend, GramEmbedder(), cache, runtime.blobs)
+    prober = Prober(backend, GramEmbedder(), cache, runtime.blobs, bases=bases)
     try:
         async with aiohttp.ClientSession() as session:
             source = CivitaiSource(runtime.settings.sources.civitai, HttpClient(session, FAST))
@@ -194,3 +200,31 @@ async def test_over_budget_and_hash_mismatch_are_recorded_not_probed(
     assert "\n" not in (uploads[wrong].error or "")
     assert not runtime.store.list_findings()
     assert not list((runtime.settings.data_dir / "probe-downloads").iterdir())
+
+
+async def test_an_upload_the_hub_calls_pony_is_drawn_on_the_pony_base_with_its_prefix(
+    hubs, runtime, tiny_sd
+):
+    """The hub's baseModel is stored with the upload and picks the configured derivative;
+    every prompt drawn starts with its score tags (base images cached under those)."""
+    pony = DerivativeBase("pony", FAMILY, ("pony",), "score_9, score_8_up")
+    plain = hubs.civitai.add_upload("Plain", tiny_sd.benign_kohya.read_bytes(), published_at=WHEN)
+    ponied = hubs.civitai.add_upload(
+        "Ponied", tiny_sd.benign_peft.read_bytes(), published_at=WHEN, base_model="Pony"
+    )
+    outcomes = await _probe_all(hubs, runtime, tiny_sd, bases=(pony,))
+    uploads = {u.upload_id: u for u in runtime.store.list_uploads("civitai")}
+    assert uploads[str(ponied.id)].hub_base_model == "Pony"
+    assert uploads[str(plain.id)].hub_base_model == "SD 1.5"
+    assert all(o is not None and o.ran for o in outcomes.values())
+    cache = ProbeCache(runtime.settings.data_dir / "probe-cache", runtime.blobs)
+    backend = DiffusersProbe(
+        {FAMILY: tiny_sd.base, f"{FAMILY}/pony": tiny_sd.base}, generation=TINY
+    )
+    subject, seed = "a portrait of a woman", 1234
+    pony_key = backend.settings_key(f"{FAMILY}/pony")
+    own_key = backend.settings_key(FAMILY)
+    assert cache.base_image(f"{FAMILY}/pony", pony_key, f"score_9, score_8_up, {subject}", seed)
+    assert cache.base_image(f"{FAMILY}/pony", pony_key, subject, seed) is None
+    assert cache.base_image(FAMILY, own_key, subject, seed)
+    assert cache.base_image(FAMILY, own_key, f"score_9, score_8_up, {subject}", seed) is None
