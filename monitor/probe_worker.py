@@ -34,14 +34,19 @@ from monitor.probing import ProbeOutcome, Prober, references_for
 from monitor.runtime import Runtime
 from monitor.sources.base import ListedUpload, RemoteFile, Source
 from storage.probe_cache import run_key
-from storage.probe_jobs import WAITING_STATES, probe_candidates, upload_by_pk
+from storage.probe_jobs import (
+    OVER_BUDGET,
+    PROBE_ASKED,
+    WAITING_STATES,
+    probe_candidates,
+    upload_by_pk,
+)
 from storage.records import UploadRecord, UploadState
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 30.0
 MAX_DOWNLOAD_BYTES = 2 * 1024**3  # a LoRA; a checkpoint has [probe] checkpoint_max_bytes
-OVER_BUDGET = "not probed: over the size budget"
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
 
 
@@ -159,9 +164,11 @@ class ProbeWorker:
         file = _screened_file(upload.files)
         checkpoint = record.kind == "checkpoint"
         limit = self._runtime.settings.probe.checkpoint_max_bytes if checkpoint else None
+        if record.error == PROBE_ASKED:
+            limit = None  # a moderator queued it past the budget; the disk floor still holds
         if limit is not None and file.size is not None and file.size > limit:
             raise CheckpointOverBudget(_over_budget(file.size, limit))
-        if limit is None and file.size is not None and file.size > MAX_DOWNLOAD_BYTES:
+        if not checkpoint and file.size is not None and file.size > MAX_DOWNLOAD_BYTES:
             raise SourceRejected(f"{file.name} is larger than a LoRA ({file.size:,} bytes)")
         self._work_dir.mkdir(parents=True, exist_ok=True)
         if checkpoint:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from storage.probe_jobs import PROBED_KINDS, SKIPPED_SOURCES, WAITING_STATES
+from storage.probe_jobs import (
+    OVER_BUDGET,
+    PROBE_ASKED,
+    PROBED_KINDS,
+    SKIPPED_SOURCES,
+    WAITING_STATES,
+)
 from storage.web_queries import FindingView
 
 
@@ -16,7 +22,7 @@ def probe_status(view: FindingView, families: Collection[str]) -> str:
         return "ran: the style evidence below is the probe's"
     if upload.state == "probed":
         return "ran: the LoRA's images did not lift this artist's style past the threshold"
-    if upload.state == "failed" and (upload.error or "").startswith("not probed:"):
+    if over_budget(view):
         return upload.error or ""
     if upload.state == "failed":
         return f"failed: {upload.error or 'no reason was recorded'}"
@@ -30,6 +36,15 @@ def probe_status(view: FindingView, families: Collection[str]) -> str:
             f"not run: no base model configured for {upload.base_family}"
             f" ([probe] base_models has {configured})"
         )
+    if upload.state in WAITING_STATES and upload.error == PROBE_ASKED:
+        return f"waiting: {PROBE_ASKED}"
     if upload.state in WAITING_STATES:
         return "waiting: the probe will run on this upload's file"
     return f"not run (upload state {upload.state})"
+
+
+def over_budget(view: FindingView) -> bool:
+    """Whether the upload is a checkpoint left unprobed by the size budget (a moderator may
+    queue it for a probe from the finding)."""
+    upload = view.upload
+    return upload.state == "failed" and (upload.error or "").startswith(OVER_BUDGET)
