@@ -246,7 +246,7 @@ class HttpClient:
         """Stream a whole file to ``dest`` (capped by ``max_download_bytes``); its size.
 
         A retry after a connection lost mid-body resumes: it asks for the rest with Range and
-        appends, or, from a host that ignores Range, skips the bytes already on disk."""
+        appends (a host that ignores Range sends it all again, written over from the start)."""
         target = URL(str(url))
         await asyncio.to_thread(dest.unlink, missing_ok=True)
         return await self._retrying(target, lambda: self._download_once(target, dest, credential))
@@ -345,16 +345,11 @@ class HttpClient:
         if have:
             headers["Range"] = f"bytes={have}-"
         async with self._open(url, headers, credential) as resp:
-            if have and resp.status != 206:
-                skip, written = have, 0  # Range ignored: the whole body again
-            else:
-                skip, written = 0, have
-            with dest.open("r+b" if have else "wb") as fh:
+            # Range ignored (200): the whole body again, written over from the start.
+            written = have if resp.status == 206 else 0
+            with dest.open("r+b" if written else "wb") as fh:
                 fh.seek(written)
                 async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
-                    if skip:
-                        dropped = min(skip, len(chunk))
-                        chunk, skip = chunk[dropped:], skip - dropped
                     written += len(chunk)
                     if written > self.policy.max_download_bytes:
                         raise SourceRejected(f"{redact(url)}: the file is over the size cap")
