@@ -1,7 +1,8 @@
-"""Tiny SD1 checkpoints in the original (ldm) single-file layout, built from the tiny pipeline
-of tests/probe_models.py: the UNet's diffusers keys written back as ``model.diffusion_model.*``
-(the inverse of diffusers' ``convert_ldm_unet_checkpoint``, for any depth), with a LoRA fused
-into the weights first, as the merges and fine-tunes on the hubs are."""
+"""Tiny SD1 and SDXL checkpoints in the original (ldm) single-file layout, built from the
+tiny pipelines of tests/probe_models.py and tests/probe_sdxl.py: the UNet's diffusers keys
+written back as ``model.diffusion_model.*`` (the inverse of diffusers'
+``convert_ldm_unet_checkpoint``, for any depth), with a LoRA fused into the weights first,
+as the merges and fine-tunes on the hubs are."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ LDM_UNET = "model.diffusion_model."
 _TOP = (
     ("time_embed.0.", "time_embedding.linear_1."),
     ("time_embed.2.", "time_embedding.linear_2."),
+    ("label_emb.0.0.", "add_embedding.linear_1."),  # SDXL's size and text-pooled embedding
+    ("label_emb.0.2.", "add_embedding.linear_2."),
     ("input_blocks.0.0.", "conv_in."),
     ("out.0.", "conv_norm_out."),
     ("out.2.", "conv_out."),
@@ -88,10 +91,10 @@ def to_ldm(unet_state: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[
 def save_checkpoint(model_dir: Path, path: Path, lora: Path | None = None) -> Path:
     """The base model's UNet (with ``lora`` fused in, when given) as one ldm-layout
     single-file checkpoint; returns ``path``."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import DiffusionPipeline
     from safetensors.torch import save_file
 
-    load: Any = StableDiffusionPipeline.from_pretrained
+    load: Any = DiffusionPipeline.from_pretrained  # SD1 or SDXL, as the folder says
     pipe = load(model_dir, local_files_only=True, use_safetensors=True, safety_checker=None)
     if lora is not None:
         pipe.load_lora_weights(str(lora), adapter_name="fused")

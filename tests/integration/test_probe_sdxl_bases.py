@@ -17,6 +17,7 @@ from monitor.probing import Prober
 from storage.file_blobs import FileBlobStore
 from storage.probe_cache import ProbeCache
 from tests import probe_models as pm
+from tests.probe_checkpoints import save_checkpoint
 from tests.probe_sdxl import build_tiny_sdxl, random_lora
 
 pytestmark = [
@@ -74,3 +75,18 @@ def test_the_metadata_picks_the_base_and_the_key_draws_on_its_folder(world, tmp_
     assert [i.tobytes() for i in on_pony] == [i.tobytes() for i in expected]
     assert pm.grid_distance(on_pony, on_sdxl) > 0.5  # the two bases draw apart
     assert backend.settings_key("sdxl/pony") != backend.settings_key("sdxl")
+
+
+def test_an_sdxl_checkpoint_draws_what_its_fused_lora_draws_and_leaves_the_base(world, tmp_path):
+    """An ldm-layout SDXL checkpoint (the LoRA fused into the UNet, add_embedding included)
+    loads onto the SDXL base; the base draws bit for bit as before afterwards."""
+    checkpoint = save_checkpoint(world["sdxl"], tmp_path / "merge.safetensors", world["plain_lora"])
+    backend = DiffusersProbe({"sdxl": world["sdxl"]}, device="cpu", generation=GENERATION)
+    before = backend.generate("sdxl", PROMPTS, SEEDS)
+    with_lora = backend.generate("sdxl", PROMPTS, SEEDS, lora=world["plain_lora"])
+    with backend.checkpoint("sdxl", checkpoint) as draw:
+        merged = draw(PROMPTS, SEEDS)
+    after = backend.generate("sdxl", PROMPTS, SEEDS)
+    assert pm.grid_distance(before, merged) > 1.0  # the merge shows
+    assert pm.grid_distance(merged, with_lora) < 0.5  # and is the LoRA's drawing
+    assert [i.tobytes() for i in after] == [i.tobytes() for i in before]
