@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 LDM_UNET_PREFIX = "model.diffusion_model."
 DIFFUSERS_UNET_PREFIXES = ("down_blocks.", "up_blocks.", "mid_block.", "conv_in.")
+# The other top-level modules of a diffusers UNet (a diffusers-layout checkpoint's keys).
+_DIFFUSERS_UNET_ROOTS = frozenset(
+    {"conv_out", "conv_norm_out", "time_embedding", "add_embedding", "encoder_hid_proj"}
+)
 
 
 def read_unet_weights(path: Path, unet_config: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -32,13 +36,15 @@ def read_unet_weights(path: Path, unet_config: Mapping[str, Any]) -> dict[str, t
 
     Raises ProbeError when the file is not safetensors, cannot be read, or holds no UNet of
     that shape (a checkpoint of another family, a VAE alone)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
     if path.suffix.lower() != ".safetensors":
         raise ProbeError(f"{path.name} is not a .safetensors file; the probe never loads pickles")
     try:
-        tensors = load_file(str(path))
+        # Only the UNet's tensors are read: a checkpoint's VAE and text encoders stay on disk.
+        with safe_open(str(path), framework="pt") as f:
+            names = [k for k in f.keys() if _is_unet(k)]  # noqa: SIM118 (not a dict)
+            tensors = {k: f.get_tensor(k) for k in names}
     except (OSError, SafetensorError) as exc:
         raise ProbeError(f"cannot read the checkpoint {path.name}: {exc}") from exc
     if any(k.startswith(LDM_UNET_PREFIX) for k in tensors):
@@ -56,6 +62,12 @@ def read_unet_weights(path: Path, unet_config: Mapping[str, Any]) -> dict[str, t
     if any(k.startswith(DIFFUSERS_UNET_PREFIXES) for k in unet):
         return unet
     raise ProbeError(f"the checkpoint {path.name} holds no UNet weights (ldm or diffusers names)")
+
+
+def _is_unet(key: str) -> bool:
+    return key.startswith((LDM_UNET_PREFIX, "unet.", *DIFFUSERS_UNET_PREFIXES)) or (
+        "." in key and key.split(".", 1)[0] in _DIFFUSERS_UNET_ROOTS
+    )
 
 
 @contextlib.contextmanager

@@ -232,3 +232,31 @@ async def test_an_upload_the_hub_calls_pony_is_drawn_on_the_pony_base_with_its_p
     assert cache.base_image(f"{FAMILY}/pony", pony_key, subject, seed) is None
     assert cache.base_image(FAMILY, own_key, subject, seed)
     assert cache.base_image(FAMILY, own_key, f"score_9, score_8_up, {subject}", seed) is None
+
+
+def test_a_checkpoint_that_does_not_fit_is_one_clear_error_and_leaves_the_base(
+    tiny_sd, checkpoints, tmp_path
+):
+    from safetensors.torch import load_file, save_file
+
+    from detectors.errors import ProbeError
+
+    backend = DiffusersProbe({FAMILY: tiny_sd.base}, device="cpu", generation=TINY)
+    before = backend.generate(FAMILY, ["a boat"], [7])
+    tensors = load_file(str(checkpoints.benign))
+    vae_only = tmp_path / "vae.safetensors"
+    save_file({"first_stage_model.decoder.conv_in.weight": next(iter(tensors.values()))}, vae_only)
+    narrow = tmp_path / "narrow.safetensors"
+    key = next(k for k in tensors if k.endswith("attn2.to_k.weight"))
+    save_file({**tensors, key: tensors[key][:, :8].contiguous()}, narrow)
+    pickle = tmp_path / "merge.ckpt"
+    pickle.write_bytes(b"not read")
+    for path, message in (
+        (vae_only, "holds no UNet weights"),
+        (narrow, "does not fit the base model's UNet"),
+        (pickle, "never loads pickles"),
+    ):
+        with pytest.raises(ProbeError, match=message) as caught, backend.checkpoint(FAMILY, path):
+            pass
+        assert "\n" not in str(caught.value)
+    assert backend.generate(FAMILY, ["a boat"], [7])[0].tobytes() == before[0].tobytes()
