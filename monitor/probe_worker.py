@@ -136,7 +136,10 @@ class ProbeWorker:
                 )
         except SourceUnavailable as exc:
             waiting: UploadState = "requeued" if backscan else "screened"
-            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=str(exc))
+            error = str(exc)
+            if (record.error or "").startswith(PROBE_ASKED):  # the leave outlasts a retry
+                error = f"{PROBE_ASKED}; {error}"
+            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=error)
             log.warning("probe.download.later", extra=_extra(record, str(exc)))
             raise
         except CheckpointOverBudget as exc:
@@ -164,7 +167,7 @@ class ProbeWorker:
         file = _screened_file(upload.files)
         checkpoint = record.kind == "checkpoint"
         limit = self._runtime.settings.probe.checkpoint_max_bytes if checkpoint else None
-        if record.error == PROBE_ASKED:
+        if (record.error or "").startswith(PROBE_ASKED):
             limit = None  # a moderator queued it past the budget; the disk floor still holds
         if limit is not None and file.size is not None and file.size > limit:
             raise CheckpointOverBudget(_over_budget(file.size, limit))

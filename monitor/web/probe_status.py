@@ -36,8 +36,8 @@ def probe_status(view: FindingView, families: Collection[str]) -> str:
             f"not run: no base model configured for {upload.base_family}"
             f" ([probe] base_models has {configured})"
         )
-    if upload.state in WAITING_STATES and upload.error == PROBE_ASKED:
-        return f"waiting: {PROBE_ASKED}"
+    if upload.state in WAITING_STATES and (upload.error or "").startswith(PROBE_ASKED):
+        return f"waiting: {upload.error}"
     if upload.state in WAITING_STATES:
         return "waiting: the probe will run on this upload's file"
     return f"not run (upload state {upload.state})"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from monitor.runtime import Runtime, open_runtime
 from monitor.settings import ProbeSettings
 from monitor.sources.civitai import CivitaiSource
 from storage.probe_cache import ProbeCache
+from storage.probe_jobs import PROBE_ASKED
 from storage.source_state import SourceState
 from tests.fakehubs.civitai import CvVersion
 from tests.fakehubs.harness import FAST, settings_for
@@ -204,6 +205,17 @@ async def test_over_budget_and_hash_mismatch_are_recorded_not_probed(
     assert "\n" not in (uploads[wrong].error or "")
     assert not runtime.store.list_findings()
     assert not list((runtime.settings.data_dir / "probe-downloads").iterdir())
+    # A moderator queues the huge one (POST /findings/N/probe): the budget no longer stops
+    # it, the free-disk floor still does (here set above any disk), and it waits.
+    runtime.store.set_upload_state(uploads[huge].id, "screened", error=PROBE_ASKED)
+    probe = runtime.settings.probe.model_copy(update={"checkpoint_min_free_bytes": 1024**4})
+    floored = replace(runtime, settings=runtime.settings.model_copy(update={"probe": probe}))
+    again = await _probe_all(hubs, floored, tiny_sd)
+    assert again == {huge: None, wrong: None}
+    record = next(u for u in runtime.store.list_uploads("civitai") if u.upload_id == huge)
+    assert record.state == "screened"
+    assert (record.error or "").startswith(f"{PROBE_ASKED}; not enough disk for the checkpoint")
+    assert hubs.storage.streamed_bytes < 1024**3  # nothing near 12 GB was fetched
 
 
 async def test_an_upload_the_hub_calls_pony_is_drawn_on_the_pony_base_with_its_prefix(
