@@ -243,8 +243,12 @@ class HttpClient:
         )
 
     async def download(self, url: URL | str, dest: Path, *, credential: Credential | None) -> int:
-        """Stream a whole file to ``dest`` (capped by ``max_download_bytes``); its size."""
+        """Stream a whole file to ``dest`` (capped by ``max_download_bytes``); its size.
+
+        A retry after a connection lost mid-body resumes: it asks for the rest with Range and
+        appends (a host that ignores Range sends it all again, written over from the start)."""
         target = URL(str(url))
+        await asyncio.to_thread(dest.unlink, missing_ok=True)
         return await self._retrying(target, lambda: self._download_once(target, dest, credential))
 
     # -- one attempt each ---------------------------------------------------------------
@@ -336,14 +340,21 @@ class HttpClient:
             )
 
     async def _download_once(self, url: URL, dest: Path, credential: Credential | None) -> int:
-        written = 0
-        async with self._open(url, {"Accept-Encoding": "identity"}, credential) as resp:
-            with dest.open("wb") as fh:
+        have = await asyncio.to_thread(_size_on_disk, dest)
+        headers = {"Accept-Encoding": "identity"}
+        if have:
+            headers["Range"] = f"bytes={have}-"
+        async with self._open(url, headers, credential) as resp:
+            # Range ignored (200): the whole body again, written over from the start.
+            written = have if resp.status == 206 else 0
+            with dest.open("r+b" if written else "wb") as fh:
+                fh.seek(written)
                 async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
                     written += len(chunk)
                     if written > self.policy.max_download_bytes:
                         raise SourceRejected(f"{redact(url)}: the file is over the size cap")
                     fh.write(chunk)
+                fh.truncate()
         return written
 
     # -- plumbing -------------------------------------------------------------------------
@@ -500,6 +511,14 @@ def _wanted_bytes(resp: aiohttp.ClientResponse, start: int, length: int, total: 
     if total is None:
         return length
     return max(0, min(length, total - start))
+
+
+def _size_on_disk(path: Path) -> int:
+    """Bytes an earlier attempt left at ``path`` (0 when none)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _total_size(resp: aiohttp.ClientResponse) -> int | None:

@@ -454,6 +454,7 @@ class Poller:
                 uploader=upload.uploader if upload else None,
                 files=files,
                 hub_text=upload.hub_text if upload else (),
+                hub_base_model=upload.base_model if upload else None,
             )
         )
         return record.id

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -32,13 +34,24 @@ from monitor.probing import ProbeOutcome, Prober, references_for
 from monitor.runtime import Runtime
 from monitor.sources.base import ListedUpload, RemoteFile, Source
 from storage.probe_cache import run_key
-from storage.probe_jobs import WAITING_STATES, probe_candidates, upload_by_pk
+from storage.probe_jobs import (
+    OVER_BUDGET,
+    PROBE_ASKED,
+    WAITING_STATES,
+    probe_candidates,
+    upload_by_pk,
+)
 from storage.records import UploadRecord, UploadState
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_S = 30.0
-MAX_DOWNLOAD_BYTES = 2 * 1024**3  # a LoRA; checkpoints are not probed
+MAX_DOWNLOAD_BYTES = 2 * 1024**3  # a LoRA; a checkpoint has [probe] checkpoint_max_bytes
+HASH_CHUNK_BYTES = 4 * 1024 * 1024
+
+
+class CheckpointOverBudget(SourceRejected):
+    """A checkpoint larger than ``[probe] checkpoint_max_bytes``: recorded, never probed."""
 
 
 class ProbeWorker:
@@ -110,20 +123,30 @@ class ProbeWorker:
         started = time.monotonic()
         try:
             async with self._downloaded(record, source) as path:
-                screening = await asyncio.to_thread(self._screen_local, path)
+                screening, metadata = await asyncio.to_thread(self._screen_local, path)
+                base = self._prober.base_for(record.base_family, metadata, record.hub_base_model)
                 outcome = await self._prober.probe_async(
                     path,
                     screening,
                     artists,
                     references,
-                    family=record.base_family,
+                    family=base,
                     remember_as=run_key(record.source, record.upload_id),
+                    kind=record.kind,
                 )
         except SourceUnavailable as exc:
             waiting: UploadState = "requeued" if backscan else "screened"
-            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=str(exc))
+            error = str(exc)
+            if (record.error or "").startswith(PROBE_ASKED):  # the leave outlasts a retry
+                error = f"{PROBE_ASKED}; {error}"
+            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=error)
             log.warning("probe.download.later", extra=_extra(record, str(exc)))
             raise
+        except CheckpointOverBudget as exc:
+            reason = str(exc)
+            await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
+            log.warning("probe.over_budget", extra=_extra(record, reason))
+            return ProbeOutcome(ran=False, reason=reason)
         except (SourceRejected, InputError, ProbeError) as exc:
             reason = f"the probe failed: {exc}"
             await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
@@ -142,21 +165,45 @@ class ProbeWorker:
     async def _downloaded(self, record: UploadRecord, source: Source) -> AsyncIterator[Path]:
         upload = await source.hydrate(ListedUpload(record.upload_id, record.name))
         file = _screened_file(upload.files)
-        if file.size is not None and file.size > MAX_DOWNLOAD_BYTES:
+        checkpoint = record.kind == "checkpoint"
+        limit = self._runtime.settings.probe.checkpoint_max_bytes if checkpoint else None
+        if (record.error or "").startswith(PROBE_ASKED):
+            limit = None  # a moderator queued it past the budget; the disk floor still holds
+        if limit is not None and file.size is not None and file.size > limit:
+            raise CheckpointOverBudget(_over_budget(file.size, limit))
+        if not checkpoint and file.size is not None and file.size > MAX_DOWNLOAD_BYTES:
             raise SourceRejected(f"{file.name} is larger than a LoRA ({file.size:,} bytes)")
         self._work_dir.mkdir(parents=True, exist_ok=True)
+        if checkpoint:
+            self._check_disk(file.size or 0)
         dest = self._work_dir / f"{record.id}.safetensors"
         try:
-            await source.download(file, dest)
+            size = await source.download(file, dest)
+            if limit is not None and size > limit:
+                raise CheckpointOverBudget(_over_budget(size, limit))
+            if checkpoint:
+                await asyncio.to_thread(_check_sha256, dest, file)
             yield dest
         finally:
             dest.unlink(missing_ok=True)
 
-    def _screen_local(self, path: Path) -> Screening:
-        """The downloaded file's header screened again: the probe plans from its names."""
+    def _check_disk(self, size: int) -> None:
+        """Wait (SourceUnavailable: retried later) while the download would leave less
+        than ``[probe] checkpoint_min_free_bytes`` free."""
+        free = shutil.disk_usage(self._work_dir).free
+        keep = self._runtime.settings.probe.checkpoint_min_free_bytes
+        if free - size < keep:
+            raise SourceUnavailable(
+                f"not enough disk for the checkpoint: {free / 1e9:.1f} GB free, "
+                f"{size / 1e9:.1f} GB needed and {keep / 1e9:.1f} GB kept free"
+            )
+
+    def _screen_local(self, path: Path) -> tuple[Screening, Mapping[str, str]]:
+        """The downloaded file's header screened again (the probe plans from its names),
+        and its metadata (which names the base it was trained on)."""
         header = read_local_file(path).header
         index = ArtistIndex.build(self._runtime.store.artist_refs())
-        return screen_header(header, index)
+        return screen_header(header, index), header.metadata
 
 
 def _screened_file(files: tuple[RemoteFile, ...]) -> RemoteFile:
@@ -164,6 +211,28 @@ def _screened_file(files: tuple[RemoteFile, ...]) -> RemoteFile:
     if chosen is None:
         raise SourceRejected("the upload has no safetensors file to probe")
     return chosen
+
+
+def _over_budget(size: int, limit: int) -> str:
+    return f"{OVER_BUDGET} ({limit / 1e9:.1f} GB): the checkpoint is {size / 1e9:.2f} GB"
+
+
+def _check_sha256(path: Path, file: RemoteFile) -> None:
+    """A downloaded checkpoint against the hub's SHA-256 (when it gave one); a mismatch is
+    a transfer fault, retried later (SourceUnavailable), never probed."""
+    expected = file.sha256
+    if expected is None:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    got = digest.hexdigest()
+    if got != expected:
+        raise SourceUnavailable(
+            f"{file.name}: the download's SHA-256 {got[:12]}… is not the hub's "
+            f"{expected[:12]}…; it is fetched again later"
+        )
 
 
 def _extra(record: UploadRecord, reason: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -25,7 +26,8 @@ from PIL import Image
 from detectors.errors import ConfigError, ProbeError
 from detectors.probe import calibration
 from detectors.probe import plan as prompt_plan
-from detectors.probe.base import Draw, GenerationSettings, ProbeBackend
+from detectors.probe.base import CheckpointBackend, Draw, GenerationSettings, ProbeBackend
+from detectors.probe.bases import DerivativeBase, choose_base, probe_key, with_prefix
 from detectors.probe.plan import PlannedImage
 from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
 from detectors.probe.sheet import evidence_sheet
@@ -82,6 +84,7 @@ class Prober:
         max_images: int = 8,
         lift_threshold: float | None = None,
         nearest_artists: int = NEAREST_ARTISTS,
+        bases: Sequence[DerivativeBase] = (),
     ) -> None:
         self._backend = backend
         self._embedder = embedder
@@ -90,6 +93,8 @@ class Prober:
         self._max_images = max_images
         self._threshold = lift_threshold
         self._nearest = nearest_artists
+        self._bases = tuple(bases)
+        self._prefixes = {probe_key(b.family, b.name): b.prompt_prefix for b in self._bases}
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
 
     @property
@@ -119,7 +124,7 @@ class Prober:
         if self._threshold is not None:
             return self._threshold
         images = _PlanImages()
-        plans = prompt_plan.null_plans()
+        plans = [self._prefixed(family, plan) for plan in prompt_plan.null_plans()]
         for plan in plans:
             self._ensure_base(family, plan, images)
         main, *others = [
@@ -127,6 +132,19 @@ class Prober:
         ]
         null = [style_lifts(gallery, other, main)[0].detection for other in others]
         return calibration.threshold(self._embedder.name, null)
+
+    def base_for(self, family: str, metadata: Mapping[str, str], hub_base_model: str | None) -> str:
+        """The probe key (``detectors.probe.bases``) an upload of ``family`` is drawn on: a
+        configured derivative base its metadata or hub names, else the family's own."""
+        return probe_key(family, choose_base(family, metadata, hub_base_model, self._bases))
+
+    def _prefixed(self, family: str, plan: Sequence[PlannedImage]) -> list[PlannedImage]:
+        """The plan with the base's prompt prefix (a derivative's quality or score tags)."""
+        prefix = self._prefixes.get(family, "")
+        if not prefix:
+            return list(plan)
+        prompts = with_prefix(prefix, [p.prompt for p in plan])
+        return [replace(p, prompt=q) for p, q in zip(plan, prompts, strict=True)]
 
     def unavailable(self, family: str) -> str | None:
         """Why a file of ``family`` cannot be probed, or None when it can."""
@@ -143,10 +161,18 @@ class Prober:
         *,
         family: str | None = None,
         remember_as: str | None = None,
+        kind: str = "lora",
     ) -> ProbeOutcome:
         """``probe`` on the probe thread; the caller's loop stays free."""
         call = functools.partial(
-            self.probe, lora, screening, artists, references, family=family, remember_as=remember_as
+            self.probe,
+            lora,
+            screening,
+            artists,
+            references,
+            family=family,
+            remember_as=remember_as,
+            kind=kind,
         )
         return await self.on_probe_thread(call)
 
@@ -167,12 +193,15 @@ class Prober:
         *,
         family: str | None = None,
         remember_as: str | None = None,
+        kind: str = "lora",
     ) -> ProbeOutcome:
-        """Probe one LoRA file. ``references`` maps artist ids to reference blob keys;
-        ``family`` overrides the screening's base family. ``remember_as`` (an upload's
-        `storage.probe_cache.run_key`) keeps the run in the probe cache, so that references
-        added later can score it without drawing again. Raises ProbeError when the backend
-        fails (the LoRA does not fit the base model, a load failed)."""
+        """Probe one LoRA file (``kind`` "checkpoint": a full checkpoint, drawn with its
+        weights in place of the base model's, on the same plan). ``references`` maps artist
+        ids to reference blob keys; ``family`` overrides the screening's base family.
+        ``remember_as`` (an upload's `storage.probe_cache.run_key`) keeps the run in the probe
+        cache, so that references added later can score it without drawing again. Raises
+        ProbeError when the backend fails (the LoRA does not fit the base model, a load
+        failed)."""
         family = family or screening.base_family
         reason = self.unavailable(family) or _no_references(references)
         if reason:
@@ -182,13 +211,15 @@ class Prober:
         start = self._backend.unet_evaluations
         images = _PlanImages()
         quick = prompt_plan.quick_pass(_trigger_words(screening), self._max_images)
+        quick = self._prefixed(family, quick)
         self._ensure_base(family, quick, images)
-        with self._backend.lora(family, lora) as draw:
+        with self._applied(kind, family, lora) as draw:
             self._draw(draw, quick, images)
             nearest = self._nearest_artists(gallery, images, names)
             named = [(m.artist_id, m.artist) for m in screening.matches]
             chosen = prompt_plan.candidates(named, nearest, self._nearest)
             second = prompt_plan.artist_pass(chosen, self._max_images, len(quick))
+            second = self._prefixed(family, second)
             self._draw(draw, second, images)
         self._ensure_base(family, second, images)
         lora_vecs, base_vecs = self._plan_vectors(images)
@@ -217,6 +248,13 @@ class Prober:
             images=len(images.plan),
             unet_evaluations=self._backend.unet_evaluations - start,
         )
+
+    def _applied(self, kind: str, family: str, path: Path) -> AbstractContextManager[Draw]:
+        if kind != "checkpoint":
+            return self._backend.lora(family, path)
+        if not isinstance(self._backend, CheckpointBackend):
+            raise ProbeError("this probe backend cannot load full checkpoints")
+        return self._backend.checkpoint(family, path)
 
     def _gallery(
         self, references: Mapping[int, Sequence[str]], names: Mapping[int, str]
@@ -346,8 +384,14 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
             size_px=probe.size_px,
             batch_images=probe.batch_images,
         )
+    bases = [
+        DerivativeBase(name, b.family, tuple(b.match or [name]), b.prompt_prefix)
+        for name, b in settings.probe.bases.items()
+    ]
+    folders = dict(settings.probe.base_models)
+    folders.update({probe_key(b.family, n): b.path for n, b in settings.probe.bases.items()})
     backend = DiffusersProbe(
-        settings.probe.base_models,
+        folders,
         device=settings.probe.device,
         lora_scale=settings.probe.lora_scale,
         generation=generation,
@@ -360,6 +404,7 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
         runtime.blobs,
         max_images=settings.probe.max_images,
         lift_threshold=settings.probe.lift_threshold,
+        bases=bases,
     )
 
 

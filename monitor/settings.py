@@ -142,9 +142,22 @@ class ScreeningSettings(_Section):
     flag_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
 
 
+class ProbeBaseSettings(_Section):
+    """One derivative base (``[probe.bases.<name>]``): see detectors.probe.bases."""
+
+    family: str = "sdxl"
+    path: Path
+    # What names this base in metadata or the hub's baseModel (unset: the table's name).
+    match: list[str] = Field(default_factory=list)
+    prompt_prefix: str = ""
+
+
 class ProbeSettings(_Section):
     device: str = "auto"
     base_models: dict[str, Path] = Field(default_factory=dict)
+    # Derivative bases (Pony, Illustrious, NoobAI): an upload whose metadata or hub names one
+    # is probed on it, with its prompt prefix; else on its family's base_models entry.
+    bases: dict[str, ProbeBaseSettings] = Field(default_factory=dict)
     max_images: int = Field(default=8, ge=1, le=64)
     lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
     # How each probe image is drawn (part of the base cache's key: changing one regenerates
@@ -157,6 +170,16 @@ class ProbeSettings(_Section):
     # upload (stage "probe"). Unset: the embedder's own, calibrated on decoy artists and raised
     # to four times what the base model reaches against itself (docs/quality.md).
     lift_threshold: float | None = Field(default=None, gt=0.0, le=2.0)
+    # A full checkpoint is downloaded (streamed to disk under <data_dir>/probe-downloads,
+    # deleted after) only up to this size; a larger one is recorded "not probed: over the
+    # size budget". The download also waits while the disk would keep less than
+    # checkpoint_min_free_bytes free.
+    checkpoint_max_bytes: int = Field(
+        default=8 * 1024**3, ge=1024**2, le=256 * 1024**3, description="largest checkpoint probed"
+    )
+    checkpoint_min_free_bytes: int = Field(
+        default=2 * 1024**3, ge=0, le=1024**4, description="disk left free by a download"
+    )
 
 
 class StyleSettings(_Section):

@@ -89,6 +89,7 @@ def upload_records(session: Session, uploads: Sequence[Upload]) -> list[UploadRe
             files=tuple(files[pk(u)]),
             created_at=u.created_at,
             updated_at=u.updated_at,
+            hub_base_model=u.hub_base_model,
         )
         for u in uploads
     ]

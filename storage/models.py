@@ -109,6 +109,9 @@ class Upload(Base, table=True):
     uploader: str | None = Field(default=None, sa_type=String)
     kind: str = Field(default="unknown", sa_type=String)
     base_family: str = Field(default="unknown", sa_type=String)
+    # The base model the hub names (Civitai baseModel "Pony", HF base_model): picks the
+    # probe's base for SDXL derivatives (detectors.probe.bases).
+    hub_base_model: str | None = Field(default=None, sa_type=String)
     state: str = Field(default="new", sa_type=String)
     error: str | None = Field(default=None, sa_type=Text)
     hub_text: list[dict[str, str]] = _json_list()

@@ -12,15 +12,21 @@ from storage.loaders import upload_records
 from storage.models import Source, Upload
 from storage.records import UploadRecord
 
-PROBED_KINDS = ("lora", "lycoris")
+PROBED_KINDS = ("lora", "lycoris", "checkpoint")
 # "requeued": a back-scan asked for a new probe (its findings are marked as the back-scan's).
 WAITING_STATES = ("screened", "probing", "requeued")
 # `scan` probes local files itself; the worker probes what the pollers recorded.
 SKIPPED_SOURCES = ("local",)
+# A checkpoint over [probe] checkpoint_max_bytes is "failed" with an error starting so; a
+# moderator who queues it from its finding puts it back to "screened" with PROBE_ASKED,
+# which the worker takes as leave to go past the budget (never past the free-disk floor).
+OVER_BUDGET = "not probed: over the size budget"
+PROBE_ASKED = "a moderator asked for this probe over the size budget"
 
 
 def probe_candidates(engine: Engine, families: Collection[str], limit: int = 100) -> list[int]:
-    """Uploads waiting for a probe (oldest first): LoRAs of a family with a base model."""
+    """Uploads waiting for a probe (oldest first): LoRAs and checkpoints of a family with a
+    base model."""
     if not families:
         return []
     with Session(engine) as session:

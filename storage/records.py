@@ -102,6 +102,7 @@ class UploadRecord:
     files: tuple[FileRecord, ...]
     created_at: datetime
     updated_at: datetime
+    hub_base_model: str | None = None  # the base model the hub names ("Pony", "SDXL 1.0")
 
     @property
     def malformed(self) -> str | None:

@@ -219,6 +219,7 @@ class Store:
         files: Sequence[FileRecord] = (),
         hub_text: Sequence[TextField] = (),
         reupload_of: int | None = None,
+        hub_base_model: str | None = None,
     ) -> tuple[UploadRecord, bool]:
         """Record an upload once. A repeat of (source, upload_id) changes nothing and
         returns the stored upload with ``created`` False."""
@@ -239,6 +240,7 @@ class Store:
                 base_family=base_family,
                 hub_text=[{"source": t.source, "text": t.text} for t in hub_text],
                 reupload_of=reupload_of,
+                hub_base_model=hub_base_model,
                 created_at=now,
                 updated_at=now,
             )

@@ -57,3 +57,11 @@ class ProbeBackend(Protocol):
     def settings_key(self, family: str) -> str:
         """A string that changes whenever the family's base images would change."""
         ...
+
+
+@runtime_checkable
+class CheckpointBackend(Protocol):
+    """A backend that can also draw with a full checkpoint's weights in place of the base
+    model's (``DiffusersProbe.checkpoint``); the weights are the base's again after it."""
+
+    def checkpoint(self, family: str, path: Path) -> AbstractContextManager[Draw]: ...

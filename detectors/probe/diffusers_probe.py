@@ -94,6 +94,18 @@ class DiffusersProbe:
         finally:
             self._remove(family, pipe)
 
+    @contextlib.contextmanager
+    def checkpoint(self, family: str, path: Path) -> Iterator[Draw]:
+        """Draw with a full checkpoint's UNet (``detectors.probe.checkpoint_probe``) in place of
+        the family base's for the block; yields a ``draw(prompts, seeds)`` function."""
+        from detectors.probe.checkpoint_probe import read_unet_weights, swapped_unet
+
+        pipe = self.pipeline(family)
+        weights = read_unet_weights(path, pipe.unet.config)
+        with swapped_unet(pipe.unet, weights, path.name):
+            del weights
+            yield lambda prompts, seeds: self._draw(pipe, prompts, seeds)
+
     def pipeline(self, family: str) -> Any:
         """The family's pipeline, loaded on first use."""
         if family not in self._pipelines:

@@ -17,9 +17,10 @@ from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.evidence_strength import strength, tag_counts
 from monitor.web.login import safe_next
-from monitor.web.probe_status import probe_status
+from monitor.web.probe_status import over_budget, probe_status
 from monitor.web.queue_groups import queue_cards
 from monitor.web.rendering import error_page, render
+from storage.probe_jobs import PROBE_ASKED
 from storage.records import FindingState
 from storage.triage import AuditFilter, Decision, FindingClaimed, FindingNotFound
 from storage.web_queries import QueueFilter, QueueSort
@@ -155,6 +156,7 @@ async def finding_page(request: web.Request) -> web.StreamResponse:
         "lease": leases.get(view.finding.id),
         "events": events,
         "probe": probe_status(view, ctx.probe_families),
+        "over_budget": over_budget(view),
         "strength": {
             (e.source, e.text): found
             for e in view.evidence
@@ -250,6 +252,22 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     return await render(request, "audit.html", context)
 
 
+@requires("moderator")
+async def queue_probe(request: web.Request) -> web.StreamResponse:
+    """Queue a checkpoint the size budget left unprobed: back to "screened", with leave to
+    go past the budget (`storage.probe_jobs.PROBE_ASKED`)."""
+    ctx = web_context(request)
+    view = await asyncio.to_thread(ctx.queries.finding, finding_id(request))
+    if view is None:
+        return await error_page(request, 404, "There is no such finding.")
+    if not over_budget(view):
+        return await error_page(request, 409, "This upload is not held back by the size budget.")
+    await asyncio.to_thread(
+        ctx.store.set_upload_state, view.upload.id, "screened", error=PROBE_ASKED
+    )
+    raise web.HTTPSeeOther(f"/findings/{view.finding.id}")
+
+
 def add_queue_routes(app: web.Application) -> None:
     app.router.add_get("/queue", queue_page)
     app.router.add_post("/queue/bulk", bulk_decide)
@@ -258,3 +276,4 @@ def add_queue_routes(app: web.Application) -> None:
     app.router.add_get(f"/findings/{{finding_id:{ROUTE_ID}}}", finding_page)
     app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/claim", claim)
     app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/decide", decide)
+    app.router.add_post(f"/findings/{{finding_id:{ROUTE_ID}}}/probe", queue_probe)

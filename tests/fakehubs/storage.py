@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from tests.fakehubs.network import Network
+from tests.fakehubs.network import CUT_KEY, Network
 
 CHUNK = 64 * 1024
 
@@ -75,6 +75,7 @@ class FakeStorage:
     origin: str = ""
     network: Network = field(default_factory=Network)
     streamed_bytes: int = 0  # what Range-ignoring answers wrote before the client hung up
+    cut: set[str] = field(default_factory=set)  # keys whose next answer resets mid-body
 
     @property
     def bytes_sent(self) -> int:
@@ -102,8 +103,11 @@ class FakeStorage:
         if blob is None:
             return web.Response(status=404)
         wanted = _range(request.headers.get("Range", ""), blob.size)
+        cut = key in self.cut
+        self.cut.discard(key)
         if wanted is None or key in self.ignore_range:
-            return await self._stream(request, blob)
+            return await self._stream(request, blob, cut=cut)
+        request[CUT_KEY] = cut  # tests.fakehubs.network: half the body, then a reset
         start, end = wanted
         if start >= blob.size:
             return web.Response(status=416, headers={"Content-Range": f"bytes */{blob.size}"})
@@ -116,15 +120,21 @@ class FakeStorage:
             status=206, body=body, headers=headers, content_type="application/octet-stream"
         )
 
-    async def _stream(self, request: web.Request, blob: Blob) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, blob: Blob, *, cut: bool = False
+    ) -> web.StreamResponse:
         """The whole file, as a CDN that ignores Range sends it: piece by piece until the
-        client hangs up."""
+        client hangs up (``cut``: the connection resets half way)."""
         resp = web.StreamResponse(status=200, headers={"Content-Length": str(blob.size)})
         resp.content_type = "application/octet-stream"
         await resp.prepare(request)
         step = self.network.chunk_bytes
         try:
             for start in range(0, blob.size, step):
+                if cut and start >= blob.size // 2:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    return resp
                 piece = blob.read(start, start + step)
                 await resp.write(piece)
                 self.streamed_bytes += len(piece)
