@@ -17,13 +17,18 @@ from storage.records import Role
 from storage.users import UserStore
 
 
-def _read_password(from_stdin: bool) -> str:
+def _password_hash(from_stdin: bool) -> str:
+    """The hash of a new password, asked for twice or read from stdin's first line."""
     if from_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Password: ")
-    if getpass.getpass("Repeat it: ") != first:
-        raise fail("the passwords differ")
-    return first
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise fail("the passwords differ")
+    try:
+        return Passwords().hash(password)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
 
 
 def user_add(
@@ -41,11 +46,7 @@ def user_add(
     """Create a web UI user with a password (asked for, or read from stdin)."""
     if role not in get_args(Role):
         raise fail(f"unknown role {role!r}: choose admin, moderator or artist")
-    password = _read_password(password_stdin)
-    try:
-        password_hash = Passwords().hash(password)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    password_hash = _password_hash(password_stdin)
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         user = UserStore(runtime.engine).add_user(email, cast(Role, role), password_hash, artist)
@@ -116,11 +117,7 @@ def user_password(
 ) -> None:
     """Set a user's password (asked for twice, or read from stdin); every session they
     have open is signed out."""
-    password = _read_password(password_stdin)
-    try:
-        password_hash = Passwords().hash(password)
-    except ValueError as exc:
-        raise fail(str(exc)) from exc
+    password_hash = _password_hash(password_stdin)
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         user = UserStore(runtime.engine).change_password(email, password_hash)

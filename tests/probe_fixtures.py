@@ -5,10 +5,15 @@ Registered from tests/conftest.py; torch is imported only when a probe test asks
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from monitor.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -48,3 +53,19 @@ def tiny_sd(tmp_path_factory: pytest.TempPathFactory) -> TinySD:
         benign_kohya=pm.save_kohya_lora(benign, root / "benign-kohya.safetensors"),
         benign_extra=extra,
     )
+
+
+def register_ember(runtime: Runtime, tiny_sd: TinySD) -> int:
+    """Register "Ember Vale" with four references in the tiny world's "ember" style (the
+    style LoRAs draw it); returns the artist's id."""
+    from tests.probe_models import style_references
+
+    artist = runtime.store.add_artist("Ember Vale")
+    for image in style_references(tiny_sd.base, "ember", n=4, seed=1):
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        sha = runtime.blobs.put(out.getvalue())
+        runtime.store.add_reference_image(
+            artist.id, sha, mime="image/png", width=image.width, height=image.height, size=0
+        )
+    return artist.id

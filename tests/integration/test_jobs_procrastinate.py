@@ -5,7 +5,6 @@ putting a running job back, and serve's sweep queueing instead of probing."""
 from __future__ import annotations
 
 import asyncio
-import io
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -27,8 +26,8 @@ from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, settings_for
 from tests.fakehubs.servers import Hubs, running_hubs
 from tests.integration.conftest import PostgresServer
-from tests.probe_fixtures import TinySD
-from tests.probe_models import IMAGE_PX, STEPS, style_references
+from tests.probe_fixtures import TinySD, register_ember
+from tests.probe_models import IMAGE_PX, STEPS
 
 pytestmark = [
     pytest.mark.postgres,
@@ -78,14 +77,7 @@ def runtime(hubs: Hubs, tmp_path, pg_url: str, tiny_sd: TinySD) -> Iterator[Runt
         update={"probe": probe, "database": DatabaseSettings(url=pg_url), "queue": FAST_QUEUE}
     )
     runtime = open_runtime(settings)
-    artist = runtime.store.add_artist("Ember Vale")
-    for image in style_references(tiny_sd.base, "ember", n=4, seed=1):
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        sha = runtime.blobs.put(out.getvalue())
-        runtime.store.add_reference_image(
-            artist.id, sha, mime="image/png", width=image.width, height=image.height, size=0
-        )
+    register_ember(runtime, tiny_sd)
     yield runtime
     runtime.close()
 

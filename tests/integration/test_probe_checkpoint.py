@@ -6,7 +6,6 @@ download whose hash differs is retried later, never probed."""
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -35,8 +34,8 @@ from tests.fakehubs.harness import FAST, settings_for
 from tests.fakehubs.servers import Hubs, running_hubs
 from tests.fakehubs.storage import Blob
 from tests.probe_checkpoints import save_checkpoint
-from tests.probe_fixtures import TinySD
-from tests.probe_models import IMAGE_PX, STEPS, style_references
+from tests.probe_fixtures import TinySD, register_ember
+from tests.probe_models import IMAGE_PX, STEPS
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -75,15 +74,8 @@ def runtime(hubs: Hubs, tmp_path: Path, tiny_sd: TinySD) -> Iterator[Runtime]:
         device="cpu", base_models={FAMILY: tiny_sd.base}, checkpoint_max_bytes=BUDGET
     )
     runtime = open_runtime(settings_for(hubs, tmp_path).model_copy(update={"probe": probe}))
-    artist = runtime.store.add_artist("Ember Vale")
+    register_ember(runtime, tiny_sd)
     runtime.store.add_artist("Tide Marsh")
-    for image in style_references(tiny_sd.base, "ember", n=4, seed=1):
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        sha = runtime.blobs.put(out.getvalue())
-        runtime.store.add_reference_image(
-            artist.id, sha, mime="image/png", width=image.width, height=image.height, size=0
-        )
     yield runtime
     runtime.close()
 

@@ -3,7 +3,6 @@ probed on the tiny pipeline and recorded as a probe finding; crashes resume."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
@@ -24,8 +23,8 @@ from storage.probe_cache import ProbeCache
 from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, settings_for
 from tests.fakehubs.servers import Hubs, running_hubs
-from tests.probe_fixtures import TinySD
-from tests.probe_models import IMAGE_PX, STEPS, style_references
+from tests.probe_fixtures import TinySD, register_ember
+from tests.probe_models import IMAGE_PX, STEPS
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -50,15 +49,8 @@ def runtime(hubs: Hubs, tmp_path, tiny_sd: TinySD) -> Iterator[Runtime]:
         update={"probe": ProbeSettings(device="cpu", base_models={FAMILY: tiny_sd.base})}
     )
     runtime = open_runtime(settings)
-    artist = runtime.store.add_artist("Ember Vale")
+    register_ember(runtime, tiny_sd)
     runtime.store.add_artist("Tide Marsh")
-    for image in style_references(tiny_sd.base, "ember", n=4, seed=1):
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        sha = runtime.blobs.put(out.getvalue())
-        runtime.store.add_reference_image(
-            artist.id, sha, mime="image/png", width=image.width, height=image.height, size=0
-        )
     yield runtime
     runtime.close()
 
