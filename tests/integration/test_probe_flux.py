@@ -1,18 +1,27 @@
 """The probe on a Flux.1-shaped pipeline (a transformer denoiser, CLIP and T5 encoders, flow
 matching): it loads from a local folder, applies LoRAs in PEFT, ai-toolkit and kohya layouts
 through the pipeline's own loader and is exactly back to base afterwards; a file none of
-whose keys fit is a probe error, never a silent draw of the base model."""
+whose keys fit is a probe error, never a silent draw of the base model; the probe stage flags a
+Flux style LoRA (no name in it) and leaves a benign one clean."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 import torch
 
 from detectors.errors import ProbeError
+from detectors.names import ArtistIndex
 from detectors.probe.base import GenerationSettings
 from detectors.probe.diffusers_probe import DiffusersProbe
+from detectors.results import ArtistRef
+from detectors.screening import read_header, screen_header
+from detectors.style.gram import GramEmbedder
+from monitor.probing import Prober
+from storage.file_blobs import FileBlobStore
+from storage.probe_cache import ProbeCache
 from tests import probe_flux as pf
 from tests import probe_models as pm
 
@@ -26,6 +35,8 @@ GENERATION = GenerationSettings(
 PROMPTS = ["a house", "a tree by the river", "a boat"]
 SEEDS = [1, 2, 3]
 LAYOUTS = ("peft", "ai-toolkit", "kohya")
+ARTISTS = [ArtistRef(1, "Ember Vale"), ArtistRef(2, "Tide Marsh"), ArtistRef(3, "Moss Hart")]
+STYLE_OF = {1: "ember", 2: "tide", 3: "moss"}
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +86,46 @@ def test_a_lora_whose_keys_fit_nothing_is_a_probe_error(flux, probe, tmp_path):
     with pytest.raises(ProbeError, match="none of its keys fit the base model"):
         probe.generate("flux", PROMPTS[:1], SEEDS[:1], lora=unet)
     assert probe.generate("flux", PROMPTS[:1], SEEDS[:1])[0].tobytes() == before[0].tobytes()
+
+
+@pytest.fixture(scope="module")
+def world(flux: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("flux-probe")
+    blobs = FileBlobStore(root / "blobs")
+    references = {}
+    for artist_id, style in STYLE_OF.items():
+        keys = []
+        for image in pm.style_references(flux, style, n=4, seed=artist_id):
+            out = io.BytesIO()
+            image.save(out, format="PNG")
+            keys.append(blobs.put(out.getvalue()))
+        references[artist_id] = keys
+    backend = DiffusersProbe({"flux": flux}, device="cpu", generation=GENERATION)
+    prober = Prober(backend, GramEmbedder(), ProbeCache(root / "probe-cache", blobs), blobs)
+    yield prober, references
+    prober.close()
+
+
+def _probe(world, path: Path):
+    prober, references = world
+    data = path.read_bytes()
+    header = read_header(data, file_size=len(data), filename=path.name)
+    screening = screen_header(header, ArtistIndex.build(ARTISTS))
+    assert screening.matches == ()  # nothing in the file names an artist
+    return prober.probe(path, screening, ARTISTS, references, family="flux")
+
+
+def test_a_flux_style_lora_is_a_probe_finding(world, flux, tmp_path):
+    # Trained toward "tide" (a distinct palette): its lift is 0.52 against a threshold of 0.49,
+    # the other artists' below zero; CPU float32 draws repeat bit for bit.
+    style = pf.train_flux_lora(flux, "tide")
+    outcome = _probe(world, pf.save_flux_lora(style, tmp_path / "style.safetensors", "peft"))
+    assert outcome.ran
+    assert [(m.artist, m.stage) for m in outcome.matches] == [("Tide Marsh", "probe")]
+
+
+def test_a_benign_flux_lora_is_clean(world, flux, tmp_path):
+    benign = pf.benign_flux_lora(flux, seed=1)
+    outcome = _probe(world, pf.save_flux_lora(benign, tmp_path / "benign.safetensors", "kohya"))
+    assert outcome.ran
+    assert outcome.matches == ()
