@@ -3,8 +3,12 @@
 One pipeline per family, loaded on first use from the operator's folder with
 ``local_files_only`` and ``use_safetensors`` (a pickle is never read). A LoRA file is read
 with safetensors into a state dict and handed to the pipeline's own loader, which accepts
-the kohya and the PEFT/diffusers key layouts; after the images it is unloaded, and the
-pipeline is checked to hold no adapter layer, so the next image is the base model's again.
+the kohya and the PEFT/diffusers key layouts (for Flux also ai-toolkit's ``diffusion_model.``
+keys, renamed here to kohya's first); a file of which no key lands on the model, and the
+LyCORIS LoHa and LoKr files the loaders cannot read, are a ProbeError, never a silent draw of
+the base model. After the images the LoRA is unloaded, and the pipeline is checked to hold
+no adapter layer, so the next image is the base model's again. The denoiser (a UNet, or
+Flux's transformer) counts its evaluations.
 Torch and diffusers are imported only when a pipeline is first needed.
 """
 
@@ -160,6 +164,9 @@ class DiffusersProbe:
 
     def _apply(self, pipe: Any, lora: Path) -> None:
         state = _ai_toolkit_as_kohya(_read_lora(lora))
+        algo = _lycoris_algo(state)
+        if algo is not None:
+            raise ProbeError(f"LyCORIS {algo} cannot be loaded: diffusers reads no {algo} keys")
         try:
             pipe.load_lora_weights(state, adapter_name=ADAPTER_NAME)
             if not _has_adapter_layers(pipe):
@@ -232,6 +239,18 @@ def _read_lora(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise ProbeError(f"cannot read the LoRA {path.name}: {exc}") from exc
+
+
+LYCORIS_PARTS = {".hada_": "LoHa", ".lokr_": "LoKr"}
+
+
+def _lycoris_algo(state: Mapping[str, Any]) -> str | None:
+    """``LoHa``/``LoKr`` when the file holds such factors (which diffusers' loaders reject
+    with a key-renaming error); LoCon's ``lora_down``/``lora_up`` convs load as a LoRA."""
+    for part, algo in LYCORIS_PARTS.items():
+        if any(part in key for key in state):
+            return algo
+    return None
 
 
 def _ai_toolkit_as_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
