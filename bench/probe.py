@@ -1,8 +1,9 @@
 """Benchmark: the probe backend against the raw diffusers pipeline, and the base cache.
 
-Builds the tiny SD1-style pipeline and LoRAs of tests/probe_models.py in a temporary folder
-(or uses ``--base DIR`` and ``--lora FILE``, e.g. a real SD1.5 folder on a GPU host) and
-reports, in one run:
+Builds the tiny pipeline of ``--family`` (sd1, sdxl, flux: tests/probe_models.py,
+tests/probe_sdxl.py, tests/probe_flux.py) and LoRAs for it in a temporary folder (or uses
+``--base DIR`` and ``--lora FILE``, e.g. a real SD1.5 folder on a GPU host) and reports, in
+one run:
 
 - *probe images/s* (DiffusersProbe.generate with a LoRA applied, load and unload included)
   against *raw images/s* (the same pipeline called directly at the same settings, prompts
@@ -36,6 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", type=Path, help="a diffusers SD folder (default: build tiny)")
     parser.add_argument("--lora", type=Path, help="a LoRA .safetensors for --base")
+    parser.add_argument("--family", choices=("sd1", "sdxl", "flux"), default="sd1")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
@@ -48,11 +50,12 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         base, loras, generation = _models(args, Path(tmp))
-        probe = DiffusersProbe({"sd1": base}, generation=generation)
-        speed = _speed(probe, loras[0], generation, args.images, args.rounds)
-        cache = _cache_savings(base, loras, generation, Path(tmp))
+        family = args.family
+        probe = DiffusersProbe({family: base}, generation=generation)
+        speed = _speed(probe, family, loras[0], generation, args.images, args.rounds)
+        cache = _cache_savings(family, base, loras, generation, Path(tmp))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    result = {"bench": "probe", "device": device, **speed, **cache}
+    result = {"bench": "probe", "family": family, "device": device, **speed, **cache}
     print(json.dumps(result))
 
 
@@ -64,11 +67,30 @@ def _models(args: Any, tmp: Path) -> tuple[Path, list[Path], GenerationSettings]
         return args.base, [args.lora], settings
     from tests import probe_models as pm
 
-    base = pm.build_tiny_sd(tmp / "base")
-    loras = [pm.save_peft_lora(pm.train_style_lora(base, "ember"), tmp / "style.safetensors")]
-    for seed in (1, 2, 3):
-        lora = pm.benign_lora(base, seed=seed)
-        loras.append(pm.save_kohya_lora(lora, tmp / f"benign-{seed}.safetensors"))
+    if args.family == "flux":
+        from tests import probe_flux as pf
+
+        base = pf.build_tiny_flux(tmp / "base")
+        style = pf.train_flux_lora(base, "tide")
+        loras = [pf.save_flux_lora(style, tmp / "style.safetensors", "peft")]
+        for seed in (1, 2, 3):
+            lora = pf.benign_flux_lora(base, seed=seed)
+            loras.append(pf.save_flux_lora(lora, tmp / f"benign-{seed}.safetensors", "kohya"))
+    elif args.family == "sdxl":
+        from tests.probe_sdxl import build_tiny_sdxl, random_lora
+
+        base = build_tiny_sdxl(tmp / "base")
+        loras = [
+            pm.save_kohya_lora(random_lora(base, seed=s), tmp / f"lora-{s}.safetensors")
+            for s in (1, 2, 3, 4)
+        ]
+    else:
+        base = pm.build_tiny_sd(tmp / "base")
+        style = pm.train_style_lora(base, "ember")
+        loras = [pm.save_peft_lora(style, tmp / "style.safetensors")]
+        for seed in (1, 2, 3):
+            lora = pm.benign_lora(base, seed=seed)
+            loras.append(pm.save_kohya_lora(lora, tmp / f"benign-{seed}.safetensors"))
     settings = GenerationSettings(
         steps=args.steps or 4, guidance_scale=1.0, size_px=args.size or pm.IMAGE_PX
     )
@@ -76,16 +98,16 @@ def _models(args: Any, tmp: Path) -> tuple[Path, list[Path], GenerationSettings]
 
 
 def _speed(
-    probe: DiffusersProbe, lora: Path, g: GenerationSettings, n: int, rounds: int
+    probe: DiffusersProbe, family: str, lora: Path, g: GenerationSettings, n: int, rounds: int
 ) -> dict[str, float]:
     prompts = [f"a painting of a house, {i}" for i in range(n)]
     seeds = list(range(n))
-    probe.generate("sd1", prompts, seeds, lora=lora)  # warm-up: load, kernels, caches
-    pipe = probe.pipeline("sd1")
+    probe.generate(family, prompts, seeds, lora=lora)  # warm-up: load, kernels, caches
+    pipe = probe.pipeline(family)
     probe_s = load_s = raw_s = 0.0
     for _ in range(rounds):
         start = time.perf_counter()
-        with probe.lora("sd1", lora) as draw:
+        with probe.lora(family, lora) as draw:
             load_s += time.perf_counter() - start
             draw(prompts, seeds)
             before_unload = time.perf_counter()
@@ -127,7 +149,7 @@ def _raw(
 
 
 def _cache_savings(
-    base: Path, loras: list[Path], g: GenerationSettings, tmp: Path
+    family: str, base: Path, loras: list[Path], g: GenerationSettings, tmp: Path
 ) -> dict[str, float]:
     from detectors.names import ArtistIndex
     from detectors.results import ArtistRef
@@ -140,7 +162,7 @@ def _cache_savings(
     blobs = FileBlobStore(tmp / "blobs")
     artists = [ArtistRef(1, "Ember Vale"), ArtistRef(2, "Tide Marsh")]
     references = {1: [_png_blob(blobs, "ember", base)], 2: [_png_blob(blobs, "tide", base)]}
-    backend = DiffusersProbe({"sd1": base}, generation=g)
+    backend = DiffusersProbe({family: base}, generation=g)
     prober = Prober(backend, GramEmbedder(), ProbeCache(tmp / "cache", blobs), blobs)
     index = ArtistIndex.build(artists)
     evaluations, images = [], []
@@ -149,7 +171,7 @@ def _cache_savings(
         data = lora.read_bytes()
         header = read_header(data, file_size=len(data), filename=lora.name)
         outcome = prober.probe(
-            lora, screen_header(header, index), artists, references, family="sd1"
+            lora, screen_header(header, index), artists, references, family=family
         )
         evaluations.append(outcome.unet_evaluations)
         images.append(outcome.images)

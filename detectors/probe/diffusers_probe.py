@@ -3,8 +3,12 @@
 One pipeline per family, loaded on first use from the operator's folder with
 ``local_files_only`` and ``use_safetensors`` (a pickle is never read). A LoRA file is read
 with safetensors into a state dict and handed to the pipeline's own loader, which accepts
-the kohya and the PEFT/diffusers key layouts; after the images it is unloaded, and the
-pipeline is checked to hold no adapter layer, so the next image is the base model's again.
+the kohya and the PEFT/diffusers key layouts (for Flux also ai-toolkit's ``diffusion_model.``
+keys, renamed here to kohya's first); a file of which no key lands on the model, and the
+LyCORIS LoHa and LoKr files the loaders cannot read, are a ProbeError, never a silent draw of
+the base model. After the images the LoRA is unloaded, and the pipeline is checked to hold
+no adapter layer, so the next image is the base model's again. The denoiser (a UNet, or
+Flux's transformer) counts its evaluations.
 Torch and diffusers are imported only when a pipeline is first needed.
 """
 
@@ -155,24 +159,35 @@ class DiffusersProbe:
             ) from exc
         pipe.to(self._device())
         pipe.set_progress_bar_config(disable=True)
+        denoiser = _denoiser(pipe)
         if self._device().startswith("cuda"):
             pipe.vae.enable_slicing()
-            pipe.unet.set_default_attn_processor()  # AttnProcessor2_0: PyTorch SDPA kernels
-        pipe.unet.register_forward_pre_hook(self._count)
+            if hasattr(denoiser, "set_default_attn_processor"):  # UNets: PyTorch SDPA kernels
+                denoiser.set_default_attn_processor()
+        denoiser.register_forward_pre_hook(self._count, with_kwargs=True)
         log.info("probe base model loaded", extra={"family": family, "stage": "probe"})
         return pipe
 
-    def _count(self, _module: Any, args: tuple[Any, ...]) -> None:
-        if args:
-            self.unet_evaluations += int(args[0].shape[0])
+    def _count(self, _module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # UNets take the latents first; Flux's and SD3's transformers as ``hidden_states``.
+        latents = args[0] if args else kwargs.get("sample", kwargs.get("hidden_states"))
+        if latents is not None:
+            self.unet_evaluations += int(latents.shape[0])
 
     def _apply(self, pipe: Any, lora: Path) -> None:
-        state = _read_lora(lora)
+        state = _ai_toolkit_as_kohya(_read_lora(lora))
+        algo = _lycoris_algo(state)
+        if algo is not None:
+            raise ProbeError(f"LyCORIS {algo} cannot be loaded: diffusers reads no {algo} keys")
         try:
             pipe.load_lora_weights(state, adapter_name=ADAPTER_NAME)
+            if not _has_adapter_layers(pipe):
+                # The loader skips keys it does not know with a warning: probing on would
+                # draw the base model and call the upload clean.
+                raise ValueError("none of its keys fit the base model")
             if self._lora_scale != 1.0:  # 1.0 is what loading sets; skipping saves a pass
                 pipe.set_adapters([ADAPTER_NAME], adapter_weights=[self._lora_scale])
-        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, RuntimeError, TypeError) as exc:
             pipe.unload_lora_weights()
             raise ProbeError(f"cannot apply the LoRA {lora.name}: {exc}".splitlines()[0]) from exc
 
@@ -209,6 +224,14 @@ class DiffusersProbe:
         return images
 
 
+def _denoiser(pipe: Any) -> Any:
+    """The model each sampling step calls: SD1/SDXL's UNet, Flux's and SD3's transformer."""
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if denoiser is None:
+        raise ProbeError(f"{type(pipe).__name__} has neither a UNet nor a transformer")
+    return denoiser
+
+
 def _generator(seed: int) -> torch.Generator:
     import torch
 
@@ -228,6 +251,34 @@ def _read_lora(path: Path) -> dict[str, torch.Tensor]:
         return load_file(str(path))
     except (OSError, SafetensorError) as exc:
         raise ProbeError(f"cannot read the LoRA {path.name}: {exc}") from exc
+
+
+LYCORIS_PARTS = {".hada_": "LoHa", ".lokr_": "LoKr"}
+
+
+def _lycoris_algo(state: Mapping[str, Any]) -> str | None:
+    """``LoHa``/``LoKr`` when the file holds such factors (which diffusers' loaders reject
+    with a key-renaming error); LoCon's ``lora_down``/``lora_up`` convs load as a LoRA."""
+    for part, algo in LYCORIS_PARTS.items():
+        if any(part in key for key in state):
+            return algo
+    return None
+
+
+def _ai_toolkit_as_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """ai-toolkit's and ComfyUI's ``diffusion_model.<BFL module>.lora_A/lora_B`` keys in
+    kohya's names, which diffusers' Flux converter reads (it skips the PEFT-named form)."""
+    names = list(state)
+    if not names or not all(k.startswith("diffusion_model.") for k in names):
+        return state
+    if not any(k.endswith((".lora_A.weight", ".lora_B.weight")) for k in names):
+        return state
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        module, _, part = key.removeprefix("diffusion_model.").rpartition(".lora_")
+        part = part.replace("A.weight", "down.weight").replace("B.weight", "up.weight")
+        out[f"lora_unet_{module.replace('.', '_')}.lora_{part}"] = value
+    return out
 
 
 def _without_safety_checker(folder: Path) -> dict[str, Any]:
