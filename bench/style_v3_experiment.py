@@ -9,8 +9,13 @@ inference the projected crop embeddings (and, as a variant, the whole image's) a
 Measured on style-train only, as ``bench/train_style_v1.py`` does (fit on 61 artists, centroid
 top-1 on the 15 held out), on two splits: every fifth artist in sorted order from offset 4
 (style-v1's own check) and from offset 2 (to tell luck from gain). It writes no weights.
-Features are cached under ``~/.cache/stylewatch/style_v3/`` keyed by the corpus's sha256 and
-the descriptor code's, so reruns take seconds. Run:
+Features (gram-v1 of the whole image and of each crop) are cached under
+``~/.cache/stylewatch/style_v3/`` in chunks of 64 images keyed by the images' bytes and the
+descriptor code, so reruns take seconds and an interrupted run keeps its finished chunks
+(about 3.5 times style-v1's feature cost: 30-60 min for the corpus on one busy core;
+``--features-only --reverse`` in a second process fills the cache from the other end). Then
+the sweep (3 training sets x 3 inference views x 3 shrinkages x 2 direction counts x 2 splits)
+takes a few minutes. Run:
 ``python bench/style_v3_experiment.py [--data ../shared/data/style-train]``; the last line
 printed is one JSON object.
 """
