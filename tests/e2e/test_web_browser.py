@@ -224,3 +224,50 @@ def test_artist_adds_alias_and_image_and_dismisses_a_finding(browser, live, shot
     assert "A moderator will look at this finding" in page.inner_text("#status")
     snap(page, shots, "artist-finding")
     page.close()
+
+
+def test_a_forgotten_password_is_reset_from_the_mailed_link(browser, template, tmp_path, shots):
+    """Mira asks for a link, reads the mail a real SMTP server on loopback received, follows
+    it, chooses a password and signs in with it; the admin's accounts page lists her."""
+    from tests.alertsinks import smtp_server
+    from tests.integration.test_web_abuse_more import mail_runtime
+
+    with smtp_server() as (sink, port):
+        runtime = mail_runtime(template[0], tmp_path / "data", port)
+        try:
+            with LiveServer(build_app(runtime)) as server:
+                url = server.url
+                page = browser.new_page(viewport=DESKTOP)
+                page.set_default_timeout(TIMEOUT_MS)
+                page.goto(url + "/login")
+                page.click("text=Forgot your password?")
+                page.fill("input[name=email]", "mira@example.org")
+                page.click("text=Mail me a link")
+                assert "we sent it a link" in page.inner_text("[role=status]")
+                snap(page, shots, "forgot")
+                assert sink.arrived.wait(10)
+                mail = sink.messages[0]
+                assert mail["Subject"] == "stylewatch: reset your password"
+                text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+                assert "works once" in text and "within the hour" in text
+                [link] = [w for w in text.split() if "/login/reset/" in w]
+                page.goto(url + link[link.index("/login/reset/") :])
+                snap(page, shots, "reset")
+                page.fill("input[name=password]", "a brand new passphrase")
+                page.fill("input[name=again]", "a brand new passphrase")
+                page.click("text=Change my password")
+                assert "Your password is changed" in page.inner_text("[role=status]")
+                page.fill("input[name=password]", "a brand new passphrase")
+                page.click("button[type=submit]")
+                page.wait_for_load_state()
+                assert page.url.endswith("/me")
+                page.close()
+                admin = browser.new_page(viewport=DESKTOP)
+                admin.set_default_timeout(TIMEOUT_MS)
+                sign_in(admin, url, "admin@example.org")
+                admin.click("text=Accounts")
+                assert "mira@example.org" in admin.inner_text("table")
+                snap(admin, shots, "accounts")
+                admin.close()
+        finally:
+            runtime.close()
