@@ -29,7 +29,8 @@ from monitor.style_backscan import (
     style_backscan,
 )
 from monitor.terminal_text import shown
-from storage.records import ArtistRecord, ArtistRemoval
+from monitor.wording import removal_text
+from storage.records import ArtistRecord
 from storage.store import Store
 
 
@@ -203,7 +204,7 @@ def artist_remove(
     runtime = open_runtime(cli_state(ctx).settings)
     try:
         plan = runtime.store.artist_removal(target)
-        out.print(_removal_text(plan, done=False), markup=False)
+        out.print(removal_text(plan, done=False), markup=False)
         if not yes:
             if not sys.stdin.isatty():
                 raise fail("nothing removed: run again with --yes to remove without asking")
@@ -213,22 +214,7 @@ def artist_remove(
         done = runtime.store.artist_removal(target, remove=True)
     finally:
         runtime.close()
-    out.print(_removal_text(done, done=True), markup=False)
-
-
-def _removal_text(removal: ArtistRemoval, *, done: bool) -> str:
-    what = (
-        f"{plural(removal.findings, 'finding')}, {plural(removal.subscriptions, 'subscription')}"
-        f" and {plural(removal.images, 'reference image')}"
-    )
-    users = (
-        f"; {plural(removal.users, 'web user')} linked to them will keep the account, unlinked"
-        if removal.users
-        else ""
-    )
-    if done:
-        return f"removed {removal.name} with {what}"
-    return f"removing {removal.name} removes {what}{users}"
+    out.print(removal_text(done, done=True), markup=False)
 
 
 def artist_list(

@@ -10,6 +10,9 @@ import typer
 
 from monitor.settings import Settings, load_settings
 from monitor.terminal_text import TerminalConsole, json_text
+from monitor.wording import plural
+
+__all__ = ["CliState", "cli_state", "err", "fail", "out", "plural", "print_json"]
 
 out = TerminalConsole(highlight=False, soft_wrap=True)
 err = TerminalConsole(stderr=True, highlight=False, soft_wrap=True)
@@ -43,11 +46,6 @@ def fail(message: str) -> typer.Exit:
     """Print one ``error:`` line; return the exit (code 2) for the caller to raise."""
     err.print(f"error: {message}", markup=False)
     return typer.Exit(2)
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``1 artist``, ``2 artists``, ``0 artists`` (``many`` where adding an s is wrong)."""
-    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def print_json(value: Any) -> None:

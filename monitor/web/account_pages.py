@@ -1,9 +1,11 @@
-"""/admin/users: the admin's view of the accounts, with the CLI's account actions.
+"""/admin/users: the admin's view of the accounts and artists, with the CLI's actions.
 
 Each account shows its role and artist; the admin can mail a password reset link (the same
 link as /login/forgot, when email is set up) or remove the account, typing its email to
 confirm. Removing ends its sessions and API tokens and leaves its triage history
 unattributed, as ``stylewatch user remove`` does; an admin cannot remove their own account.
+An artist is removed from a page that first says what goes with them (findings,
+subscriptions, reference images) and asks for the name typed, as ``stylewatch artist remove``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.password_reset import RUNTIME_KEY, reset_link
 from monitor.web.rendering import error_page, render
+from monitor.wording import removal_text
+from storage.records import ArtistRemoval
 from storage.users import UserRecord
 
 
@@ -40,6 +44,7 @@ async def accounts_page(request: web.Request) -> web.StreamResponse:
     artists = {i: await asyncio.to_thread(ctx.queries.artist, i) for i in artist_ids}
     context = {
         "accounts": accounts,
+        "registered": await asyncio.to_thread(ctx.store.list_artists),
         "artists": {i: a.name for i, a in artists.items() if a is not None},
         "message": request.query.get("message", "")[:300],
         "email_enabled": request.app[RUNTIME_KEY].settings.alerts.email.enabled,
@@ -88,7 +93,45 @@ async def remove_account(request: web.Request) -> web.StreamResponse:
     raise _back(f"Removed {account.email}{what}; its sessions have ended.")
 
 
+async def _removal(request: web.Request) -> ArtistRemoval | None:
+    store = web_context(request).store
+    try:
+        return await asyncio.to_thread(store.artist_removal, int(request.match_info["artist_id"]))
+    except InputError:
+        return None
+
+
+@requires("admin")
+async def artist_removal_page(request: web.Request) -> web.StreamResponse:
+    removal = await _removal(request)
+    if removal is None:
+        return await error_page(request, 404, "There is no such artist.")
+    context = {
+        "removal": removal,
+        "what": removal_text(removal, done=False),
+        "action": request.path,
+    }
+    return await render(request, "artist_remove.html", context)
+
+
+@requires("admin")
+async def remove_artist(request: web.Request) -> web.StreamResponse:
+    removal = await _removal(request)
+    if removal is None:
+        return await error_page(request, 404, "There is no such artist.")
+    form = await request.post()
+    if str(form.get("confirm", "")).strip() != removal.name:
+        raise _back(f"Not removed: type {removal.name} exactly to confirm.")
+    store = web_context(request).store
+    artist_id = int(request.match_info["artist_id"])
+    done = await asyncio.to_thread(lambda: store.artist_removal(artist_id, remove=True))
+    said = removal_text(done, done=True)
+    raise _back(said[:1].upper() + said[1:] + ".")
+
+
 def add_account_pages(app: web.Application) -> None:
     app.router.add_get("/admin/users", accounts_page)
     app.router.add_post(f"/admin/users/{{user_id:{ROUTE_ID}}}/reset", mail_reset)
     app.router.add_post(f"/admin/users/{{user_id:{ROUTE_ID}}}/remove", remove_account)
+    app.router.add_get(f"/admin/artists/{{artist_id:{ROUTE_ID}}}/remove", artist_removal_page)
+    app.router.add_post(f"/admin/artists/{{artist_id:{ROUTE_ID}}}/remove", remove_artist)

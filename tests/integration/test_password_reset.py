@@ -206,3 +206,24 @@ async def test_an_admin_mails_a_reset_link_and_removes_an_account(world: World):
     assert (await admin.get("/admin/users/999/remove")).status == 405
     missing = await admin.post("/admin/users/999999/remove", {"confirm": "x"})
     assert missing.status == 404
+
+
+async def test_an_admin_removes_an_artist_after_reading_what_goes(world: World):
+    admin = world.visitor()
+    assert (await admin.login("admin@example.org")).status == 303
+    wren = next(a for a in world.runtime.store.list_artists() if a.name == "Tomasz Wren")
+    listed = await admin.get("/admin/users")
+    assert f'href="/admin/artists/{wren.id}/remove"' in listed.text
+    page = await admin.get(f"/admin/artists/{wren.id}/remove")
+    assert page.status == 200
+    assert "Removing Tomasz Wren removes 1 finding, 0 subscriptions" in page.text
+    refused = await admin.post(f"/admin/artists/{wren.id}/remove", {"confirm": "tomasz wren"})
+    assert "Not+removed" in (refused.location or "")
+    assert any(a.name == "Tomasz Wren" for a in world.runtime.store.list_artists())
+    gone = await admin.post(f"/admin/artists/{wren.id}/remove", {"confirm": "Tomasz Wren"})
+    assert gone.status == 303 and "Removed+Tomasz+Wren+with+1+finding" in (gone.location or "")
+    assert all(a.name != "Tomasz Wren" for a in world.runtime.store.list_artists())
+    assert (await admin.get(f"/admin/artists/{wren.id}/remove")).status == 404
+    mod = world.visitor()
+    assert (await mod.login("mod@example.org")).status == 303
+    assert (await mod.get(f"/admin/artists/{wren.id}/remove")).status == 403
