@@ -115,7 +115,8 @@ def test_uploads_recorded_before_the_cache_are_screened_from_their_metadata(
         assert nulls.scalar_one() == 0
 
 
-def test_probed_loras_are_listed_by_family_and_requeued_once(store: Store, engine: Engine):
+def test_probed_uploads_are_listed_by_family_and_requeued_once(store: Store, engine: Engine):
+    """LoRAs, LyCORIS files and checkpoints the probe drew (checkpoints are probed too)."""
     pks = {}
     cases: list[tuple[str, Kind, BaseFamily, UploadState]] = [
         ("a", "lora", "sd1", "probed"),
@@ -130,14 +131,14 @@ def test_probed_loras_are_listed_by_family_and_requeued_once(store: Store, engin
         store.set_upload_state(record.id, state, base_family=family)
         pks[upload_id] = record.id
     recorded = RecordedUploads(engine)
-    assert recorded.probed_count(["sd1"]) == 3
+    assert recorded.probed_count(["sd1"]) == 4
     pages = list(recorded.probed(["sd1"], size=2))
-    assert [[u.upload_id for u in page] for page in pages] == [["a", "b"], ["f"]]
+    assert [[u.upload_id for u in page] for page in pages] == [["a", "b"], ["d", "f"]]
     assert pages[0][0].source == "civitai" and pages[0][0].upload_pk == pks["a"]
-    assert recorded.probed_count(["sd1", "sdxl"]) == 4
+    assert recorded.probed_count(["sd1", "sdxl"]) == 5
     assert recorded.requeue([pks["a"], pks["e"], pks["a"]]) == 1  # "e" is not probed
     assert recorded.requeue([pks["a"]]) == 0
     states = {u.upload_id: u.state for u in store.list_uploads()}
     assert (states["a"], states["e"], states["b"]) == ("requeued", "screened", "probed")
-    assert [u.upload_id for page in recorded.probed(["sd1"]) for u in page] == ["b", "f"]
+    assert [u.upload_id for page in recorded.probed(["sd1"]) for u in page] == ["b", "d", "f"]
     assert probe_candidates(engine, ["sd1"]) == [pks["a"], pks["e"]]

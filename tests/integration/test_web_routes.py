@@ -26,14 +26,19 @@ from tests.web_env import (  # noqa: F401
     web_template,
 )
 
-PUBLIC = {"/", "/livez", "/readyz", "/metrics", "/login", "/logout", "/api/v1/openapi.json"}
-PUBLIC_PREFIXES = ("/static", "/unsubscribe/", "/subscriptions/confirm/")
+PUBLIC = {
+    *("/", "/livez", "/readyz", "/metrics", "/login", "/logout", "/api/v1/openapi.json"),
+    "/login/forgot",  # a forgotten password: asked for before signing in
+}
+PUBLIC_PREFIXES = ("/static", "/unsubscribe/", "/subscriptions/confirm/", "/login/reset/")
 
 
 def concrete(path: str, seeded: Seeded) -> str:
     values = {
         "finding_id": str(seeded.findings["mira_v2"]),
         "id": "1",
+        "user_id": "1",
+        "artist_id": str(seeded.artists["Mira Okafor"]),
         "sha256": seeded.sheet_sha256,
         "fmt": "json",
     }
