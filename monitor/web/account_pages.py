@@ -40,12 +40,11 @@ async def _account(request: web.Request) -> UserRecord | None:
 async def accounts_page(request: web.Request) -> web.StreamResponse:
     ctx = web_context(request)
     accounts = await asyncio.to_thread(ctx.users.list_users)
-    artist_ids = {a.artist_id for a in accounts if a.artist_id is not None}
-    artists = {i: await asyncio.to_thread(ctx.queries.artist, i) for i in artist_ids}
+    registered = await asyncio.to_thread(ctx.store.list_artists)
     context = {
         "accounts": accounts,
-        "registered": await asyncio.to_thread(ctx.store.list_artists),
-        "artists": {i: a.name for i, a in artists.items() if a is not None},
+        "registered": registered,
+        "artists": {a.id: a.name for a in registered},
         "message": request.query.get("message", "")[:300],
         "email_enabled": request.app[RUNTIME_KEY].settings.alerts.email.enabled,
     }
