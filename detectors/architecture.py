@@ -5,10 +5,12 @@ The *kind* and *layout* come from the key convention: kohya ``lora_down``/``lora
 ``lora.down``, LyCORIS ``hada_*``/``lokr_*`` (and LoCon when the training metadata names
 LyCORIS), DoRA ``dora_scale``, full checkpoints (``ldm``, ``bfl`` or ``diffusers`` names) and
 textual-inversion embeddings. The *base family* comes from widths: the cross-attention
-context (768 SD1, 1024 SD2, 2048 SDXL), Flux's 3072-wide double/single blocks, or SDXL's two
-text encoders. Training metadata (``ss_base_model_version``, ``modelspec.architecture``)
-only breaks ties when the widths say nothing, and never overrides them. What the rules do
-not know is ``unknown``: a wrong family is worse than none.
+context (768 SD1, 1024 SD2, 2048 SDXL), Flux's 3072-wide double/single blocks, SD3's
+MMDiT joint blocks (1536 wide in SD3/SD3.5 Medium, 2432 in SD3.5 Large), or SDXL's two
+text encoders. Training metadata (``ss_base_model_version``, ``modelspec.architecture``) and
+the hub's own base model name (Civitai ``baseModel``, Hugging Face ``base_model``) only
+break ties when the widths say nothing, and never override them. What the rules do not
+know is ``unknown``: a wrong family is worse than none.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ CONTEXT_WIDTH_FAMILY: Mapping[int, BaseFamily] = {768: "sd1", 1024: "sd2", 2048:
 TEXT_WIDTH_FAMILY: Mapping[int, BaseFamily] = {768: "sd1", 1024: "sd2"}
 FLUX_INPUT_WIDTHS = frozenset({3072, 12288, 15360})  # hidden, MLP, single-block concat
 FLUX_BLOCK_COUNTS = {"double": 19, "single": 38}
+# SD3's MMDiT: hidden width -> joint blocks (SD3 and SD3.5 Medium 1536 x 24, SD3.5 Large
+# 2432 x 38); a block's MLP is 4x as wide. Its time, text and pooled embedders (256, 4096,
+# 2048 in) carry no block index and are left out of the check.
+SD3_BLOCK_COUNTS = {1536: 24, 2432: 38}
 LYCORIS_ALGOS = frozenset({"lora", "locon", "loha", "lokr"})
 
 # First match wins: LyCORIS parts before the plain LoRA suffixes they may sit beside.
@@ -61,19 +67,29 @@ _FLUX_BLOCK = re.compile(
     r"(?:^|[._])(?P<block>double_blocks|single_blocks|single_transformer_blocks|transformer_blocks)"
     r"[._](?P<index>\d+)(?:[._]|$)"
 )
+# kohya sd-scripts' and ComfyUI's SD3 names (``joint_blocks.N.x_block.attn.qkv``, as
+# ``lora_unet_joint_blocks_N_x_block_attn_qkv``) and diffusers' (``transformer_blocks.N``,
+# also kohya-flattened by OneTrainer as ``lora_transformer_transformer_blocks_N_...``).
+_SD3_BLOCK = re.compile(
+    r"(?:^|[._])(?:joint_blocks[._](?P<joint>\d+)[._](?:x_block|context_block)"
+    r"|(?<!single_)transformer_blocks[._](?P<index>\d+))(?:[._]|$)"
+)
 _JOINT_ATTENTION = re.compile(r"add_[qkv]_proj|to_add_out|ff_context|norm1_context")
 _TEXT_MODULE = re.compile(
     r"^lora_te_text_model_encoder_layers_\d+_(?:self_attn_[qkv]_proj|mlp_fc1)$"
 )
 
 
-def infer_architecture(header: SafetensorsHeader) -> Architecture:
-    """Kind, base family and key layout of the file ``header`` describes."""
+def infer_architecture(
+    header: SafetensorsHeader, hub_base_model: str | None = None
+) -> Architecture:
+    """Kind, base family and key layout of the file ``header`` describes; ``hub_base_model``
+    is the base model the hub names for the upload (a tie-breaker, as metadata is)."""
     kind, layout = _kind_and_layout(header)
     if kind == "unknown":
         return UNKNOWN
     family = _family(header.tensors, kind)
-    hints = _metadata_hints(header.metadata)
+    hints = _metadata_hints(header.metadata) | _hub_hints(hub_base_model)
     if family is None:
         family = _family_hint(hints)
     elif family == "flux" and "unknown" in hints:
@@ -126,6 +142,9 @@ def _family(tensors: Sequence[TensorInfo], kind: Kind) -> BaseFamily | None:
     if kind == "embedding":
         return _embedding_family(tensors)
     widths = _input_widths(tensors)
+    sd3 = _sd3_family(widths, [t.name for t in tensors])
+    if sd3 is not None:
+        return sd3
     flux = _flux_family(widths, [t.name for t in tensors])
     if flux is not None:
         return flux
@@ -183,6 +202,29 @@ def _flux_family(widths: Mapping[str, int], names: list[str]) -> BaseFamily | No
     return "flux" if fits and flux_wide else "unknown"
 
 
+def _sd3_family(widths: Mapping[str, int], names: list[str]) -> BaseFamily | None:
+    """``sd3`` when MMDiT joint blocks have one SD3 hidden width (or 4x it, the MLP) and
+    fit its block count; ``unknown`` for kohya's ``joint_blocks`` of other widths; None
+    when there are no such blocks or they may be another joint-attention model's (Flux)."""
+    blocks: dict[str, int] = {}
+    kohya_names = False
+    for module in widths:
+        match = _SD3_BLOCK.search(module)
+        if match is None or _UNET_MODULE.search(module):
+            continue
+        kohya_names = kohya_names or match["joint"] is not None
+        blocks[module] = int(match["joint"] or match["index"])
+    if not blocks or any("single_" in module for module in widths):
+        return None
+    if not kohya_names and not any(_JOINT_ATTENTION.search(name) for name in names):
+        return None  # plain transformer_blocks: CogVideoX, PixArt and others
+    seen = {widths[module] for module in blocks}
+    for hidden, count in SD3_BLOCK_COUNTS.items():
+        if seen <= {hidden, 4 * hidden} and max(blocks.values()) < count:
+            return "sd3"
+    return "unknown" if kohya_names else None
+
+
 def _fits_flux(block: str, index: int) -> bool:
     group = "single" if block.startswith("single") else "double"
     return index < FLUX_BLOCK_COUNTS[group]
@@ -209,7 +251,7 @@ def _family_hint(hints: set[BaseFamily]) -> BaseFamily:
 
 
 def _metadata_hints(metadata: Mapping[str, str]) -> set[BaseFamily]:
-    """Families the metadata names; ``unknown`` stands for a model outside the four."""
+    """Families the metadata names; ``unknown`` stands for a model outside those known."""
     hints: set[BaseFamily] = set()
     version = metadata.get("ss_base_model_version", "").strip().lower()
     if version:
@@ -220,11 +262,22 @@ def _metadata_hints(metadata: Mapping[str, str]) -> set[BaseFamily]:
     return hints
 
 
+def _hub_hints(hub_base_model: str | None) -> set[BaseFamily]:
+    """The family the hub's base model name says, when it is SD3/SD3.5 (Civitai "SD 3.5",
+    "SD 3.5 Large", "SD 3.5 Medium"; Hugging Face "stabilityai/stable-diffusion-3.5-large");
+    other names are no hint (Civitai's base names are free to grow)."""
+    flat = re.sub(r"[^a-z0-9]+", "", (hub_base_model or "").lower().rpartition("/")[2])
+    return {"sd3"} if flat.startswith(("sd3", "stablediffusion3")) else set()
+
+
 def _version_family(version: str) -> BaseFamily:
-    """kohya (``sd_v1``, ``sdxl_base_v1-0``, ``flux1``) and ai-toolkit (``sd_1.5``, ``flux.1``)."""
+    """kohya (``sd_v1``, ``sdxl_base_v1-0``, ``flux1``, ``sd3_m``) and ai-toolkit (``sd_1.5``,
+    ``flux.1``, ``sd_3``)."""
     prefixes: Sequence[tuple[str, BaseFamily]] = (
         ("sdxl", "sdxl"),
         ("flux", "flux"),
+        ("sd3", "sd3"),
+        ("sd_3", "sd3"),
         ("sd_v1", "sd1"),
         ("sd_1", "sd1"),
         ("sd_v2", "sd2"),
@@ -234,9 +287,12 @@ def _version_family(version: str) -> BaseFamily:
 
 
 def _modelspec_family(architecture: str) -> BaseFamily:
-    """ModelSpec ids: ``stable-diffusion-v1/lora``, ``stable-diffusion-xl-v1-base/lora``, …"""
+    """ModelSpec ids: ``stable-diffusion-v1/lora``, ``stable-diffusion-xl-v1-base/lora``,
+    ``stable-diffusion-3-medium/lora`` (kohya's SD3 ids; ``stable-diffusion-v3`` too), …"""
     prefixes: Sequence[tuple[str, BaseFamily]] = (
         ("stable-diffusion-xl-v1-base", "sdxl"),
+        ("stable-diffusion-3", "sd3"),
+        ("stable-diffusion-v3", "sd3"),
         ("stable-diffusion-v1", "sd1"),
         ("stable-diffusion-v2", "sd2"),
         ("flux-1", "flux"),

@@ -8,7 +8,7 @@ from typing import Literal
 
 FileFormat = Literal["safetensors", "pickle", "unknown"]
 Kind = Literal["lora", "lycoris", "checkpoint", "embedding", "unknown"]
-BaseFamily = Literal["sd1", "sd2", "sdxl", "flux", "unknown"]
+BaseFamily = Literal["sd1", "sd2", "sdxl", "flux", "sd3", "unknown"]
 Verdict = Literal["flagged", "malformed", "clean"]
 Stage = Literal["metadata", "probe"]
 

@@ -79,9 +79,11 @@ def screen_header(
     header: SafetensorsHeader,
     index: ArtistIndex,
     hub_text: Sequence[TextField] = (),
+    hub_base_model: str | None = None,
 ) -> Screening:
-    """Screen a parsed header and the hub's text against every registered artist."""
-    arch: Architecture = infer_architecture(header)
+    """Screen a parsed header and the hub's text against every registered artist;
+    ``hub_base_model`` (the base model the hub names) breaks a tie on the base family."""
+    arch: Architecture = infer_architecture(header, hub_base_model)
     metadata = read_metadata(header.metadata)
     fields = metadata.fields + tuple(hub_text)
     return Screening(

@@ -337,7 +337,9 @@ class Poller:
                 result.error = result.error or str(exc)
                 continue
             hub_text = upload.hub_text if result.first is None else ()
-            screening = await asyncio.to_thread(screen_header, header, index, hub_text)
+            screening = await asyncio.to_thread(
+                screen_header, header, index, hub_text, upload.base_model
+            )
             result.first = result.first or screening
             result.matches.extend(screening.matches)
             result.malformed = result.malformed or screening.malformed is not None

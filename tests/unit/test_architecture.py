@@ -252,10 +252,85 @@ CASES = {
         None,
         UNKNOWN,
     ),
-    "sd3 lora has no known family": (
-        kohya("lora_unet_joint_blocks_0_x_block_attn_qkv", 1536, 4608),
+    "sd3 kohya (sd-scripts)": (
+        kohya("lora_unet_joint_blocks_0_x_block_attn_qkv", 1536, 4608)
+        | kohya("lora_unet_joint_blocks_23_context_block_mlp_fc2", 6144, 1536)
+        | kohya("lora_unet_joint_blocks_5_x_block_adaLN_modulation_1", 1536, 9216)
+        | kohya("lora_te1_text_model_encoder_layers_0_self_attn_q_proj", 768, 768),
+        {"ss_base_model_version": "sd3_m", "ss_network_module": "networks.lora_sd3"},
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3.5 large kohya": (
+        kohya("lora_unet_joint_blocks_37_x_block_attn_proj", 2432, 2432)
+        | kohya("lora_unet_joint_blocks_0_x_block_mlp_fc2", 9728, 2432),
+        None,
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3 peft (diffusers, ai-toolkit)": (
+        peft("transformer.transformer_blocks.0.attn.to_q", 1536, 1536)
+        | peft("transformer.transformer_blocks.0.attn.add_k_proj", 1536, 1536)
+        | peft("transformer.transformer_blocks.23.ff_context.net.2", 6144, 1536),
+        {"ss_base_model_version": "sd_3"},
+        Architecture("lora", "sd3", "peft"),
+    ),
+    "sd3.5 large peft": (
+        peft("transformer.transformer_blocks.37.attn.to_out.0", 2432, 2432)
+        | peft("transformer.transformer_blocks.3.ff.net.2", 9728, 2432)
+        | peft("transformer.transformer_blocks.3.norm1_context.linear", 2432, 14592),
+        None,
+        Architecture("lora", "sd3", "peft"),
+    ),
+    "sd3.5 medium dual attention": (
+        peft("transformer.transformer_blocks.12.attn2.to_q", 1536, 1536)
+        | peft("transformer.transformer_blocks.12.attn.add_q_proj", 1536, 1536),
+        None,
+        Architecture("lora", "sd3", "peft"),
+    ),
+    "sd3 diffusers names kohya-flattened (OneTrainer)": (
+        kohya("lora_transformer_transformer_blocks_0_attn_to_q", 1536, 1536)
+        | kohya("lora_transformer_transformer_blocks_0_attn_add_q_proj", 1536, 1536),
+        None,
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3-wide joint blocks past sd3's count": (
+        kohya("lora_unet_joint_blocks_24_x_block_attn_qkv", 1536, 4608),
         {"ss_base_model_version": "sd3"},
         Architecture("lora", "unknown", "kohya"),
+    ),
+    "joint blocks of another width": (
+        kohya("lora_unet_joint_blocks_0_x_block_attn_qkv", 3072, 9216),
+        {"ss_base_model_version": "sd3"},
+        Architecture("lora", "unknown", "kohya"),
+    ),
+    "sd3 widths mixed": (
+        peft("transformer.transformer_blocks.0.attn.add_q_proj", 1536, 1536)
+        | peft("transformer.transformer_blocks.0.attn.to_q", 2432, 2432),
+        None,
+        Architecture("lora", "unknown", "peft"),
+    ),
+    "sd3 by its kohya metadata": (
+        kohya("lora_unet_context_embedder", 4096, 1536),
+        {"ss_base_model_version": "sd3_m"},
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3 by its modelspec": (
+        kohya("lora_unet_context_embedder", 4096, 1536),
+        {"modelspec.architecture": "stable-diffusion-3-medium/lora"},
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3.5 by a v3 modelspec": (
+        kohya("lora_unet_context_embedder", 4096, 2432),
+        {"modelspec.architecture": "stable-diffusion-v3-5-large/lora"},
+        Architecture("lora", "sd3", "kohya"),
+    ),
+    "sd3 ldm checkpoint": (
+        {
+            "model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight": (4608, 1536),
+            "model.diffusion_model.joint_blocks.23.context_block.mlp.fc2.weight": (1536, 6144),
+            "model.diffusion_model.x_embedder.proj.weight": (1536, 16, 2, 2),
+        },
+        None,
+        Architecture("checkpoint", "sd3", "ldm"),
     ),
     "attn2 of another width": (
         kohya(SD1_ATTN2, 4096, 320),
@@ -335,3 +410,26 @@ CASES = {
 @pytest.mark.parametrize(("shapes", "metadata", "expected"), CASES.values(), ids=CASES.keys())
 def test_synthetic_key_sets(shapes, metadata, expected):
     assert arch(shapes, metadata) == expected
+
+
+SILENT = kohya("lora_unet_context_embedder", 4096, 1536)  # no block: the widths say nothing
+
+
+@pytest.mark.parametrize(
+    ("hub", "shapes", "metadata", "family"),
+    [
+        ("SD 3.5 Large", SILENT, None, "sd3"),
+        ("SD 3.5 Medium", SILENT, None, "sd3"),
+        ("SD 3.5", SILENT, None, "sd3"),
+        ("SD 3", SILENT, None, "sd3"),
+        ("stabilityai/stable-diffusion-3.5-large", SILENT, None, "sd3"),
+        ("SDXL 1.0", SILENT, None, "unknown"),  # only SD3's names are read from the hub
+        (None, SILENT, None, "unknown"),
+        # A tie-breaker like metadata: it never overrides widths, and a disagreement is no tie.
+        ("SD 3.5 Large", kohya(SD1_ATTN2, 768, 320), None, "sd1"),
+        ("SD 3.5", SILENT, {"ss_base_model_version": "sdxl_base_v1-0"}, "unknown"),
+    ],
+)
+def test_the_hubs_base_model_breaks_a_tie(hub, shapes, metadata, family):
+    data = build_safetensors({name: ("F16", shape) for name, shape in shapes.items()}, metadata)
+    assert infer_architecture(parse_header(data), hub).base_family == family
