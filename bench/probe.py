@@ -1,9 +1,9 @@
 """Benchmark: the probe backend against the raw diffusers pipeline, and the base cache.
 
-Builds the tiny pipeline of ``--family`` (sd1, sdxl, flux: tests/probe_models.py,
-tests/probe_sdxl.py, tests/probe_flux.py) and LoRAs for it in a temporary folder (or uses
-``--base DIR`` and ``--lora FILE``, e.g. a real SD1.5 folder on a GPU host) and reports, in
-one run:
+Builds the tiny pipeline of ``--family`` (sd1, sdxl, flux, sd3: tests/probe_models.py,
+tests/probe_sdxl.py, tests/probe_flux.py, tests/probe_sd3.py) and LoRAs for it in a
+temporary folder (or uses ``--base DIR`` and ``--lora FILE``, e.g. a real SD1.5 folder on a
+GPU host) and reports, in one run:
 
 - *probe images/s* (DiffusersProbe.generate with a LoRA applied, load and unload included)
   against *raw images/s* (the same pipeline called directly at the same settings, prompts
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--base", type=Path, help="a diffusers SD folder (default: build tiny)")
     parser.add_argument("--lora", type=Path, help="a LoRA .safetensors for --base")
-    parser.add_argument("--family", choices=("sd1", "sdxl", "flux"), default="sd1")
+    parser.add_argument("--family", choices=("sd1", "sdxl", "flux", "sd3"), default="sd1")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=None)
@@ -76,6 +76,15 @@ def _models(args: Any, tmp: Path) -> tuple[Path, list[Path], GenerationSettings]
         for seed in (1, 2, 3):
             lora = pf.benign_flux_lora(base, seed=seed)
             loras.append(pf.save_flux_lora(lora, tmp / f"benign-{seed}.safetensors", "kohya"))
+    elif args.family == "sd3":
+        from tests import probe_sd3 as ps
+
+        base = ps.build_tiny_sd3(tmp / "base")
+        style = ps.train_sd3_lora(base, "tide")
+        loras = [ps.save_sd3_lora(style, tmp / "style.safetensors", "peft")]
+        for seed in (1, 2, 3):
+            lora = ps.benign_sd3_lora(base, seed=seed)
+            loras.append(ps.save_sd3_lora(lora, tmp / f"benign-{seed}.safetensors", "ai-toolkit"))
     elif args.family == "sdxl":
         from tests.probe_sdxl import build_tiny_sdxl, random_lora
 
