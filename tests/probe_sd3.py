@@ -15,6 +15,7 @@ PEFT/diffusers, ai-toolkit, kohya (sd-scripts' ``lora_unet_joint_blocks_*``) and
 # (diffusers' classes and torch's backward are untyped; this module only builds test models)
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -281,3 +282,71 @@ def save_sd3_lora(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=meta)
     return path
+
+
+# Modules the fused-key test covers: the joint attention's q, k, v of both streams (kohya's
+# fused qkv), the last block's context modulation and the final layer's (shift and scale
+# swapped in diffusers), and the dual attention's q, k, v.
+FUSED_TARGETS = (
+    *("attn.to_q", "attn.to_k", "attn.to_v", "add_q_proj", "add_k_proj", "add_v_proj"),
+    *("attn2.to_q", "attn2.to_k", "attn2.to_v", "norm1_context.linear", "norm_out.linear"),
+)
+_QKV = re.compile(r"^(?P<attn>attn2?)\.(?P<kind>to|add)_(?P<letter>[qkv])(?:_proj)?$")
+
+
+def fused_sd3_lora(
+    model_dir: Path, *, seed: int, std: float = 0.5, rank: int = 4
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """A random LoRA on ``FUSED_TARGETS`` twice: in PEFT keys (``transformer.``) and as
+    kohya sd-scripts writes the same update, with MMDiT's fused ``qkv`` (the three down
+    matrices stacked, the up matrices block-diagonal: rank 3x), MMDiT's (shift, scale)
+    order where diffusers keeps (scale, shift) (the last block's context modulation, the
+    final layer's), and ``alpha`` half the rank (the up matrices doubled to match)."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(seed)
+    pipe = load_pipeline(model_dir)
+    pipe.transformer.add_adapter(
+        LoraConfig(r=rank, lora_alpha=rank, target_modules=list(FUSED_TARGETS))
+    )
+    state = {
+        k: (torch.randn_like(v) * std).contiguous()
+        for k, v in get_peft_model_state_dict(pipe.transformer).items()
+    }
+    peft = {f"transformer.{k}": v for k, v in state.items()}
+    kohya: dict[str, torch.Tensor] = {}
+    fused: dict[str, dict[str, dict[str, torch.Tensor]]] = {}
+    for key, value in state.items():
+        module, part, _ = key.rsplit(".", 2)
+        if module == "norm_out.linear":
+            name, swapped = "final_layer.adaLN_modulation.1", True
+        else:
+            _, index, rest = module.split(".", 2)
+            qkv = _QKV.match(rest)
+            if qkv is not None:
+                stream = "context_block" if qkv["kind"] == "add" else "x_block"
+                fused_name = f"joint_blocks.{index}.{stream}.{qkv['attn']}.qkv"
+                fused.setdefault(fused_name, {}).setdefault(part, {})[qkv["letter"]] = value
+                continue
+            assert rest == "norm1_context.linear", module
+            name = f"joint_blocks.{index}.context_block.adaLN_modulation.1"
+            swapped = int(index) == LAYERS - 1  # the last block's continuous norm
+        if part == "lora_B" and swapped:
+            scale, shift = value.chunk(2, dim=0)
+            value = torch.cat([shift, scale], dim=0)
+        _put_kohya(kohya, name, part, value)
+    for name, parts in fused.items():
+        downs, ups = ([parts[p][c] for c in "qkv"] for p in ("lora_A", "lora_B"))
+        _put_kohya(kohya, name, "lora_A", torch.cat(downs, dim=0))
+        _put_kohya(kohya, name, "lora_B", torch.block_diag(*ups))
+    return peft, kohya
+
+
+def _put_kohya(out: dict[str, torch.Tensor], name: str, part: str, value: torch.Tensor) -> None:
+    flat = "lora_unet_" + name.replace(".", "_")
+    if part == "lora_A":
+        out[f"{flat}.lora_down.weight"] = value.contiguous()
+        out[f"{flat}.alpha"] = torch.tensor(value.shape[0] / 2)
+    else:
+        out[f"{flat}.lora_up.weight"] = (2 * value).contiguous()

@@ -4,7 +4,8 @@ One pipeline per family, loaded on first use from the operator's folder with
 ``local_files_only`` and ``use_safetensors`` (a pickle is never read). A LoRA file is read
 with safetensors into a state dict and handed to the pipeline's own loader, which accepts
 the kohya and the PEFT/diffusers key layouts (for Flux also ai-toolkit's ``diffusion_model.``
-keys, renamed here to kohya's first); a file of which no key lands on the model, and the
+keys, renamed here to kohya's first; for SD3 kohya's and OneTrainer's keys in diffusers'
+names, ``detectors.probe.sd3_lora``); a file of which no key lands on the model, and the
 LyCORIS LoHa and LoKr files the loaders cannot read, are a ProbeError, never a silent draw of
 the base model. After the images the LoRA is unloaded, and the pipeline is checked to hold
 no adapter layer, so the next image is the base model's again. The denoiser (a UNet, or
@@ -105,6 +106,8 @@ class DiffusersProbe:
         from detectors.probe.checkpoint_probe import read_unet_weights, swapped_unet
 
         pipe = self.pipeline(family)
+        if getattr(pipe, "unet", None) is None:  # Flux's and SD3's transformers
+            raise ProbeError(f"full {family} checkpoints are not probed: only UNet families are")
         weights = read_unet_weights(path, pipe.unet.config)
         with swapped_unet(pipe.unet, weights, path.name):
             del weights
@@ -180,6 +183,7 @@ class DiffusersProbe:
         if algo is not None:
             raise ProbeError(f"LyCORIS {algo} cannot be loaded: diffusers reads no {algo} keys")
         try:
+            state = _sd3_as_diffusers(pipe, state)
             pipe.load_lora_weights(state, adapter_name=ADAPTER_NAME)
             if not _has_adapter_layers(pipe):
                 # The loader skips keys it does not know with a warning: probing on would
@@ -281,6 +285,23 @@ def _ai_toolkit_as_kohya(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
+def _sd3_as_diffusers(pipe: Any, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """On an SD3 pipeline, kohya sd-scripts' and OneTrainer's keys in diffusers' names
+    (``detectors.probe.sd3_lora``): diffusers' SD3 loader reads no kohya key."""
+    from detectors.probe.sd3_lora import is_kohya_sd3, kohya_sd3_as_diffusers
+
+    if not hasattr(pipe, "tokenizer_3") or not is_kohya_sd3(state):
+        return state
+    models = ("transformer", "text_encoder", "text_encoder_2")
+    modules = {
+        name: [n for n, _ in getattr(pipe, name).named_modules()]
+        for name in models
+        if getattr(pipe, name, None) is not None
+    }
+    layers = int(pipe.transformer.config.num_layers)
+    return kohya_sd3_as_diffusers(state, num_layers=layers, modules=modules)
+
+
 def _without_safety_checker(folder: Path) -> dict[str, Any]:
     """Skip a bundled safety checker: it costs time and blanks images the probe must see."""
     try:
@@ -295,7 +316,7 @@ def _without_safety_checker(folder: Path) -> dict[str, Any]:
 def _has_adapter_layers(pipe: Any) -> bool:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    for name in ("unet", "transformer", "text_encoder", "text_encoder_2"):
+    for name in ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3"):
         model = getattr(pipe, name, None)
         if model is not None and any(isinstance(m, BaseTunerLayer) for m in model.modules()):
             return True

@@ -1,10 +1,11 @@
 """The probe on an SD3.5-shaped pipeline (an MMDiT transformer with joint and dual attention,
 two CLIP encoders and T5, flow matching): it loads from a local folder, applies LoRAs in
-PEFT/diffusers and ai-toolkit layouts through the pipeline's own loader and is exactly back
-to base afterwards; the layouts diffusers' SD3 loader reads none of (kohya sd-scripts'
-``lora_unet_joint_blocks_*``, OneTrainer's ``lora_transformer_*``) and a file none of whose
-keys fit are a probe error, never a silent draw of the base model; the probe stage flags an
-SD3 style LoRA (no name in it) and leaves a benign one clean."""
+PEFT/diffusers and ai-toolkit layouts through the pipeline's own loader, and kohya
+sd-scripts' (``lora_unet_joint_blocks_*``, fused qkv) and OneTrainer's
+(``lora_transformer_*``) converted to it first, and is exactly back to base afterwards; a
+file none of whose keys fit, or a kohya key naming no SD3 module, is a probe error, never a
+silent draw of the base model; the probe stage flags an SD3 style LoRA (no name in it) and
+leaves a benign one clean."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from detectors.errors import ProbeError
 from detectors.names import ArtistIndex
@@ -38,7 +40,7 @@ PROMPTS = ["a house", "a tree by the river", "a boat"]
 SEEDS = [1, 2, 3]
 ARTISTS = [ArtistRef(1, "Ember Vale"), ArtistRef(2, "Tide Marsh"), ArtistRef(3, "Moss Hart")]
 STYLE_OF = {1: "ember", 2: "tide", 3: "moss"}
-LAYOUTS = ("peft", "ai-toolkit")
+LAYOUTS = ("peft", "ai-toolkit", "kohya", "onetrainer")
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +131,50 @@ def test_a_benign_sd3_lora_is_clean(world, sd3, tmp_path):
     outcome = _probe(world, ps.save_sd3_lora(benign, tmp_path / "benign.safetensors", "peft"))
     assert outcome.ran
     assert outcome.matches == ()
+
+
+def test_kohya_sd3_keys_are_converted_qkv_split_and_modulations_swapped(sd3, probe, tmp_path):
+    from safetensors.torch import save_file
+
+    peft, kohya = ps.fused_sd3_lora(sd3, seed=7)
+    # The CLIP encoders' LoRAs as kohya names them (lora_te1_, lora_te2_), and T5's
+    # (lora_te3_), which diffusers' SD3 loader cannot take: dropped with a warning.
+    generator = torch.Generator().manual_seed(3)
+    for te, prefix in (("text_encoder", "lora_te1"), ("text_encoder_2", "lora_te2")):
+        module = "text_model.encoder.layers.1.self_attn.q_proj"
+        a, b = (torch.randn(s, generator=generator) for s in ((4, 32), (32, 4)))
+        peft |= {f"{te}.{module}.lora_A.weight": a, f"{te}.{module}.lora_B.weight": b}
+        flat = f"{prefix}_{module.replace('.', '_')}"
+        kohya |= {f"{flat}.lora_down.weight": a.clone(), f"{flat}.lora_up.weight": b.clone()}
+    t5 = "lora_te3_encoder_block_0_layer_0_SelfAttention_q"
+    kohya |= {
+        f"{t5}.lora_down.weight": torch.ones(4, 64),
+        f"{t5}.lora_up.weight": torch.ones(64, 4),
+    }
+    assert any(k.endswith("x_block_attn_qkv.lora_up.weight") for k in kohya)
+    assert any(k.startswith("lora_unet_final_layer_adaLN") for k in kohya)
+    save_file(peft, str(tmp_path / "peft.safetensors"))
+    save_file(kohya, str(tmp_path / "kohya.safetensors"))
+    before = probe.generate("sd3", PROMPTS, SEEDS)
+    drawn = probe.generate("sd3", PROMPTS, SEEDS, lora=tmp_path / "peft.safetensors")
+    converted = probe.generate("sd3", PROMPTS, SEEDS, lora=tmp_path / "kohya.safetensors")
+    assert pm.grid_distance(before, drawn) > 1.0
+    assert pm.grid_distance(drawn, converted) < 0.5
+    assert probe.generate("sd3", PROMPTS, SEEDS)[0].tobytes() == before[0].tobytes()
+
+
+def test_a_kohya_key_naming_no_sd3_module_is_a_probe_error(sd3, probe, tmp_path):
+    from safetensors.torch import save_file
+
+    state = ps.random_sd3_lora(sd3, seed=5)
+    path = ps.save_sd3_lora(state, tmp_path / "sdxl-named.safetensors", "kohya")
+    tensors = load_file(str(path))
+    down = next(v for k, v in tensors.items() if k.endswith("lora_down.weight"))
+    name = "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k"
+    tensors |= {
+        f"{name}.lora_down.weight": down.clone(),
+        f"{name}.lora_up.weight": down.T.contiguous(),
+    }
+    save_file(tensors, str(path))
+    with pytest.raises(ProbeError, match=f"no SD3 module is named by the LoRA key {name}"):
+        probe.generate("sd3", PROMPTS[:1], SEEDS[:1], lora=path)
