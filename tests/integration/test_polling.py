@@ -210,3 +210,25 @@ async def test_scheduler_has_one_guarded_job_per_source(hubs, runtime) -> None:
 
 def test_fixture_bytes_are_real_files() -> None:
     assert len(fixture_bytes("kohya_sd15_style_lora")) == 482218
+
+
+async def test_the_hubs_base_model_names_the_family_the_file_leaves_open(hubs, runtime):
+    from tests.modelfiles import build_safetensors
+
+    # An SD3 LoRA on its text embedder alone: no joint block, no metadata, so only the hub's
+    # baseModel says what it is for.
+    module = "lora_unet_context_embedder"
+    silent = build_safetensors(
+        {
+            f"{module}.lora_down.weight": ("F16", (4, 4096)),
+            f"{module}.lora_up.weight": ("F16", (2432, 4)),
+        }
+    )
+    late = datetime(2026, 8, 11, 23, 0, tzinfo=UTC)
+    sd35 = hubs.civitai.add_upload("Sd35 one", silent, published_at=late, base_model="SD 3.5 Large")
+    other = hubs.civitai.add_upload("Sd15 one", silent, published_at=late, base_model="SD 1.5")
+    async with aiohttp.ClientSession() as session:
+        await pollers(runtime, HttpClient(session, FAST, sleep=SleepLog()))["civitai"].poll()
+    family = {u.upload_id: u.base_family for u in runtime.store.list_uploads("civitai")}
+    assert family[str(sd35.id)] == "sd3"
+    assert family[str(other.id)] == "unknown"  # only SD3's hub names are read as a hint

@@ -178,3 +178,18 @@ def test_a_kohya_key_naming_no_sd3_module_is_a_probe_error(sd3, probe, tmp_path)
     save_file(tensors, str(path))
     with pytest.raises(ProbeError, match=f"no SD3 module is named by the LoRA key {name}"):
         probe.generate("sd3", PROMPTS[:1], SEEDS[:1], lora=path)
+
+
+def test_a_full_sd3_checkpoint_is_a_probe_error_not_a_crash(sd3, probe, tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "finetune.safetensors"
+    save_file(
+        {"model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight": torch.ones(48, 16)},
+        str(path),
+    )
+    with (
+        pytest.raises(ProbeError, match="full sd3 checkpoints are not probed"),
+        probe.checkpoint("sd3", path),
+    ):
+        pass
