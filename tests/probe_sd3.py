@@ -179,13 +179,18 @@ def train_sd3_lora(
     scaling = float(pipe.vae.config.scaling_factor)
     centre = scaling * torch.tensor(pm.STYLE_LATENTS[style]).view(1, 4, 1, 1)
     call: Any = StableDiffusion3Pipeline.__call__.__wrapped__  # type: ignore[attr-defined]
+    with torch.no_grad():  # the text encoders are not trained: encode every prompt once
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            list(TRAIN_PROMPTS), None, None, do_classifier_free_guidance=False
+        )
     for step in range(steps):
-        prompts = [TRAIN_PROMPTS[(5 * step + i) % len(TRAIN_PROMPTS)] for i in range(5)]
+        chosen = [(5 * step + i) % len(TRAIN_PROMPTS) for i in range(5)]
         generator = torch.Generator().manual_seed(1000 + step % 8)
-        noise = torch.randn((len(prompts), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
+        noise = torch.randn((len(chosen), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
         drawn = call(
             pipe,
-            prompt=prompts,
+            prompt_embeds=embeds[chosen],
+            pooled_prompt_embeds=pooled[chosen],
             latents=noise,
             num_inference_steps=pm.STEPS,
             guidance_scale=1.0,
