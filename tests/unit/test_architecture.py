@@ -286,6 +286,12 @@ CASES = {
         None,
         Architecture("lora", "sd3", "peft"),
     ),
+    "sd3 comfy peft": (
+        peft("diffusion_model.joint_blocks.3.x_block.attn.qkv", 2432, 7296)
+        | peft("diffusion_model.joint_blocks.3.context_block.mlp.fc2", 9728, 2432),
+        None,
+        Architecture("lora", "sd3", "peft"),
+    ),
     "sd3 diffusers names kohya-flattened (OneTrainer)": (
         kohya("lora_transformer_transformer_blocks_0_attn_to_q", 1536, 1536)
         | kohya("lora_transformer_transformer_blocks_0_attn_add_q_proj", 1536, 1536),
