@@ -18,8 +18,11 @@ from tests import probe_models as pm
 TIME_EMBED = 8  # per size/crop id; SDXL passes six of them
 
 
-def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
-    """Write the tiny SDXL pipeline to ``folder`` and return it."""
+def build_tiny_sdxl(
+    folder: Path, seed: int = 0, text_widths: tuple[int, int] = (pm.TEXT_WIDTH, pm.TEXT_WIDTH)
+) -> Path:
+    """Write the tiny SDXL pipeline to ``folder`` and return it. ``text_widths`` (the two
+    encoders' hidden sizes) of (768, 1280) give SDXL's 2048-wide cross-attention."""
     from diffusers import DDIMScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import (
         CLIPTextConfig,
@@ -31,18 +34,21 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     base = pm.build_tiny_sd(folder / "_sd1", seed=seed)  # its VAE, tokenizer and scheduler
     torch.manual_seed(seed)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=pm.TEXT_WIDTH,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=pm.TOKENS,
-        bos_token_id=0,
-        eos_token_id=1,
-        pad_token_id=1,
-        projection_dim=pm.TEXT_WIDTH,
-    )
+    configs = [
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=width,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=pm.TOKENS,
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            projection_dim=width,
+        )
+        for width in text_widths
+    ]
     unet = UNet2DConditionModel(
         block_out_channels=(32, 64),
         layers_per_block=1,
@@ -51,18 +57,18 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
         out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=2 * pm.TEXT_WIDTH,  # both encoders' hidden states, concatenated
+        cross_attention_dim=sum(text_widths),  # both encoders' hidden states, concatenated
         attention_head_dim=8,
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=TIME_EMBED,
-        projection_class_embeddings_input_dim=6 * TIME_EMBED + pm.TEXT_WIDTH,
+        projection_class_embeddings_input_dim=6 * TIME_EMBED + text_widths[1],
         norm_num_groups=8,
     )
     pipe: Any = StableDiffusionXLPipeline(
         vae=_load(base, "vae"),
-        text_encoder=CLIPTextModel(config),
-        text_encoder_2=CLIPTextModelWithProjection(config),
+        text_encoder=CLIPTextModel(configs[0]),
+        text_encoder_2=CLIPTextModelWithProjection(configs[1]),
         tokenizer=tokenizer,
         tokenizer_2=CLIPTokenizer.from_pretrained(base / "tokenizer"),
         unet=unet,
