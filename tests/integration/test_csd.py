@@ -36,18 +36,33 @@ BIN = Path(sys.executable).parent / "stylewatch"
 STYLE_DIM = 16
 
 
-def tiny_clip(width: int, heads: int, proj_dim: int) -> CLIPVisionModelWithProjection:
+def tiny_clip(
+    width: int, heads: int, proj_dim: int, *, image_size: int = 32, own_init: bool = False
+) -> CLIPVisionModelWithProjection:
+    """A tiny random CLIP vision tower. ``own_init`` draws every weight from one seeded
+    generator (norms 1, biases 0, the rest N(0, 0.02)), so the model does not change when a
+    transformers release changes its initialisation."""
     torch.manual_seed(0)
     config = CLIPVisionConfig(
         hidden_size=width,
         intermediate_size=4 * width,
         num_hidden_layers=2,
         num_attention_heads=heads,
-        image_size=32,
+        image_size=image_size,
         patch_size=8,
         projection_dim=proj_dim,
     )
     model = CLIPVisionModelWithProjection(config)
+    if own_init:
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if "norm" in name and name.endswith("weight"):
+                    param.fill_(1.0)
+                elif name.endswith("bias"):
+                    param.zero_()
+                else:
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
     torch.nn.Module.eval(model)
     return model
 
