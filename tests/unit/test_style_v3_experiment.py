@@ -49,7 +49,7 @@ def test_the_chunk_cache_returns_what_the_descriptors_compute(
     whole, crops = v3.features(paths)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2  # chunks of 2 and 1
     expected = gram.GramEmbedder().embed([Image.open(p) for p in paths])
-    np.testing.assert_allclose(whole, expected, atol=1e-6)
+    np.testing.assert_allclose(whole, expected, rtol=1e-5, atol=1e-5)  # float32, batched apart
     assert crops.shape == (3, 5, whole.shape[1])
     assert not np.allclose(crops[:, 0], crops[:, 4])
     again_whole, again_crops = v3.features(paths)  # from the cache this time
