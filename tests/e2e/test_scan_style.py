@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.probe_checkpoints import save_checkpoint
 from tests.probe_fixtures import TinySD
 from tests.probe_models import style_references
 
@@ -125,6 +126,10 @@ def test_a_style_lora_without_metadata_is_flagged_and_a_benign_one_is_clean(regi
             name = f"{kind}-{layout}.safetensors"
             shutil.copyfile(lora, folder / name)
             expected[name] = kind
+    if embedder == "default":  # full checkpoints (the LoRAs merged in) are probed too
+        for kind, lora in (("style", tiny_sd1.style_peft), ("benign", tiny_sd1.benign_peft)):
+            save_checkpoint(tiny_sd1.base, folder / f"{kind}-checkpoint.safetensors", lora)
+            expected[f"{kind}-checkpoint.safetensors"] = kind
     result = run(tmp_path, config, "scan", str(folder), "--json")
     assert result.returncode == 1, result.stdout + result.stderr  # a file is flagged
     reports = {Path(r["target"]).name: r for r in json.loads(result.stdout)}
@@ -132,6 +137,7 @@ def test_a_style_lora_without_metadata_is_flagged_and_a_benign_one_is_clean(regi
     for name, kind in expected.items():
         report = reports[name]
         assert report["base_family"] == "sd1", name
+        assert report["kind"] == ("checkpoint" if "checkpoint" in name else "lora"), name
         assert report["probe"]["ran"] is True, name
         if kind == "benign":
             assert (report["verdict"], report["findings"]) == ("clean", []), name
