@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,14 +149,19 @@ class DiffusersProbe:
             )
         extra = _without_safety_checker(folder)
         load: Any = DiffusionPipeline.from_pretrained  # diffusers is untyped
+        _quiet_libraries()
         try:
-            pipe = load(
-                folder,
-                torch_dtype=getattr(torch, self._dtype()),
-                local_files_only=True,
-                use_safetensors=True,
-                **extra,
-            )
+            with warnings.catch_warnings():
+                # diffusers 0.42 renames torch_dtype; older releases the project allows lack
+                # the new name. A deprecation notice is nothing for an artist running `scan`.
+                warnings.filterwarnings("ignore", "`torch_dtype` is deprecated", FutureWarning)
+                pipe = load(
+                    folder,
+                    torch_dtype=getattr(torch, self._dtype()),
+                    local_files_only=True,
+                    use_safetensors=True,
+                    **extra,
+                )
         except (OSError, ValueError) as exc:
             raise ProbeError(
                 f"cannot load the {family} base model from {folder}: {exc}".splitlines()[0]
@@ -226,6 +232,18 @@ class DiffusersProbe:
                 )
                 images.extend(out.images)
         return images
+
+
+def _quiet_libraries() -> None:
+    """diffusers' and transformers' progress bars and advisory warnings ("No LoRA keys
+    associated to CLIPTextModel ... safe to ignore", the torchvision fallback notice) off:
+    `scan`'s reader and the service's log see stylewatch's own lines. Errors still show."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
 
 
 def _denoiser(pipe: Any) -> Any:

@@ -134,6 +134,9 @@ def test_a_style_lora_without_metadata_is_flagged_and_a_benign_one_is_clean(regi
     assert result.returncode == 1, result.stdout + result.stderr  # a file is flagged
     reports = {Path(r["target"]).name: r for r in json.loads(result.stdout)}
     assert reports.keys() == expected.keys(), result.stderr
+    # diffusers' and transformers' progress bars and "safe to ignore" notices stay out of it.
+    for noise in ("it/s]", "Loading pipeline", "safe to ignore", "is deprecated", "torchvision"):
+        assert noise not in result.stderr, result.stderr
     for name, kind in expected.items():
         report = reports[name]
         assert report["base_family"] == "sd1", name
