@@ -97,7 +97,7 @@ class AdapterSlot:
     def off(self) -> None:
         """Disable every PEFT layer: each then calls its base layer alone."""
         for layer in self._layers.values():
-            layer.enable_adapters(False)
+            _switch(layer, False)
 
     def clear(self) -> None:
         """Remove every adapter layer from the pipeline (before anything edits its weights)."""
@@ -106,8 +106,9 @@ class AdapterSlot:
         self._pipe.unload_lora_weights()
 
     def is_clean(self) -> bool:
-        """Whether no PEFT layer of the pipeline is enabled (it draws the base model)."""
-        return not any(not layer.disable_adapters for _, layer in _tuner_layers(self._pipe))
+        """Whether no PEFT layer is enabled (the pipeline draws the base model): the slot's
+        layers are all its PEFT layers (``fill`` loads only into a pipeline holding none)."""
+        return all(layer.disable_adapters for layer in self._layers.values())
 
     def _load(self, state: Mapping[str, torch.Tensor]) -> None:
         if self._layers or _tuner_layers(self._pipe):
@@ -216,7 +217,7 @@ class AdapterSlot:
             for name, layer in self._layers.items():
                 swap = plan.get(name)
                 if swap is None:
-                    layer.enable_adapters(False)
+                    _switch(layer, False)
                     continue
                 rank = swap.down.shape[0]
                 slot_down = layer.lora_A[self._adapter].weight
@@ -226,8 +227,15 @@ class AdapterSlot:
                 slot_up[:, :rank].copy_(swap.up)
                 slot_up[:, rank:].zero_()
                 layer.scaling[self._adapter] = swap.scaling
-                layer.enable_adapters(True)
+                _switch(layer, True)
         self.swaps += 1
+
+
+def _switch(layer: Any, on: bool) -> None:
+    """Enable or disable a PEFT layer for inference. PEFT's ``enable_adapters`` also sets
+    ``requires_grad`` on every adapter weight, which cost most of a swap; the forward reads
+    only this flag (``disable_adapters``: the base layer alone)."""
+    layer._disable_adapters = not on
 
 
 def _tuner_layers(pipe: Any) -> list[tuple[str, Any]]:
