@@ -25,7 +25,10 @@ if TYPE_CHECKING:  # the probe pulls in numpy and PIL: imported only when a scan
 log = logging.getLogger(__name__)
 
 LOCAL_SOURCE = "local"
-PROBED_KINDS = frozenset({"lora", "lycoris"})
+# Adapters are applied to the base model; a full checkpoint is drawn in its place. A local
+# file is already on disk, so no size budget applies (the hub poll's budget is for fetching).
+PROBED_KINDS = frozenset({"lora", "lycoris", "checkpoint"})
+FINGERPRINTED_KINDS = frozenset({"lora", "lycoris"})
 
 
 class Scanner:
@@ -105,6 +108,7 @@ class Scanner:
                 artists,
                 references,
                 remember_as=run_key(LOCAL_SOURCE, local.sha256),
+                kind="checkpoint" if screening.kind == "checkpoint" else "lora",
             )
         except ProbeError as exc:
             log.warning("scan.probe.failed", extra={"upload_id": local.sha256, "reason": str(exc)})
@@ -120,7 +124,7 @@ class Scanner:
     def _link(self, upload_pk: int, local: LocalFile, s: Screening) -> int | None:
         """The earlier upload this file repeats (same SHA-256 or same weights), if any."""
         prints = []
-        if s.kind in PROBED_KINDS:
+        if s.kind in FINGERPRINTED_KINDS:
             print_ = local_fingerprint(local.path, local.header)
             prints = [(local.path.name, print_)] if print_ else []
         return self._linker.link(upload_pk, [local.sha256], prints)
