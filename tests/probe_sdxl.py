@@ -154,3 +154,30 @@ def train_sdxl_lora(
         steps=steps,
         texture=texture,
     )
+
+
+def save_kohya_sgm_lora(
+    state: dict[str, torch.Tensor], path: Path, *, layers_per_block: int = 1
+) -> Path:
+    """Kohya's SDXL layout: ``lora_unet_`` keys in SGM (original Stability) block names,
+    ``input_blocks_<i>_1``/``middle_block_1``/``output_blocks_<i>_1`` for the UNet's
+    ``down_blocks``/``mid_block``/``up_blocks`` attentions (as sd-scripts saves SDXL LoRAs;
+    diffusers' SDXL loader maps them back with the UNet's ``layers_per_block``)."""
+    import re
+
+    def sgm(module: str) -> str:
+        if match := re.match(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", module):
+            block, layer, rest = int(match[1]), int(match[2]), match[3]
+            return f"input_blocks.{1 + block * (layers_per_block + 1) + layer}.1.{rest}"
+        if match := re.match(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", module):
+            block, layer, rest = int(match[1]), int(match[2]), match[3]
+            return f"output_blocks.{block * (layers_per_block + 1) + layer}.1.{rest}"
+        if module.startswith("mid_block.attentions.0."):
+            return "middle_block.1." + module.removeprefix("mid_block.attentions.0.")
+        raise ValueError(f"no SGM name for the UNet module {module}")
+
+    renamed = {}
+    for key, value in state.items():
+        module, part, weight = key.rsplit(".", 2)
+        renamed[f"{sgm(module)}.{part}.{weight}"] = value
+    return pm.save_kohya_lora(renamed, path)
