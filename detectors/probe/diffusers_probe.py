@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from detectors.errors import ProbeError
+from detectors.library_noise import quiet_ml_libraries
 from detectors.probe.adapter_slot import AdapterSlot
 from detectors.probe.base import Draw, GenerationSettings
 
@@ -162,7 +163,7 @@ class DiffusersProbe:
             )
         extra = _without_safety_checker(folder)
         load: Any = DiffusionPipeline.from_pretrained  # diffusers is untyped
-        _quiet_libraries()
+        quiet_ml_libraries()
         try:
             with warnings.catch_warnings():
                 # diffusers 0.42 renames torch_dtype; older releases the project allows lack
@@ -238,18 +239,6 @@ class DiffusersProbe:
                 )
                 images.extend(out.images)
         return images
-
-
-def _quiet_libraries() -> None:
-    """diffusers' and transformers' progress bars and advisory warnings ("No LoRA keys
-    associated to CLIPTextModel ... safe to ignore", the torchvision fallback notice) off:
-    `scan`'s reader and the service's log see stylewatch's own lines. Errors still show."""
-    import diffusers.utils.logging as diffusers_logging
-    import transformers.utils.logging as transformers_logging
-
-    for library in (diffusers_logging, transformers_logging):
-        library.set_verbosity_error()
-        library.disable_progress_bar()
 
 
 def _denoiser(pipe: Any) -> Any:

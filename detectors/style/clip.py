@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from detectors.errors import ConfigError
+from detectors.library_noise import quiet_ml_libraries
 from detectors.style.base import Embeddings
 from detectors.style.clip_pixels import torch_device
 
@@ -35,6 +36,7 @@ class ClipEmbedder:
         if not (weights / "config.json").is_file():
             raise ConfigError([f"style.clip_weights: no CLIP model in {weights} (config.json)"])
         self._device = torch_device(device)
+        quiet_ml_libraries()
         dtype = torch.float16 if self._device.startswith("cuda") else torch.float32
         try:
             # Any: transformers types from_pretrained per class through a decorator mypy
