@@ -62,6 +62,7 @@ _SCREEN_TABLE = _MARKED.translate(
     bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZl013457@$", b"abcdefghijkimnopqrstuvwxyzioieastas")
 )
 SCREEN_TABLE = _SCREEN_TABLE  # cased bytes -> the screening form, byte for byte
+MARKED_TABLE = _MARKED  # raw ASCII bytes -> the cased form, before runs of "|" are collapsed
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +213,10 @@ def _fold_mapped(text: str, homoglyphs: bool) -> tuple[str, list[int] | None]:
 
 def skeleton(normalised: str) -> str:
     """The automaton's form of normalised text: spaces gone, ``l``/``1`` as ``i``, leet folded."""
-    return normalised.replace(" ", "").translate(_SKELETON)
+    joined = normalised.replace(" ", "")
+    if joined.isascii():  # always, for normalised text; a bytes pass is the cheaper one
+        return joined.encode("ascii").translate(_SKELETON_BYTES).decode("ascii")
+    return joined.translate(_SKELETON)
 
 
 def normalise_many(texts: Sequence[str], *, homoglyphs: bool = True) -> list[str]:

@@ -52,8 +52,9 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import accumulate
+from functools import lru_cache, partial
+from itertools import accumulate, filterfalse
+from operator import attrgetter, itemgetter
 from typing import Literal, NamedTuple
 
 import ahocorasick
@@ -61,11 +62,12 @@ import ahocorasick
 from detectors.name_frequency import why as frequency_why
 from detectors.name_keys import NameKeys, build_keys
 from detectors.name_normalise import (
+    MARKED_TABLE,
     SCREEN_TABLE,
     fold,
     normalised_words,
     screen_forms,
-    skeleton_words,
+    skeleton,
     word_places,
 )
 from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
@@ -79,9 +81,11 @@ Rule = Literal[
 
 MAX_QUOTE_CHARS = 200
 MAX_SCORE = 0.99
-MAX_CACHED_FIELDS = 65_536  # verified texts kept (only those the cheap pass flagged)
+MAX_CACHED_FIELDS = 65_536  # screened texts remembered (then the cache starts afresh)
+MAX_CACHED_CLEAN_CHARS = 256  # a longer text that names nobody is not remembered
 _FIELD_SEPARATOR = "\x00"
 _FIELD_START = _FIELD_SEPARATOR + "|"
+_TEXT = attrgetter("text")
 
 STRENGTH: Mapping[tuple[HitKind, FieldKind, bool], float] = {
     ("name", "name", True): 0.95,
@@ -104,6 +108,7 @@ STRENGTH: Mapping[tuple[HitKind, FieldKind, bool], float] = {
 # Characters that end a tag or a phrase: a name never matches across them (only a
 # "Surname, Given" name crosses one comma, and not in a tag field, where it joins two tags).
 _BREAKS = frozenset(',;|/\\\n\r\t()[]{}<>:+=#*"')
+_NO_BREAKS = bytes(byte for byte in range(256) if chr(byte) not in _BREAKS)  # deleted
 _NAME_SOURCE_PARTS = ("output_name", "title", "dataset", "_dirs", "filename", "ot_config")
 _TAG_SOURCE_PARTS = ("tag", "trigger", "trained", "prompt", "class_token", "keyword", "style")
 _BEFORE_ONE = frozenset({"by", "artist"})
@@ -177,6 +182,11 @@ class _Found(NamedTuple):
     crossed: bool = False
 
 
+_new_found = partial(tuple.__new__, _Found)  # _Found(*fields) without its Python __new__
+_LAST_WORD = itemgetter(3)  # of a _Span
+_CLEAN: tuple[_Found, ...] = ()  # what the cache holds for a text that names nobody
+
+
 def field_kind(source: str) -> FieldKind:
     """Whether a field names the training data, tags it, or is free text (see the table)."""
     lowered = source.lower()
@@ -198,7 +208,7 @@ def _has_part(source: str, parts: Sequence[str]) -> bool:
 class ArtistIndex:
     """Every registered artist's names in one automaton. Build once, match many times."""
 
-    __slots__ = ("_artists", "_automaton", "_field_cache", "_keys")
+    __slots__ = ("_artists", "_automaton", "_clean", "_keys", "_named")
 
     def __init__(self, artists: tuple[ArtistRef, ...], keys: NameKeys) -> None:
         self._artists = artists
@@ -207,8 +217,10 @@ class ArtistIndex:
         # Tags and folder names recur across uploads and fields ("10_quellbrook style" is in
         # ss_dataset_dirs and ss_tag_frequency; "1girl" and "masterpiece" in most uploads): a
         # text is screened and verified once, and only new texts go through the automaton.
-        # Bounded: cleared when full; long texts that name nobody are not kept.
-        self._field_cache: dict[str, tuple[_Found, ...]] = {}
+        # ``_clean`` holds short texts that name nobody (tags), ``_named`` the verified hits of
+        # every other text the cheap pass flagged. Bounded: each is cleared when full.
+        self._clean: set[str] = set()
+        self._named: dict[str, tuple[_Found, ...]] = {}
         if keys.keys:
             self._automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
             add_word = self._automaton.add_word
@@ -229,7 +241,8 @@ class ArtistIndex:
 
     def clear_cache(self) -> None:
         """Forget the screened texts (the cache is bounded; this is for memory and benchmarks)."""
-        self._field_cache.clear()
+        self._clean.clear()
+        self._named.clear()
 
     @property
     def automaton(self) -> ahocorasick.Automaton | None:
@@ -266,30 +279,51 @@ class ArtistIndex:
     def _located(self, fields: Iterable[TextField]) -> list[tuple[TextField, _Found]]:
         """Each verified hit with the field it is in, in field order.
 
-        One cheap automaton pass over all the fields at once, as the bare automaton would
-        take; only the fields it flags are verified (and their verification is cached: tags
-        and folder names that name an artist recur across uploads). Most uploads name nobody
-        and cost that one pass.
+        What a text names is remembered: tags and folder names recur across uploads, so most
+        fields cost a set look-up. The texts not seen before get one cheap automaton pass, all
+        at once, as the bare automaton would take; only the texts it flags are verified. Most
+        uploads name nobody and cost that one pass over their new texts at most.
         """
         field_list = fields if isinstance(fields, (list, tuple)) else tuple(fields)
         automaton = self._automaton
         if automaton is None or not field_list:
             return []
-        texts = [field.text for field in field_list]
-        flagged = _flagged(texts, automaton)
-        if not flagged:
+        clean, named = self._clean, self._named
+        if len(clean) > MAX_CACHED_FIELDS - len(field_list):  # room for every text, up front:
+            clean.clear()  # what a look-up below finds stays until the end of this call
+        if len(named) > MAX_CACHED_FIELDS - len(field_list):
+            named.clear()
+        # Texts not known to name nobody: new ones, and (rarely) ones known to name someone.
+        unknown = list(filterfalse(clean.__contains__, map(_TEXT, field_list)))
+        if not unknown:
             return []
-        cache = self._field_cache
-        if len(cache) > MAX_CACHED_FIELDS - len(flagged):
-            cache.clear()
-        located: list[tuple[TextField, _Found]] = []
-        for position in sorted(flagged):
-            text = texts[position]
-            in_text = cache.get(text)
-            if in_text is None:
-                in_text = cache[text] = self._found(text, automaton)
-            located.extend((field_list[position], where) for where in in_text)
-        return located
+        new = [text for text in unknown if text not in named]
+        if new:
+            self._screen_new(new, automaton)
+            if named.keys().isdisjoint(new) and len(new) == len(unknown):
+                return []
+        return [(field, where) for field in field_list for where in named.get(field.text, _CLEAN)]
+
+    def _screen_new(self, new: list[str], automaton: ahocorasick.Automaton) -> None:
+        """Screen texts not seen before, verify what the cheap pass flags, remember both."""
+        clean, named = self._clean, self._named
+        flagged = _flagged(new, automaton)
+        if not flagged:
+            if max(map(len, new)) <= MAX_CACHED_CLEAN_CHARS:
+                clean.update(new)
+            else:
+                clean.update(text for text in new if len(text) <= MAX_CACHED_CLEAN_CHARS)
+            return
+        for position, text in enumerate(new):
+            if position in flagged:
+                if text not in named and text not in clean:  # once, if twice in ``new``
+                    in_text = self._found(text, automaton)
+                    if in_text or len(text) > MAX_CACHED_CLEAN_CHARS:
+                        named[text] = in_text
+                    else:
+                        clean.add(text)
+            elif len(text) <= MAX_CACHED_CLEAN_CHARS:
+                clean.add(text)
 
     def _found(self, text: str, automaton: ahocorasick.Automaton) -> tuple[_Found, ...]:
         """Verified hits in one text: cheap word lists first, offsets only when something holds."""
@@ -299,7 +333,7 @@ class ArtistIndex:
             spans = self._spans(words, automaton)
             if not spans:
                 continue
-            count = min(len(words), max(span[3] for span in spans) + 3)
+            count = min(len(words), max(map(_LAST_WORD, spans)) + 3)
             places = word_places(text, cut, count, homoglyphs=homoglyphs)
             gaps = _gaps(text, places)
             spans = [span for span in spans if _inside_one_phrase(span, gaps)]
@@ -312,7 +346,7 @@ class ArtistIndex:
                     matched = " ".join(words[first : last + 1])
                     context = _has_context(words, first, last, gaps)
                     crossed = "," in gaps[first:last]
-                    found.append(_Found(artist, kind, start, end, matched, context, crossed))
+                    found.append(_new_found((artist, kind, start, end, matched, context, crossed)))
         return tuple(found)
 
     def _spans(self, words: Sequence[str], automaton: ahocorasick.Automaton) -> list[_Span]:
@@ -321,10 +355,12 @@ class ArtistIndex:
         Per hit, the spellings under its key whose words before the key are there too, then
         the artist whose distinctive surname the key is (unless a spelling named them).
         """
-        text = "".join(skeleton_words(words))
+        text = skeleton("".join(words))
         # Skeleton offset where a word ends -> that word's index; the next word starts there.
-        ending = {end: index for index, end in enumerate(accumulate(map(len, words)))}
+        ending = dict(zip(accumulate(map(len, words)), itertools.count()))
         keys = self._keys
+        key_text, heads, prefixes, artists = keys.keys, keys.heads, keys.prefix, keys.artist
+        weak, chain, surnames = keys.weak, keys.chain, keys.surnames
         spans: list[_Span] = []
         for end, key_id in automaton.iter(text):
             stop = end + 1
@@ -333,30 +369,28 @@ class ArtistIndex:
                 last = ending.get(stop + len(_ESQUE)) if text.startswith(_ESQUE, stop) else None
                 if last is None:
                     continue
-            key = keys.keys[key_id]
+            key = key_text[key_id]
             begin = stop - len(key)
             start_word = 0 if begin == 0 else ending.get(begin, -2) + 1
-            index = keys.heads[key_id]
+            index = heads[key_id]
             whole = -1  # an artist whose one-word spelling this key is
             while index >= 0:
-                prefix = keys.prefix[index]
+                prefix = prefixes[index]
                 at = begin - len(prefix)
                 first = 0 if at == 0 else ending.get(at, -2) + 1
-                artist = keys.artist[index]
+                artist = artists[index]
                 if not prefix:
                     whole = artist
                 if first >= 0 and text.startswith(prefix, at):
-                    spans.append(
-                        (at, stop, first, last, artist, "word" if keys.weak[index] else "name")
-                    )
+                    spans.append((at, stop, first, last, artist, "word" if weak[index] else "name"))
                 elif prefix and start_word >= 0 and text.startswith(prefix, stop):
                     given_end = ending.get(stop + len(prefix))  # "Surname Given"
                     if given_end is not None:
                         spans.append(
                             (begin, stop + len(prefix), start_word, given_end, artist, "reversed")
                         )
-                index = keys.chain[index]
-            owner = keys.surnames.get(key, -1)
+                index = chain[index]
+            owner = surnames.get(key, -1)
             if owner >= 0 and start_word >= 0 and owner != whole:  # dropped if inside a longer hit
                 spans.append((begin, stop, start_word, last, owner, "surname"))
         return spans
@@ -427,9 +461,15 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
     joined = "|" + _FIELD_START.join(texts)
     if joined.count(_FIELD_SEPARATOR) != len(texts) - 1:
         joined = "|" + _FIELD_START.join([t.replace(_FIELD_SEPARATOR, " ") for t in texts])
-    forms = [screen_forms(joined)]
-    if not joined.isascii():
-        forms.append(screen_forms(joined, homoglyphs=False))
+    if joined.isascii():  # nearly always: screen_forms inlined, with no folding to do
+        marked = joined.encode("ascii").translate(MARKED_TABLE)
+        forms = [
+            (marked.translate(SCREEN_TABLE).decode("ascii"), marked)
+            if b"||" not in marked
+            else screen_forms(joined)
+        ]
+    else:
+        forms = [screen_forms(joined), screen_forms(joined, homoglyphs=False)]
     flagged: set[int] = set()
     for form, cased in forms:
         for end, _ in automaton.iter(form):
@@ -456,14 +496,15 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
 
 def _outermost(spans: list[_Span]) -> list[_Span]:
     """Drop spans that lie strictly inside another span."""
-    return [
-        span
-        for span in spans
-        if not any(
-            other[0] <= span[0] and span[1] <= other[1] and other[1] - other[0] > span[1] - span[0]
-            for other in spans
-        )
-    ]
+    kept = []
+    for span in spans:
+        start, end = span[0], span[1]
+        for other in spans:
+            if other[0] <= start and end <= other[1] and other[1] - other[0] > end - start:
+                break
+        else:
+            kept.append(span)
+    return kept
 
 
 def _gaps(text: str, places: Sequence[tuple[int, int]]) -> str:
@@ -472,14 +513,8 @@ def _gaps(text: str, places: Sequence[tuple[int, int]]) -> str:
     marks = []
     for (_, left), (right, _) in itertools.pairwise(places):
         gap = text[left:right]
-        if not gap.isascii():
-            gap = fold(gap)
-        if not _BREAKS.intersection(gap):
-            marks.append(" ")
-        elif gap.count(",") == 1 and _BREAKS.intersection(gap.replace(",", "")) == set():
-            marks.append(",")
-        else:
-            marks.append("|")
+        breaks = (gap if gap.isascii() else fold(gap)).encode("ascii").translate(None, _NO_BREAKS)
+        marks.append(" " if not breaks else "," if breaks == b"," else "|")
     return "".join(marks)
 
 
@@ -563,31 +598,61 @@ def _combine(scored: Sequence[_Scored]) -> list[ArtistMatch]:
     for hit in scored:
         by_artist.setdefault(hit[0], []).append(hit)
     matches = [_artist_match(artist_hits) for artist_hits in by_artist.values()]
-    return sorted(matches, key=lambda m: (-m.score, m.artist, m.artist_id))
+    if len(matches) > 1:
+        matches.sort(key=_match_rank)
+    return matches
+
+
+def _match_rank(match: ArtistMatch) -> tuple[float, str, int]:
+    return -match.score, match.artist, match.artist_id
+
+
+# The evidence of one quote: its strength, rule, matched words and hit kind.
+_Quoted = tuple[float, Rule, str, str]
+
+
+def _quote_rank(item: tuple[tuple[str, str], _Quoted]) -> tuple[float, tuple[str, str]]:
+    return -item[1][0], item[0]
+
+
+# why_rule recurs (one artist's hits in several fields match the same words); pure, bounded.
+_why_rule = lru_cache(maxsize=4096)(why_rule)
 
 
 def _artist_match(hits: Sequence[_Scored]) -> ArtistMatch:
     best_per_source: dict[str, float] = {}
-    best_per_quote: dict[tuple[str, str], tuple[float, Rule, str, str]] = {}
+    best_per_quote: dict[tuple[str, str], _Quoted] = {}
     for _, _, source, text, where, strength, rule in hits:
-        best_per_source[source] = max(best_per_source.get(source, 0.0), strength)
-        quoted = (source, text if where is None else quote(text, where.start, where.end))
-        if strength > best_per_quote.get(quoted, (-1.0,))[0]:
-            matched = where.matched if where is not None else ""
-            best_per_quote[quoted] = (strength, rule, matched, getattr(where, "kind", ""))
+        if strength > best_per_source.get(source, 0.0):
+            best_per_source[source] = strength
+        if where is None:
+            quoted, matched, kind = (source, text), "", ""
+        else:
+            shown = text if len(text) <= MAX_QUOTE_CHARS else quote(text, where.start, where.end)
+            quoted, matched, kind = (source, shown), where.matched, where.kind
+        prior = best_per_quote.get(quoted)
+        if prior is None or strength > prior[0]:
+            best_per_quote[quoted] = (strength, rule, matched, kind)
     missing = 1.0
     for strength in best_per_source.values():
         missing *= 1.0 - strength
-    ranked = sorted(best_per_quote, key=lambda q: (-best_per_quote[q][0], q))
-    evidence = []
-    for source, text in ranked:
-        strength, rule, matched, kind = best_per_quote[source, text]
-        why = why_rule(rule, matched, surname_first=kind == "reversed") if matched else ""
-        evidence.append(Evidence(source, text, rule=rule, confidence=strength, why=why))
+    ranked = list(best_per_quote.items())
+    if len(ranked) > 1:
+        ranked.sort(key=_quote_rank)
+    evidence = tuple(
+        Evidence(
+            source,
+            text,
+            rule=rule,
+            confidence=strength,
+            why=_why_rule(rule, matched, surname_first=kind == "reversed") if matched else "",
+        )
+        for (source, text), (strength, rule, matched, kind) in ranked
+    )
     return ArtistMatch(
         artist_id=hits[0][0],
         artist=hits[0][1],
         score=round(min(MAX_SCORE, 1.0 - missing), 4),
         stage="metadata",
-        evidence=tuple(evidence),
+        evidence=evidence,
     )

@@ -307,3 +307,68 @@ def test_zero_width_characters_inside_a_name_still_match(data: st.DataObject) ->
         text = text[:cut] + data.draw(_INVISIBLE) + text[cut:]
     index = ArtistIndex.build([MARA])
     assert [m.artist for m in index.match([TextField("prompt", text)])] == [name]
+
+
+# What a text names is remembered across calls (tags recur across uploads); the answer must
+# not depend on what was screened before, nor on the cache filling up and starting afresh.
+_UPLOADS = (
+    ("1girl", "watercolor", "by mara quellbrook", "harbor"),
+    ("watercolor", "1girl", "quellbrook style"),
+    ("10_quellbrook style", "harbor", "by mara quellbrook"),
+    ("watercolor", "Hastmoor, Oriel", "harbor"),
+    ("1girl", "harbor"),
+    ("hastmoor", "1girl", "w a t e r"),
+    ("by mara quellbrook", "by mara quellbrook", "1girl"),
+)
+
+
+def _as_fields(texts: tuple[str, ...]) -> list[TextField]:
+    return [TextField("ss_tag_frequency", text) for text in texts]
+
+
+def _answers(index: ArtistIndex) -> list[list[tuple[str, float, tuple[Evidence, ...]]]]:
+    return [
+        [(m.artist, m.score, m.evidence) for m in index.match(_as_fields(texts))]
+        for texts in _UPLOADS
+    ]
+
+
+def _fresh_answers() -> list[list[tuple[str, float, tuple[Evidence, ...]]]]:
+    answers = []
+    for texts in _UPLOADS:
+        index = ArtistIndex.build(ARTISTS)
+        answers.append([(m.artist, m.score, m.evidence) for m in index.match(_as_fields(texts))])
+    return answers
+
+
+def test_remembered_texts_give_the_answers_a_fresh_index_gives() -> None:
+    fresh = _fresh_answers()
+    assert [bool(answer) for answer in fresh] == [True, True, True, True, False, True, True]
+    index = ArtistIndex.build(ARTISTS)
+    assert _answers(index) == fresh
+    assert _answers(index) == fresh  # every text remembered this time
+    index.clear_cache()
+    assert _answers(index) == fresh
+
+
+@pytest.mark.parametrize("room", [1, 2, 3, 5])
+def test_a_full_cache_starts_afresh_without_losing_a_hit(
+    monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    import detectors.names as names
+
+    fresh = _fresh_answers()
+    monkeypatch.setattr(names, "MAX_CACHED_FIELDS", room)
+    index = ArtistIndex.build(ARTISTS)
+    for _ in range(3):
+        assert _answers(index) == fresh
+
+
+def test_a_long_text_that_names_nobody_is_screened_again_each_time(index: ArtistIndex) -> None:
+    from detectors.names import MAX_CACHED_CLEAN_CHARS
+
+    long_text = "harbor " * (MAX_CACHED_CLEAN_CHARS // 7 + 1)
+    assert index.match(_as_fields((long_text,))) == []
+    named = long_text + "by mara quellbrook"
+    assert [m.artist for m in index.match(_as_fields((long_text, named)))] == ["Mara Quellbrook"]
+    assert index.match(_as_fields((long_text,))) == []
