@@ -12,6 +12,8 @@ GPU host) and reports, in one run:
   call with the LoRA's layers on (*raw_lora*); target ratio >= 0.9;
 - *LoRA load+unload share* of the probe's time; target <= 5 %; and how many fills were
   swapped in place or loaded afresh (the slow path);
+- *held bytes*: the base weights the slot keeps to unmerge from (the LoRA is drawn merged
+  into the base weights unless ``--no-merge``: then raw_lora is PEFT's LoRA branch);
 - *UNet evaluations* of the Prober over several LoRAs with the base cache, against the naive
   plan (every image drawn with the LoRA and again on the base model); target <= 0.5x.
 
@@ -52,6 +54,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--merge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="draw LoRAs merged into the base weights ([probe] merge_loras)",
+    )
     args = parser.parse_args()
     import torch
 
@@ -60,11 +68,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base, loras, generation = _models(args, Path(tmp))
         family = args.family
-        probe = DiffusersProbe({family: base}, generation=generation)
+        probe = DiffusersProbe({family: base}, generation=generation, merge_loras=args.merge)
         speed = _speed(probe, family, loras, generation, args.images, args.rounds)
         cache = _cache_savings(family, base, loras, generation, Path(tmp))
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    result = {"bench": "probe", "family": family, "device": device, **speed, **cache}
+    result = {
+        "bench": "probe",
+        "family": family,
+        "device": device,
+        "merge_loras": args.merge,
+        **speed,
+        **cache,
+    }
     print(json.dumps(result))
 
 
@@ -177,6 +192,7 @@ def _speed(
         "lora_load_unload_share_wall": round(adapter.wall_s / total.wall_s, 4),
         "slot_swaps": slot.swaps - swaps,
         "slot_loads": slot.loads - loads,
+        "held_bytes": slot.held_bytes,
     }
 
 

@@ -395,6 +395,7 @@ def build_prober(runtime: Runtime, generation: GenerationSettings | None = None)
         device=settings.probe.device,
         lora_scale=settings.probe.lora_scale,
         generation=generation,
+        merge_loras=settings.probe.merge_loras,
     )
     cache = ProbeCache(settings.data_dir / "probe-cache", runtime.blobs)
     return Prober(

@@ -160,6 +160,9 @@ class ProbeSettings(_Section):
     bases: dict[str, ProbeBaseSettings] = Field(default_factory=dict)
     max_images: int = Field(default=8, ge=1, le=64)
     lora_scale: float = Field(default=1.0, gt=0.0, le=4.0)
+    # Draw with the LoRA merged into the base weights (a draw costs the base model's; a copy
+    # of each adapted base weight is kept to restore it). false: PEFT's LoRA branch per call.
+    merge_loras: bool = True
     # How each probe image is drawn (part of the base cache's key: changing one regenerates
     # the cached base images). size_px unset: the base model's own resolution.
     steps: int = Field(default=20, ge=1, le=200)

@@ -9,8 +9,10 @@ names, ``detectors.probe.sd3_lora``); a file of which no key lands on the model,
 LyCORIS LoHa and LoKr files the loaders cannot read, are a ProbeError, never a silent draw of
 the base model. Each pipeline keeps one adapter slot (``detectors.probe.adapter_slot``): the
 first LoRA is injected by the loader, later ones are copied into its layers in place when
-they fit. After the images the slot is switched off, and the pipeline is checked to hold
-no enabled adapter layer, so the next image is the base model's again, bit for bit. The
+they fit, and merged into the base weights while drawing (``merge_loras``: a draw costs what
+the base model's costs; the slot keeps a copy of each adapted base weight to restore). After
+the images the slot is switched off, and the pipeline is checked to hold no enabled or merged
+adapter layer, so the next image is the base model's again, bit for bit. The
 denoiser (a UNet, or Flux's transformer) counts its evaluations.
 Torch and diffusers are imported only when a pipeline is first needed.
 """
@@ -57,10 +59,12 @@ class DiffusersProbe:
         device: str = "auto",
         lora_scale: float = 1.0,
         generation: GenerationSettings | None = None,
+        merge_loras: bool = True,
     ) -> None:
         self._base_models = dict(base_models)
         self._device_name = device
         self._lora_scale = lora_scale
+        self._merge_loras = merge_loras
         self._generation = generation or GenerationSettings()
         self._pipelines: dict[str, Any] = {}
         self._slots: dict[str, AdapterSlot] = {}
@@ -125,7 +129,7 @@ class DiffusersProbe:
         if family not in self._pipelines:
             self._pipelines[family] = self._load(family)
             self._slots[family] = AdapterSlot(
-                self._pipelines[family], ADAPTER_NAME, self._lora_scale
+                self._pipelines[family], ADAPTER_NAME, self._lora_scale, merge=self._merge_loras
             )
         return self._pipelines[family]
 

@@ -2,7 +2,8 @@
 SD3 pipelines: a LoRA swapped into the slot draws what the same file loaded fresh draws;
 smaller ranks, other alphas, fewer layers and SDXL's SGM-named kohya keys swap in place;
 switching the slot off gives the base model's images bit for bit; DoRA and text-encoder
-LoRAs take the logged slow path (unload, normal load)."""
+LoRAs take the logged slow path (unload, normal load); a LoRA merged into the base weights
+draws what PEFT's LoRA branch draws, at the probe's LoRA scale."""
 
 # mypy: disable-error-code="no-untyped-call"
 # (diffusers' model classes are untyped; the DoRA LoRA is built from its UNet)
@@ -215,3 +216,62 @@ def test_transformer_families_swap_in_place(tmp_path: Path, family: str):
     assert np.abs(swapped - before).mean() > 0.5
     _assert_close(swapped, _fresh(base, family, second))
     assert np.array_equal(_draw(probe, family), before)
+
+
+def _assert_merged_close(merged: list[np.ndarray], branch: list[np.ndarray], base: np.ndarray):
+    """Merging moves float rounding, and the tiny random models amplify rounding: with
+    the SD1 attention LoRA a LoRA scale of 1 + 1e-6 moves single pixels by 28 steps
+    (mean 0.15). So the bound is on the mean pixel difference: at most 2 steps, and under
+    5 % of what the LoRA changes; a missing or doubled delta moves it by all of that."""
+    for a, b in zip(merged, branch, strict=True):
+        difference = float(np.abs(a - b).mean())
+        assert difference <= 2.0
+        assert difference < 0.05 * float(np.abs(b - base).mean())
+
+
+def _merged_and_branch(
+    base: Path, family: str, loras: list[Path], scale: float = 1.0
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Each LoRA drawn in turn (the first loaded, the rest swapped in) by a probe merging
+    them into the base weights and by one drawing PEFT's LoRA branch; and the base images."""
+    drawn: list[list[np.ndarray]] = []
+    for merge in (True, False):
+        probe = DiffusersProbe(
+            {family: base},
+            device="cpu",
+            generation=GENERATION,
+            lora_scale=scale,
+            merge_loras=merge,
+        )
+        before = _draw(probe, family)
+        images = [_draw(probe, family, lora) for lora in loras]
+        slot = probe.adapter_slot(family)
+        assert (slot.loads, slot.swaps) == (1, len(loras) - 1)
+        assert (slot.held_bytes > 0) == merge
+        assert slot.is_clean() and np.array_equal(_draw(probe, family), before)
+        assert all(np.abs(im - before).mean() > 0.5 for im in images)  # the LoRAs show
+        drawn.append(images)
+    return drawn[0], drawn[1], before
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.6])
+def test_a_merged_sd1_lora_draws_what_the_lora_branch_draws(tiny_sd, sd1_loras, scale):
+    # The style LoRA adapts the 3x3 conv_out too; the smaller one swaps in zero-padded.
+    loras = [tiny_sd.style_peft, sd1_loras["small"], sd1_loras["attention"]]
+    merged, branch, base = _merged_and_branch(tiny_sd.base, "sd1", loras, scale)
+    _assert_merged_close(merged, branch, base)
+    if scale != 1.0:  # the scale is honoured: not what the full LoRA draws
+        full, _, _ = _merged_and_branch(tiny_sd.base, "sd1", loras[:1])
+        assert np.abs(full[0] - merged[0]).mean() > 0.5
+
+
+def test_a_merged_flux_lora_draws_what_the_lora_branch_draws(tmp_path: Path):
+    from tests import probe_flux as pf
+
+    base = pf.build_tiny_flux(tmp_path / "base")
+    loras = [
+        pf.save_flux_lora(pf.random_flux_lora(base, seed=s), tmp_path / f"{s}.safetensors", layout)
+        for s, layout in ((1, "peft"), (2, "kohya"))
+    ]
+    merged, branch, before = _merged_and_branch(base, "flux", loras)
+    _assert_merged_close(merged, branch, before)
