@@ -53,7 +53,8 @@ def _toml_value(value: Any) -> str:
         return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)  # ints, floats and basic strings alike
+    # ints, floats and basic strings alike; JSON leaves DEL raw, which TOML refuses in strings
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _toml(doc: dict[str, dict[str, Any]]) -> bytes:
