@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from detectors.errors import InputError
-from monitor.ids import ROUTE_ID, parse_id, query_id
+from monitor.interface.ids import ROUTE_ID, parse_id, query_id
 from monitor.sources import SOURCE_NAMES
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context

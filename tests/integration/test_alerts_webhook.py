@@ -9,7 +9,7 @@ import pytest
 
 from alerts.dispatcher import DispatchSummary
 from alerts.webhook import WebhookChannel
-from monitor.alert_service import create_webhook_session
+from monitor.build.alerts import create_webhook_session
 from monitor.settings import WebhookSettings
 from tests.alertsinks import WebhookReceiver, free_port, start_receiver
 from tests.integration.alert_harness import Harness

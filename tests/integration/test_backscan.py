@@ -8,7 +8,7 @@ import json
 from sqlalchemy import Engine, text
 
 from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Evidence, Kind, TextField
-from monitor.backscan import backscan
+from monitor.backscan.names import backscan
 from storage.backscan import RecordedUploads
 from storage.probe_jobs import probe_candidates
 from storage.records import FileRecord, UploadState

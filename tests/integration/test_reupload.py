@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from detectors.results import ArtistRef
-from monitor.backscan import backscan
-from monitor.polling import Poller
-from monitor.reupload import REUPLOAD_EVIDENCE
+from monitor.backscan.names import backscan
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.record import REUPLOAD_EVIDENCE
 from monitor.settings import FolderSettings
 from monitor.sources.folder import FolderSource
 from storage.backscan import RecordedUploads
