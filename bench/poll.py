@@ -26,8 +26,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.build.sources import create_session
 from monitor.pipeline.poll import MAX_BYTES_PER_UPLOAD, Poller
-from monitor.services.polling import create_session
 from monitor.sources.base import RemoteFile, Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.http import HttpClient, HttpPolicy

@@ -1,22 +1,18 @@
 """Building alert delivery from the settings (the composition side of ``alerts/``): the
-channels, the dispatcher, the digest, and `alert_delivery` for ``stylewatch serve``.
+links, the channels, the dispatcher, the digest builder, and the sends the CLI and the web
+pages make at once (confirmation, password reset, one delivery pass, the digests).
 
-With the procrastinate backend, serve keeps only the digest's cron (`digest_scheduling`
-without a dispatcher: it writes the digests into the outbox) and the workers of the
-``alerts`` queue deliver the outbox (`alert_dispatcher`)."""
+What runs for as long as ``serve`` or a worker does (the dispatcher's loop, the digest's
+cron) is `monitor.services.alerts`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from alerts.base import Alert, Channel, PreparedMessage
 from alerts.destination import GuardedResolver
@@ -197,71 +193,3 @@ async def _send_now(
         prepared=prepared,
     )
     await EmailChannel(runtime.settings.alerts.email, renderer).send(alert)
-
-
-@asynccontextmanager
-async def alert_dispatcher(runtime: Runtime) -> AsyncIterator[Dispatcher]:
-    """A dispatcher and its webhook session, the webhook subscriptions synced first."""
-    await asyncio.to_thread(sync_webhooks, runtime)
-    async with create_webhook_session() as session:
-        yield build_dispatcher(runtime, session)
-
-
-@asynccontextmanager
-async def alert_delivery(runtime: Runtime) -> AsyncIterator[Dispatcher]:
-    """For ``serve``: the dispatcher polls the outbox and the weekly digest runs on its
-    cron (``[digest]``) until the block exits. A send cut off by the exit is resent after
-    its lease expires, with the same message id; on the embedded default (one process, so
-    any lease left is a dead process's) it is resent at start-up instead."""
-    if runtime.settings.is_embedded:
-        released = await asyncio.to_thread(OutboxStore(runtime.engine).release_leases)
-        if released:
-            log.info("alerts: %d deliveries cut off by the last exit are due again", released)
-    async with alert_dispatcher(runtime) as dispatcher:
-        task = asyncio.create_task(dispatcher.run_forever(), name="alerts.dispatcher")
-        try:
-            async with digest_scheduling(runtime, dispatcher):
-                yield dispatcher
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-@asynccontextmanager
-async def digest_scheduling(runtime: Runtime, dispatcher: Dispatcher | None) -> AsyncIterator[None]:
-    """The weekly digest on its cron (``[digest]``) while the block runs; without a
-    dispatcher it only writes the digests into the outbox."""
-    scheduler = _digest_scheduler(runtime, dispatcher)
-    scheduler.start()
-    try:
-        yield
-    finally:
-        scheduler.shutdown(wait=False)
-
-
-def _digest_scheduler(runtime: Runtime, dispatcher: Dispatcher | None) -> AsyncIOScheduler:
-    digest = runtime.settings.digest
-    scheduler = AsyncIOScheduler(timezone=ZoneInfo(digest.timezone))
-    scheduler.add_job(
-        _digest_job,
-        "cron",
-        args=[runtime, dispatcher],
-        day_of_week=digest.weekday,
-        hour=digest.hour,
-        minute=0,
-        id="digest:weekly",
-        max_instances=1,
-        coalesce=True,
-        misfire_grace_time=6 * 3600,
-    )
-    return scheduler
-
-
-async def _digest_job(runtime: Runtime, dispatcher: Dispatcher | None) -> None:
-    try:
-        added, _ = await send_digests(runtime, dispatcher, utc_now())
-    except Exception:  # a scheduled job must not die silently: log it with its traceback
-        log.exception("alerts.digest.failed")
-        return
-    log.info("alerts.digest.enqueued", extra={"count": added})

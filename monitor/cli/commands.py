@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from monitor.build.probe import build_prober
 from monitor.cli.context import cli_state, err, fail, out, print_json
 from monitor.interface.json_views import flagged_uploads_json, upload_json
 from monitor.interface.scan_report import ScanFailure, ScanReport, render_report, render_summary
@@ -108,7 +109,7 @@ def scan(
 
 
 def _scan_local(runtime: Runtime, path: Path, as_json: bool, *, probe: bool) -> int:
-    scanner = Scanner(runtime, probe_requested=probe)
+    scanner = Scanner(runtime, probe_requested=probe, build_prober=build_prober)
     try:
         if path.is_dir():
             return _scan_folder(scanner, path, as_json)

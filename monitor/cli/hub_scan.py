@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from detectors.errors import InputError, SourceError
+from monitor.build.sources import build_pollers, build_sources, create_session
 from monitor.interface.scan_report import ScanFailure, ScanReport
 from monitor.pipeline.poll import UploadScan
 from monitor.runtime import Runtime
-from monitor.services.polling import build_pollers, build_sources, create_session
 from monitor.sources.base import ListedUpload, Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.http import HttpClient

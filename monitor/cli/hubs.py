@@ -21,12 +21,12 @@ from detectors.results import ArtistRef
 from monitor.backscan.hub_history import HistorySummary, search_keys
 from monitor.backscan.names import backscan
 from monitor.build.hubs import build_checker, build_history
+from monitor.build.sources import build_sources, create_session
 from monitor.cli.context import cli_state, err, out, print_json
 from monitor.interface.json_views import hub_status_json
 from monitor.interface.terminal_text import shown
 from monitor.pipeline.takedown import TakedownSummary
 from monitor.runtime import Runtime, open_runtime
-from monitor.services.polling import build_sources, create_session
 from monitor.sources.http import HttpClient, HttpPolicy
 from storage.backscan import RecordedUploads
 from storage.takedowns import StillUp, Takedowns

@@ -23,8 +23,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
-import aiohttp
-
 from detectors.errors import InputError, ProbeError, SourceRejected, SourceUnavailable
 from detectors.names import ArtistIndex
 from detectors.screening import Screening, screen_header
@@ -262,49 +260,3 @@ async def sweeping(runtime: Runtime, queue: JobQueue, interval_s: float) -> None
             if queued:
                 log.info("probe.sweep.queued", extra={"stage": "probe", "count": queued})
         await asyncio.sleep(interval_s)
-
-
-@contextlib.asynccontextmanager
-async def probe_worker(
-    runtime: Runtime,
-    session: aiohttp.ClientSession,
-    *,
-    queue: InProcessQueue | None = None,
-    observe: Callable[[float], None] | None = None,
-) -> AsyncIterator[ProbeWorker]:
-    """A ProbeWorker on the configured base models and hubs; its probe thread is joined on
-    exit (a probe still drawing is waited for, its result dropped)."""
-    from monitor.pipeline.probe import build_prober
-    from monitor.services.polling import build_sources
-    from monitor.sources.http import HttpClient
-
-    prober = build_prober(runtime)
-    try:
-        sources = {s.name: s for s in build_sources(runtime.settings, HttpClient(session))}
-        yield ProbeWorker(runtime, prober, sources, queue, observe=observe)
-    finally:
-        await asyncio.to_thread(prober.close)
-
-
-@contextlib.asynccontextmanager
-async def probe_working(
-    runtime: Runtime,
-    session: aiohttp.ClientSession,
-    *,
-    observe: Callable[[float], None] | None = None,
-) -> AsyncIterator[ProbeWorker | None]:
-    """For ``serve`` on the embedded default: the probe worker runs while the block does
-    (None when no base model is configured). On exit the probe in flight is abandoned; its
-    upload stays "probing" and the next start's first sweep probes it again."""
-    if not runtime.settings.probe.base_models:
-        yield None
-        return
-    interval_s = runtime.settings.queue.sweep_interval_s
-    async with probe_worker(runtime, session, observe=observe) as worker:
-        task = asyncio.create_task(worker.run(interval_s), name="probe-worker")
-        try:
-            yield worker
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

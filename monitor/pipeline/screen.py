@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,8 +35,17 @@ class Scanner:
     The artist index is built once per Scanner, so a folder scan costs one build.
     """
 
-    def __init__(self, runtime: Runtime, *, probe_requested: bool) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        probe_requested: bool,
+        build_prober: Callable[[Runtime], Prober],
+    ) -> None:
+        """``build_prober`` builds the prober on the first file that needs one
+        (`monitor.build.probe.build_prober`; construction is not this stage's business)."""
         self._runtime = runtime
+        self._build_prober = build_prober
         self._threshold = runtime.settings.screening.flag_threshold
         self._probe_requested = probe_requested
         self._prober: Prober | None = None
@@ -112,9 +122,7 @@ class Scanner:
 
     def _get_prober(self) -> Prober:
         if self._prober is None:
-            from monitor.pipeline.probe import build_prober
-
-            self._prober = build_prober(self._runtime)
+            self._prober = self._build_prober(self._runtime)
         return self._prober
 
     def _link(self, upload_pk: int, local: LocalFile, s: Screening) -> int | None:

@@ -15,74 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from detectors.errors import ConfigError, StylewatchError
-from monitor.build.hubs import add_hub_jobs
+from detectors.errors import StylewatchError
+from monitor.build.sources import build_pollers, build_sources, create_session
 from monitor.pipeline.poll import PollCounters, Poller, PollSummary
 from monitor.runtime import Runtime
-from monitor.settings import Settings
-from monitor.sources import SOURCE_NAMES
-from monitor.sources.base import Source
-from monitor.sources.civitai import CivitaiSource
-from monitor.sources.folder import FolderSource
+from monitor.services.schedules import add_hub_jobs, add_interval_job, new_scheduler
 from monitor.sources.http import HttpClient, HttpPolicy
-from monitor.sources.huggingface import HuggingFaceSource
-from storage.source_state import SourceState
 
 log = logging.getLogger(__name__)
 
 FOLDER_INTERVAL_S = 60
-CONNECTIONS_PER_PROCESS = 32
-
-
-def create_session() -> aiohttp.ClientSession:
-    """The process's one HTTP session (the caller owns it and closes it)."""
-    connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_PROCESS, ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, auto_decompress=False)
-
-
-def build_sources(
-    settings: Settings, http: HttpClient, names: Sequence[str] | None = None
-) -> list[Source]:
-    """The enabled sources, or exactly ``names`` (enabled or not). Raises ConfigError for
-    an unknown name or a folder source without a path."""
-    unknown = sorted(set(names or ()) - set(SOURCE_NAMES))
-    if unknown:
-        choices = ", ".join(SOURCE_NAMES)
-        raise ConfigError([f"--source: unknown source {unknown[0]!r} (choose from {choices})"])
-    config = settings.sources
-    wanted = set(names) if names else {n for n in SOURCE_NAMES if _enabled(settings, n)}
-    sources: list[Source] = []
-    if "civitai" in wanted:
-        sources.append(CivitaiSource(config.civitai, http))
-    if "huggingface" in wanted:
-        sources.append(HuggingFaceSource(config.huggingface, http))
-    if "folder" in wanted:
-        if config.folder.path is None:
-            raise ConfigError(["sources.folder.path: set it to watch a folder"])
-        sources.append(FolderSource(config.folder))
-    return sources
-
-
-def build_pollers(
-    runtime: Runtime, sources: Sequence[Source], counters: PollCounters | None = None
-) -> dict[str, Poller]:
-    counters = counters or PollCounters()
-    state = SourceState(runtime.engine)
-    threshold = runtime.settings.screening.flag_threshold
-    budget = runtime.settings.sources.max_bytes_per_upload
-    return {
-        s.name: Poller(
-            s,
-            runtime.store,
-            state,
-            threshold=threshold,
-            counters=counters,
-            max_bytes_per_upload=budget,
-        )
-        for s in sources
-    }
 
 
 async def poll_once(
@@ -111,45 +54,37 @@ async def poll_once(
         return list(await asyncio.gather(*(run(p) for p in pollers.values())))
 
 
-def create_scheduler(pollers: Mapping[str, Poller], intervals: Mapping[str, int]) -> Any:
-    """An AsyncIOScheduler (not started) with one interval job per poller: first run now,
-    ``max_instances=1`` and ``coalesce`` so a slow poll is never doubled or queued up."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
+def create_scheduler(
+    pollers: Mapping[str, Poller], intervals: Mapping[str, int], scheduler: Any = None
+) -> Any:
+    """``scheduler`` (by default a new one, not started) with one interval job per poller,
+    first run now (`monitor.services.schedules.add_interval_job`)."""
+    scheduler = new_scheduler() if scheduler is None else scheduler
     for name, poller in pollers.items():
         interval = intervals.get(name, FOLDER_INTERVAL_S)
-        scheduler.add_job(
-            _scheduled_poll,
-            "interval",
-            args=[poller],
-            seconds=interval,
-            id=f"poll:{name}",
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=interval,
-            next_run_time=datetime.now(UTC),
+        add_interval_job(
+            scheduler, f"poll:{name}", _scheduled_poll, [poller], interval, datetime.now(UTC)
         )
     return scheduler
 
 
-@asynccontextmanager
-async def scheduled_polling(
-    runtime: Runtime, session: aiohttp.ClientSession, counters: PollCounters | None = None
-) -> AsyncIterator[PollCounters]:
-    """For ``serve``: poll every enabled source on its interval until the block exits, and
-    run the hub history sweep and the takedown checks (`monitor.build.hubs`).
+def add_poll_jobs(
+    scheduler: Any,
+    runtime: Runtime,
+    session: aiohttp.ClientSession,
+    counters: PollCounters | None = None,
+) -> PollCounters:
+    """For ``serve``: poll every enabled source on its interval while ``scheduler`` runs,
+    and run the hub history sweep and the takedown checks (`add_hub_jobs`).
 
-    Yields the shared counters (for /metrics). On exit the scheduler stops and a poll in
-    flight is cancelled; its next run resumes from the saved cursor.
+    Returns the shared counters (for /metrics). When the scheduler stops, a poll in flight
+    is cancelled; its next run resumes from the saved cursor.
     """
     counters = counters or PollCounters()
     sources = build_sources(runtime.settings, HttpClient(session))
-    scheduler = create_scheduler(build_pollers(runtime, sources, counters), intervals(runtime))
+    create_scheduler(build_pollers(runtime, sources, counters), intervals(runtime), scheduler)
     add_hub_jobs(scheduler, runtime, sources)
-    scheduler.start()
-    try:
-        yield counters
-    finally:
-        scheduler.shutdown(wait=False)
+    return counters
 
 
 def intervals(runtime: Runtime) -> dict[str, int]:
@@ -171,11 +106,6 @@ async def _scheduled_poll(poller: Poller) -> None:
         "poll.done",
         extra={"source": summary.source, "screened": summary.screened, "failed": summary.failed},
     )
-
-
-def _enabled(settings: Settings, name: str) -> bool:
-    enabled: bool = getattr(settings.sources, name).enabled
-    return enabled
 
 
 @asynccontextmanager

@@ -7,11 +7,10 @@ procrastinate backend serve queues probe jobs for ``stylewatch worker`` processe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -19,11 +18,14 @@ from sqlalchemy import text
 
 from detectors.errors import ConfigError, StorageError
 from monitor.backscan.service import Backscans
-from monitor.build.alerts import alert_delivery
+from monitor.build.sources import create_session
 from monitor.pipeline.poll import PollCounters
-from monitor.pipeline.probe_worker import probe_working
 from monitor.runtime import Runtime, safe_database_url, stylewatch_version
-from monitor.services.polling import create_session, scheduled_polling
+from monitor.services.alerts import alert_delivery
+from monitor.services.polling import add_poll_jobs
+from monitor.services.probing import probe_working
+from monitor.services.schedules import new_scheduler, running
+from monitor.services.signals import wait_for_stop_signal
 from monitor.web.app import ServiceStatus, create_app
 from monitor.web.metrics import WebMetrics
 from monitor.web.portal_pages import BACKSCANS_KEY
@@ -90,14 +92,21 @@ async def serve(runtime: Runtime, *, with_worker: bool = False) -> None:
             status.database,
             ", ".join(status.sources) or "nothing",
         )
-        async with (
-            create_session() as session,
-            scheduled_polling(runtime, session, counters),
-            background_work(
-                runtime, session, status.metrics, app[BACKSCANS_KEY], with_worker=with_worker
-            ),
-        ):
-            await _wait_for_stop_signal()
+        scheduler = new_scheduler()  # the one scheduler: polls, hub jobs, the digest
+        async with create_session() as session:
+            add_poll_jobs(scheduler, runtime, session, counters)
+            async with (
+                background_work(
+                    runtime,
+                    session,
+                    status.metrics,
+                    app[BACKSCANS_KEY],
+                    scheduler,
+                    with_worker=with_worker,
+                ),
+                running(scheduler),
+            ):
+                await wait_for_stop_signal()
         log.info("stylewatch shutting down")
     finally:
         await runner.cleanup()
@@ -109,6 +118,7 @@ async def background_work(
     session: aiohttp.ClientSession,
     metrics: WebMetrics,
     backscans: Backscans,
+    scheduler: Any,
     *,
     with_worker: bool,
 ) -> AsyncIterator[None]:
@@ -117,12 +127,14 @@ async def background_work(
     if runtime.settings.queue.backend == "procrastinate":
         from monitor.services.worker import queued_work
 
-        async with queued_work(runtime, session, metrics, with_worker=with_worker):
+        async with queued_work(
+            runtime, session, metrics, with_worker=with_worker, scheduler=scheduler
+        ):
             yield
         return
     async with (
         probe_working(runtime, session, observe=metrics.probe_seconds.observe) as worker,
-        alert_delivery(runtime),
+        alert_delivery(runtime, scheduler),
     ):
         backscans.use_prober(worker.prober if worker is not None else None)
         try:
@@ -136,15 +148,3 @@ async def _start_site(runner: web.AppRunner, host: str, port: int) -> None:
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         raise ConfigError([f"web: cannot listen on {host}:{port}: {exc.strerror or exc}"]) from exc
-
-
-async def _wait_for_stop_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

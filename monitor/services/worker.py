@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from procrastinate.middleware import AsyncCallNext
 from procrastinate.worker import Worker
 
 from detectors.errors import ConfigError, StorageError
-from monitor.build.alerts import alert_dispatcher, digest_scheduling
+from monitor.build.sources import create_session
 from monitor.jobs.procrastinate_queue import (
     ALERTS_QUEUE,
     PROBE_QUEUE,
@@ -43,9 +42,12 @@ from monitor.jobs.procrastinate_queue import (
     open_app,
     retry_stalled_jobs,
 )
-from monitor.pipeline.probe_worker import probe_worker, sweeping
+from monitor.pipeline.probe_worker import sweeping
 from monitor.runtime import Runtime, safe_database_url
-from monitor.services.polling import create_session
+from monitor.services.alerts import add_digest_job, alert_dispatcher
+from monitor.services.probing import probe_worker
+from monitor.services.schedules import new_scheduler, running
+from monitor.services.signals import stop_on_signals
 from monitor.settings import Settings
 from monitor.web.metrics import JobMetrics, WebMetrics, metrics_app
 
@@ -92,7 +94,7 @@ async def run_worker_process(runtime: Runtime, plan: WorkerPlan, metrics_port: i
     stop, ready = asyncio.Event(), asyncio.Event()
     async with (
         _metrics_site(metrics, ready, runtime.settings.queue.metrics_host, metrics_port),
-        _stop_on_signals(stop),
+        stop_on_signals(stop),
         create_session() as session,
         job_handlers(runtime, session, plan.queues, metrics) as handlers,
         open_app(runtime, handlers) as app,
@@ -108,19 +110,28 @@ async def run_worker_process(runtime: Runtime, plan: WorkerPlan, metrics_port: i
 
 @contextlib.asynccontextmanager
 async def queued_work(
-    runtime: Runtime, session: aiohttp.ClientSession, metrics: WebMetrics, *, with_worker: bool
+    runtime: Runtime,
+    session: aiohttp.ClientSession,
+    metrics: WebMetrics,
+    *,
+    with_worker: bool,
+    scheduler: Any = None,
 ) -> AsyncIterator[None]:
     """For ``serve`` on procrastinate: sweep waiting uploads into the probe queue and write
-    the weekly digests into the outbox; ``with_worker`` also runs a worker on every queue
-    here (what the embedded default does in-process)."""
+    the weekly digests into the outbox (a job of serve's one ``scheduler``; without one, a
+    scheduler of its own runs while the block does); ``with_worker`` also runs a worker on
+    every queue here (what the embedded default does in-process)."""
     settings = runtime.settings
     metrics.watch_jobs(runtime.engine, settings.queue.stalled_after_s)
     plan = plan_queues(settings, None, None) if with_worker else WorkerPlan((), 0)
     stop = asyncio.Event()
+    own = scheduler is None
+    scheduler = new_scheduler() if scheduler is None else scheduler
+    add_digest_job(scheduler, runtime, None)
     async with (
         job_handlers(runtime, session, plan.queues, metrics) as handlers,
         open_app(runtime, handlers) as app,
-        digest_scheduling(runtime, None),
+        running(scheduler) if own else contextlib.nullcontext(),
     ):
         tasks = []
         if settings.probe.base_models:
@@ -317,15 +328,3 @@ async def _metrics_site(
         yield
     finally:
         await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def _stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from detectors.errors import SourceRejected
-from monitor.services.polling import create_session
+from monitor.build.sources import create_session
 from monitor.sources.http import MAX_UNBUDGETED_SKIP_BYTES, HttpClient, OverBudget, byte_budget
 from tests.fakehubs.faults import Faults
 from tests.fakehubs.harness import fast_client

@@ -15,9 +15,10 @@ import pytest
 
 from detectors.results import ArtistRef
 from monitor.backscan.hub_history import HubHistory, search_keys
-from monitor.build.hubs import add_hub_jobs, build_history, sweep_history
+from monitor.build.hubs import build_history
 from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime, open_runtime
+from monitor.services.schedules import add_hub_jobs, sweep_history
 from monitor.settings import HubHistorySettings, HuggingFaceSettings, TakedownSettings
 from monitor.sources.base import SearchableSource, Source
 from monitor.sources.civitai import CivitaiSource

@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 
 from detectors.fingerprint import MAX_FINGERPRINT_BYTES
+from monitor.build.sources import build_sources
 from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime
-from monitor.services.polling import build_sources, create_scheduler, poll_once
+from monitor.services.polling import create_scheduler, poll_once
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.http import HttpClient

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from monitor.build.sources import create_session
 from monitor.pipeline.poll import MAX_BYTES_PER_UPLOAD, Poller
 from monitor.runtime import Runtime
-from monitor.services.polling import create_session
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.http import HttpClient
