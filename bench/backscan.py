@@ -48,7 +48,7 @@ from monitor.backscan.names import backscan  # noqa: E402
 from monitor.backscan.style import cli_scoring, style_backscan  # noqa: E402
 from monitor.runtime import Runtime  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
-from storage.backscan import RecordedUploads  # noqa: E402
+from storage.backscan_reads import BackscanReads  # noqa: E402
 from storage.engine import create_db_engine, write_engine  # noqa: E402
 from storage.file_blobs import FileBlobStore  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -126,7 +126,7 @@ def _populate(engine: Any, rng: random.Random) -> int:
     return named
 
 
-def _baseline(recorded: RecordedUploads, needles: list[str]) -> int:
+def _baseline(recorded: BackscanReads, needles: list[str]) -> int:
     found = 0
     for batch in recorded.batches():
         for upload in batch:
@@ -190,7 +190,7 @@ def main() -> None:
         store = Store(engine)
         artist = store.add_artist(ARTIST, aliases=ALIASES)
         ref = ArtistRef(artist.id, artist.name, artist.aliases)
-        recorded = RecordedUploads(engine)
+        recorded = BackscanReads(engine)
         _timed(figures, "first_fill", lambda: sum(len(b) for b in recorded.batches()))
         _timed(figures, "read", lambda: sum(len(b) for b in recorded.batches()))
         needles = [n.lower() for n in (ARTIST, *ALIASES)]

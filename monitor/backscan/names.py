@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from detectors.names import ArtistIndex
 from detectors.rescreen import might_name, rescreen
 from detectors.results import ArtistMatch, ArtistRef
-from storage.backscan import RecordedUploads, StoredUpload
+from storage.backscan_reads import BackscanReads, StoredUpload
 from storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class BackscanResult:
 
 def backscan(
     store: Store,
-    recorded: RecordedUploads,
+    recorded: BackscanReads,
     artists: Sequence[ArtistRef],
     *,
     advance: Callable[[int], None] | None = None,

@@ -29,7 +29,7 @@ from monitor.backscan.style import (
     style_backscan,
 )
 from monitor.runtime import Runtime
-from storage.backscan import RecordedUploads
+from storage.backscan_reads import BackscanReads
 
 if TYPE_CHECKING:  # the prober pulls in the probe backend: only its type is needed here
     from monitor.pipeline.probe import Prober
@@ -174,7 +174,7 @@ class Backscans:
         )
 
     async def _names(self, ref: ArtistRef, progress: BackscanProgress) -> None:
-        recorded = RecordedUploads(self._runtime.engine)
+        recorded = BackscanReads(self._runtime.engine)
         progress.total = await asyncio.to_thread(recorded.count)
 
         def advance(n: int) -> None:
@@ -189,7 +189,7 @@ class Backscans:
         families = list(self._runtime.settings.probe.base_models)
         if not families:
             return StyleBackscanResult(skipped=NO_BASE_MODEL)
-        recorded = RecordedUploads(self._runtime.engine)
+        recorded = BackscanReads(self._runtime.engine)
         progress.probed_total = await asyncio.to_thread(recorded.probed_count, families)
 
         def advance(n: int) -> None:

@@ -20,18 +20,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
 from detectors.probe import calibration
-from detectors.probe.scoring import StyleLift, normalised_lifts, probe_matches, style_lifts
-from detectors.probe.sheet import evidence_sheet
-from detectors.results import ArtistMatch, ArtistRef, Evidence
+from detectors.probe.rescore import best_detections
+from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
+from detectors.results import ArtistMatch, ArtistRef
 from detectors.style.artists import ArtistGallery
 from detectors.style.base import StyleEmbedder
+from monitor.pipeline.score import KEPT_SHEET_CAPTION, put_evidence_sheet, with_evidence_sheet
 from monitor.runtime import Runtime
-from storage.backscan import ProbedUpload, RecordedUploads
+from storage.backscan_reads import BackscanReads, ProbedUpload
 from storage.probe_cache import ProbeCache, ProbeRun, run_key
+from storage.records import LOCAL_SOURCE
 from storage.references import reference_blobs
 
 if TYPE_CHECKING:  # the prober pulls in the probe backend: only its type is needed here
@@ -39,14 +38,7 @@ if TYPE_CHECKING:  # the prober pulls in the probe backend: only its type is nee
 
 log = logging.getLogger(__name__)
 
-# `scan` probes local files itself: one without a kept run cannot be fetched for a new probe.
-LOCAL_SOURCE = "local"
-SHEET_REFERENCES = 4
 NO_BASE_MODEL = "no base model is configured ([probe] base_models)"
-SHEET_CAPTION = (
-    "LoRA images | base model images, same prompts and seeds | artist references"
-    " (kept from an earlier probe)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +102,7 @@ def style_backscan(
     """Score every probed LoRA of a configured family against ``artists``' references.
 
     ``advance`` is called with the size of each batch of probed uploads read (a progress
-    bar's step; the total is `RecordedUploads.probed_count`). Sync and CPU-bound (reference
+    bar's step; the total is `BackscanReads.probed_count`). Sync and CPU-bound (reference
     images not embedded yet are embedded here): serve runs it on the probe thread. Raises
     ``StorageError`` when the database fails.
     """
@@ -121,7 +113,7 @@ def style_backscan(
     if gallery is None:
         return StyleBackscanResult(skipped="no reference images to compare with")
     names = {str(a.artist_id): a.name for a in artists}
-    recorded = RecordedUploads(runtime.engine)
+    recorded = BackscanReads(runtime.engine)
     counts: Counter[str] = Counter()
     flagged: Counter[str] = Counter()
     for batch in recorded.probed(families):
@@ -166,7 +158,11 @@ def _score_batch(
     keys of the uploads to probe again."""
     kept, missing = _kept_runs(scoring, batch, gallery.vectors.shape[1], counts)
     found: list[tuple[int, list[ArtistMatch]]] = []
-    for (upload, run), best in zip(kept, _best_lifts(gallery, [r for _, r in kept]), strict=True):
+    for (upload, run), best in zip(
+        kept,
+        best_detections(gallery, [(r.lora_vectors, r.base_vectors) for _, r in kept]),
+        strict=True,
+    ):
         if best <= 0:
             continue  # no nearer to any of the artists than the base model: unrelated
         counts["closer"] += 1
@@ -206,43 +202,6 @@ def _kept_runs(
     return kept, missing
 
 
-def _best_lifts(gallery: ArtistGallery, runs: Sequence[ProbeRun]) -> list[float]:
-    """Each run's largest detection over the gallery's artists: `style_lifts`' statistic
-    (the run's LoRA and base vectors each taken as one style, their mean), for all the runs
-    at once in two matrix products. Only a pre-filter: a run it puts at the threshold is
-    scored again by `style_lifts`, whose lift the finding carries."""
-    if not runs:
-        return []
-    rows = np.array([len(r.lora_vectors) for r in runs])
-    starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
-
-    def set_means(vectors: list[npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
-        stacked = np.concatenate(vectors)
-        unit = stacked / np.maximum(np.linalg.norm(stacked, axis=1, keepdims=True), 1e-12)
-        means: npt.NDArray[np.float32] = np.add.reduceat(unit, starts, axis=0) / rows[:, None]
-        return means
-
-    lora = _scores(gallery, set_means([r.lora_vectors for r in runs])).astype(np.float64)
-    base = _scores(gallery, set_means([r.base_vectors for r in runs])).astype(np.float64)
-    _, _, detection = normalised_lifts(lora, base)
-    return [float(m) for m in detection.max(axis=1)]
-
-
-def _scores(gallery: ArtistGallery, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """`ArtistGallery.scores` in float32 for the probe's gallery (centroid rule, no
-    whitening): cosines with the artists' centroids, ten times faster on many rows."""
-    if gallery.rule != "centroid" or gallery.whitener is not None:
-        return gallery.scores(queries).astype(np.float32)
-    owners = range(len(gallery.artist_ids))
-    centroids = np.stack([gallery.vectors[gallery.owner == i].mean(0) for i in owners])
-    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-    norms = np.sqrt(np.einsum("ij,ij->i", queries, queries))
-    cosines: npt.NDArray[np.float32] = (queries @ centroids.T.astype(np.float32)) / np.maximum(
-        norms, 1e-12
-    )[:, None]
-    return cosines
-
-
 def _matches(
     runtime: Runtime,
     scoring: StyleScoring,
@@ -265,16 +224,14 @@ def _with_sheet(
     match: ArtistMatch,
     references: Mapping[str, list[str]],
 ) -> ArtistMatch:
-    refs = references.get(str(match.artist_id), [])[:SHEET_REFERENCES]
-    sheet = evidence_sheet(
+    sheet = put_evidence_sheet(
+        runtime.blobs,
         [cache.image(b) for b in run.lora_images],
         [cache.image(b) for b in run.base_images],
-        [cache.image(b) for b in refs],
+        references.get(str(match.artist_id), []),
+        cache.image,
     )
-    image = Evidence("evidence_sheet", SHEET_CAPTION, blob_sha256=runtime.blobs.put(sheet))
-    return ArtistMatch(
-        match.artist_id, match.artist, match.score, match.stage, (*match.evidence, image)
-    )
+    return with_evidence_sheet(match, sheet, KEPT_SHEET_CAPTION)
 
 
 def prober_scoring(prober: Prober) -> StyleScoring:

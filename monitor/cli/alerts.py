@@ -39,8 +39,7 @@ def subscribe(
 ) -> None:
     """Subscribe an address to an artist's (or a team's) alerts; it gets nothing until the
     confirmation link is followed (printed here, and mailed when email is enabled)."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         store = SubscriptionStore(runtime.engine)
         artist_key: str | int | None = parse_id(artist) or artist
         record = store.add(
@@ -52,8 +51,6 @@ def subscribe(
             confirmed=confirmed,
         )
         _announce(runtime, record)
-    finally:
-        runtime.close()
 
 
 def _announce(runtime: Runtime, record: SubscriptionRecord) -> None:
@@ -73,11 +70,8 @@ def subscriptions(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List the subscriptions."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         records = SubscriptionStore(runtime.engine).list_all()
-    finally:
-        runtime.close()
     if as_json:
         print_json([_subscription_json(r) for r in records])
         return
@@ -111,11 +105,8 @@ def unsubscribe(
     subscription_id: Annotated[int, typer.Argument(help="The subscription's id")],
 ) -> None:
     """Remove a subscription and its undelivered alerts."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         removed = SubscriptionStore(runtime.engine).remove(subscription_id)
-    finally:
-        runtime.close()
     if not removed:
         raise fail(f"no subscription #{subscription_id}")
     out.print(f"subscription #{subscription_id} removed")
@@ -126,14 +117,11 @@ def confirm(
     link: Annotated[str, typer.Argument(help="The confirmation link (or its token)")],
 ) -> None:
     """Confirm a subscription from its link, on the subscriber's behalf."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         claim = alert_service.build_links(runtime.settings).read_confirm(link)
         if claim is None:
             raise fail("the confirmation link is damaged or expired")
         record = SubscriptionStore(runtime.engine).confirm(*claim)
-    finally:
-        runtime.close()
     if record is None:
         raise fail("that subscription no longer exists")
     out.print(f"subscription #{record.id} confirmed for {shown(record.address)}")
@@ -145,11 +133,8 @@ def deliveries(
     every: Annotated[bool, typer.Option("--all", help="Every delivery, not only dead")] = False,
 ) -> None:
     """Dead-lettered deliveries and why they failed (--all: every delivery)."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         records = OutboxStore(runtime.engine).deliveries(None if every else "dead")
-    finally:
-        runtime.close()
     if as_json:
         print_json([_delivery_json(r) for r in records])
         return
@@ -186,11 +171,8 @@ def deliver(
     """Deliver the due alerts once (`stylewatch serve` delivers continuously)."""
     if not once:
         raise fail("use --once; `stylewatch serve` delivers continuously")
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         summary = asyncio.run(alert_service.deliver_once(runtime))
-    finally:
-        runtime.close()
     out.print(f"{summary.sent} sent, {summary.retried} to retry, {summary.dead} dead-lettered")
     for reason in summary.errors:
         err.print(f"warning: {reason}", markup=False)
@@ -212,15 +194,12 @@ def digest(
     its HTML to a file; --send sends this week's digests now (once per recipient and week)."""
     if preview == send:
         raise fail("use exactly one of --preview and --send")
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         if preview:
             _preview(runtime, artist, html_out)
         else:
             added, summary = asyncio.run(_send_now(runtime))
             _report_digests(runtime, added, summary)
-    finally:
-        runtime.close()
 
 
 def _preview(runtime: Runtime, artist: str | None, html_out: Path | None) -> None:

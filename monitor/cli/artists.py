@@ -58,8 +58,7 @@ def artist_add(
     if it has none); with none of them given, a name already registered is an error. New
     names back-scan the recorded uploads; new images re-score the LoRAs probed earlier.
     """
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         before = artist_named(runtime.store, name)
         if before is not None and not (alias or email or images):
             raise fail(
@@ -79,8 +78,6 @@ def artist_add(
         result = _backscan(runtime, refs) if new_names else None
         style = _style_backscan(runtime, refs) if added else None
         history = search_hub_history(runtime, refs) if hubs and new_names else []
-    finally:
-        runtime.close()
     out.print(_added_line(before, artist, added, images is not None), markup=False)
     for line in (result.summary(refs) if result else []) + (style.summary() if style else []):
         out.print(line, markup=False)
@@ -126,9 +123,9 @@ def _backscan(runtime: Runtime, artists: list[ArtistRef]) -> BackscanResult:
     """Screen every recorded upload for ``artists``, with a progress bar on stderr."""
     from rich.progress import Progress
 
-    from storage.backscan import RecordedUploads
+    from storage.backscan_reads import BackscanReads
 
-    recorded = RecordedUploads(runtime.engine)
+    recorded = BackscanReads(runtime.engine)
     total = recorded.count() if artists else 0
     with Progress(console=err, transient=True, disable=not total) as progress:
         task = progress.add_task("back-scan", total=total)
@@ -141,12 +138,12 @@ def _style_backscan(runtime: Runtime, artists: list[ArtistRef]) -> StyleBackscan
     """Score the LoRAs probed earlier against ``artists``' references, with a progress bar."""
     from rich.progress import Progress
 
-    from storage.backscan import RecordedUploads
+    from storage.backscan_reads import BackscanReads
 
     families = list(runtime.settings.probe.base_models)
     if not families:
         return StyleBackscanResult(skipped=NO_BASE_MODEL)
-    total = RecordedUploads(runtime.engine).probed_count(families)
+    total = BackscanReads(runtime.engine).probed_count(families)
     with Progress(console=err, transient=True, disable=not total) as progress:
         task = progress.add_task("probe back-scan", total=total)
         return style_backscan(
@@ -160,8 +157,7 @@ def artist_import(
 ) -> None:
     """Register many artists at once; artists already registered gain any new aliases."""
     entries = read_artist_file(file)
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         added, updated = runtime.store.import_artists((e.name, e.aliases, e.email) for e in entries)
         if added + updated == 0:  # nothing new to look for: no back-scan
             out.print(
@@ -176,8 +172,6 @@ def artist_import(
             if a.name.lower() in listed
         ]
         result = _backscan(runtime, refs)
-    finally:
-        runtime.close()
     out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {shown(str(file))}")
     named = [ref for ref in refs if result.named.get(ref.name)]
     for line in result.summary(named):
@@ -201,8 +195,7 @@ def artist_remove(
     first; there is no undo.
     """
     target: str | int = int(name) if name.isascii() and name.isdigit() else name
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         plan = runtime.store.artist_removal(target)
         out.print(removal_text(plan, done=False), markup=False)
         if not yes:
@@ -212,8 +205,6 @@ def artist_remove(
                 out.print("nothing removed")
                 return
         done = runtime.store.artist_removal(target, remove=True)
-    finally:
-        runtime.close()
     out.print(removal_text(done, done=True), markup=False)
 
 
@@ -222,11 +213,8 @@ def artist_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List the registered artists."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         artists = runtime.store.list_artists()
-    finally:
-        runtime.close()
     if as_json:
         print_json(
             [

@@ -38,8 +38,7 @@ def init(
     if target.exists() and not force:
         raise fail(f"{target} exists; use --force to overwrite it")
     target.write_text(_example_config(), encoding="utf-8")
-    runtime = open_runtime(settings)
-    runtime.close()
+    open_runtime(settings).close()  # creates the database (the embedded default migrates)
     out.print(f"wrote {shown(str(target))}")
     out.print(f"database ready: {shown(safe_database_url(settings.database_url))}")
     out.print(f"use it with: stylewatch --config {shown(str(target))} serve")
@@ -67,11 +66,10 @@ def serve(
     from monitor.services.serve import serve as run_server
 
     service_logging()
-    runtime = open_runtime(cli_state(ctx).settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S)
-    try:
+    with open_runtime(
+        cli_state(ctx).settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S
+    ) as runtime:
         asyncio.run(run_server(runtime, with_worker=with_worker))
-    finally:
-        runtime.close()
 
 
 def scan(
@@ -96,15 +94,12 @@ def scan(
     """
     settings = cli_state(ctx).settings
     hub = parse_hub_target(target, settings)
-    runtime = open_runtime(settings)
-    try:
+    with open_runtime(settings) as runtime:
         if hub is not None:
             reason = "--no-probe given" if no_probe else HUB_PROBE_REASON
             code = _scan_hub(runtime, target, hub, reason, as_json)
         else:
             code = _scan_local(runtime, Path(target), as_json, probe=not no_probe)
-    finally:
-        runtime.close()
     raise typer.Exit(code)
 
 
@@ -170,11 +165,8 @@ def uploads(
     source: Annotated[str | None, typer.Option("--source", help="Only this source")] = None,
 ) -> None:
     """Every upload the service has recorded, and its state."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         records = runtime.store.list_uploads(source=source)
-    finally:
-        runtime.close()
     if as_json:
         print_json([upload_json(r) for r in records])
         return
@@ -201,12 +193,9 @@ def findings(
     """Flagged uploads with their evidence and triage state."""
     from storage.takedowns import Takedowns
 
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         records = runtime.store.list_findings()
         checks = Takedowns(runtime.engine).checks([r.upload_pk for r in records])
-    finally:
-        runtime.close()
     if as_json:
         print_json(flagged_uploads_json(records, checks))
         return
@@ -257,20 +246,16 @@ def poll(
 
     if not once:
         raise fail("use --once for one cycle; `stylewatch serve` polls continuously")
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
-        with err.status("polling…"):
-            summaries = asyncio.run(
-                poll_once(
-                    runtime,
-                    source or None,
-                    progress=lambda s: err.print(
-                        f"  {s.source}: {s.screened} screened, {s.flagged} flagged"
-                    ),
-                )
+    with open_runtime(cli_state(ctx).settings) as runtime, err.status("polling…"):
+        summaries = asyncio.run(
+            poll_once(
+                runtime,
+                source or None,
+                progress=lambda s: err.print(
+                    f"  {s.source}: {s.screened} screened, {s.flagged} flagged"
+                ),
             )
-    finally:
-        runtime.close()
+        )
     table = Table(title="poll")
     for column in ("source", "listed", "screened", "flagged", "failed", "bytes", "status"):
         table.add_column(column)

@@ -28,7 +28,7 @@ from monitor.interface.terminal_text import shown
 from monitor.pipeline.takedown import TakedownSummary
 from monitor.runtime import Runtime, open_runtime
 from monitor.sources.http import HttpClient, HttpPolicy
-from storage.backscan import RecordedUploads
+from storage.backscan_reads import BackscanReads
 from storage.takedowns import StillUp, Takedowns
 from storage.transactions import utc_now
 
@@ -130,18 +130,15 @@ def artist_backscan(
     ] = False,
 ) -> None:
     """Screen every recorded upload for an artist again; with --hubs, search the hubs too."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         artist = _artist(runtime, name)
-        recorded = RecordedUploads(runtime.engine)
+        recorded = BackscanReads(runtime.engine)
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("back-scan", total=recorded.count())
             result = backscan(
                 runtime.store, recorded, [artist], advance=lambda n: progress.advance(task, n)
             )
         history = search_hub_history(runtime, [artist], again=again) if hubs else []
-    finally:
-        runtime.close()
     for line in result.summary([artist]):
         out.print(line, markup=False)
     print_history(history, [artist])
@@ -163,14 +160,11 @@ def takedowns_check(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Check the uploads of confirmed findings on their hubs once; list those still up."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         with _quiet_logs(), err.status("checking the hubs…"):
             summary = asyncio.run(_check(runtime, 0 if check_all else None))
         days = runtime.settings.takedown.still_up_days
         still = Takedowns(runtime.engine).still_up(days)
-    finally:
-        runtime.close()
     if as_json:
         print_json(_takedowns_json(summary, still, days))
         return

@@ -47,11 +47,8 @@ def user_add(
     if role not in get_args(Role):
         raise fail(f"unknown role {role!r}: choose admin, moderator or artist")
     password_hash = _password_hash(password_stdin)
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         user = UserStore(runtime.engine).add_user(email, cast(Role, role), password_hash, artist)
-    finally:
-        runtime.close()
     out.print(f"added {shown(user.email)} ({user.role})")
 
 
@@ -62,11 +59,8 @@ def user_token(
 ) -> None:
     """Create an API token for a user and print it once (only its hash is stored)."""
     token = new_token()
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         UserStore(runtime.engine).add_token(email, name, token_sha256(token))
-    finally:
-        runtime.close()
     sys.stdout.write(token + "\n")
 
 
@@ -75,12 +69,9 @@ def user_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List the web UI users: email, role, the artist an artist user is, when added."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         users = UserStore(runtime.engine).list_users()
         artists = {a.id: a.name for a in runtime.store.list_artists()}
-    finally:
-        runtime.close()
     rows = [
         {
             "id": u.id,
@@ -118,11 +109,8 @@ def user_password(
     """Set a user's password (asked for twice, or read from stdin); every session they
     have open is signed out."""
     password_hash = _password_hash(password_stdin)
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         user = UserStore(runtime.engine).change_password(email, password_hash)
-    finally:
-        runtime.close()
     out.print(f"password changed for {shown(user.email)}; their sessions are signed out")
 
 
@@ -133,8 +121,7 @@ def user_remove(
 ) -> None:
     """Remove a web UI user: their sessions end and their API tokens stop working at once;
     the triage entries they made stay, unattributed. It asks first; there is no undo."""
-    runtime = open_runtime(cli_state(ctx).settings)
-    try:
+    with open_runtime(cli_state(ctx).settings) as runtime:
         users = UserStore(runtime.engine)
         found = users.credentials(email)
         if found is None:
@@ -147,6 +134,4 @@ def user_remove(
                 out.print("nothing removed")
                 return
         user, tokens = users.remove_user(email)
-    finally:
-        runtime.close()
     out.print(f"removed {shown(user.email)}, {plural(tokens, 'API token')}; sessions signed out")

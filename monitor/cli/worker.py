@@ -70,9 +70,6 @@ def worker(
         )
     plan = plan_queues(settings, queues, concurrency)
     service_logging()
-    runtime = open_runtime(settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S)
-    try:
+    with open_runtime(settings, wait_for_blobs_s=STARTUP_WAIT_FOR_BLOBS_S) as runtime:
         port = settings.queue.metrics_port if metrics_port is None else metrics_port
         asyncio.run(run_worker_process(runtime, plan, port))
-    finally:
-        runtime.close()

@@ -32,7 +32,7 @@ from detectors.errors import (
 )
 from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
-from detectors.results import ArtistMatch, FileFormat, SafetensorsHeader
+from detectors.results import ADAPTER_KINDS, ArtistMatch, FileFormat, SafetensorsHeader
 from detectors.screening import (
     MAX_READ_HEADER_BYTES,
     PREFIX_BYTES,
@@ -41,6 +41,7 @@ from detectors.screening import (
     screen_header,
 )
 from monitor.pipeline.record import ReuploadLinker, remote_fingerprint
+from monitor.pipeline.states import move
 from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
 from monitor.sources.http import ByteBudget, OverBudget, byte_budget
 from storage.records import FileRecord
@@ -55,7 +56,6 @@ MAX_REMOTE_HEADER_BYTES = MAX_READ_HEADER_BYTES
 MAX_BYTES_PER_UPLOAD = 4 * 1024 * 1024
 RETRY_LIMIT = 6
 UPLOAD_CONCURRENCY = 4
-FINGERPRINTED_KINDS = frozenset({"lora", "lycoris"})
 # A listing hint naming the upload an upload is a later revision of (Hugging Face).
 REVISION_OF = "revision_of"
 REVISION_PREFIX = "revision_prefix"  # what the upload ids of that upload's revisions start with
@@ -377,7 +377,7 @@ class Poller:
     ) -> str | None:
         """Read the file's weight fingerprint when its kind has one and the hub's hashes do
         not already link it; what its record says about it."""
-        if screening.kind not in FINGERPRINTED_KINDS:
+        if screening.kind not in ADAPTER_KINDS:
             return None
         if await self._known(upload, file):
             return "known"
@@ -419,7 +419,9 @@ class Poller:
         earlier = await asyncio.to_thread(self._linker.link, pk, hashes, screened.prints, autov2s)
         state: Literal["screened", "failed"] = "failed" if screened.error else "screened"
         await asyncio.to_thread(
-            self._store.set_upload_state,
+            move,
+            self._store,
+            "poll",
             pk,
             state,
             error=screened.error,
@@ -471,7 +473,7 @@ class Poller:
             await self._dequeue(listed.upload_id)
         files = [_file_record(f) for f in upload.files] if upload else []
         pk = await self._record_upload(upload, files, listed)
-        await asyncio.to_thread(self._store.set_upload_state, pk, "failed", error=error)
+        await asyncio.to_thread(move, self._store, "poll", pk, "failed", error=error)
         log.warning(
             "poll.upload.failed",
             extra={

@@ -26,15 +26,15 @@ from PIL import Image
 from detectors.errors import ConfigError, ProbeError
 from detectors.probe import calibration
 from detectors.probe import plan as prompt_plan
-from detectors.probe.base import CheckpointBackend, Draw, GenerationSettings, ProbeBackend
+from detectors.probe.base import CheckpointBackend, Draw, ProbeBackend
 from detectors.probe.bases import DerivativeBase, choose_base, probe_key, with_prefix
 from detectors.probe.plan import PlannedImage
 from detectors.probe.scoring import StyleLift, probe_matches, style_lifts
-from detectors.probe.sheet import evidence_sheet
-from detectors.results import ArtistMatch, ArtistRef, Evidence
+from detectors.results import ArtistMatch, ArtistRef
 from detectors.screening import Screening
 from detectors.style.artists import ArtistGallery
 from detectors.style.base import Embeddings, StyleEmbedder
+from monitor.pipeline.score import put_evidence_sheet, with_evidence_sheet
 from monitor.runtime import Runtime
 from monitor.settings import Settings
 from storage.blobs import BlobStore
@@ -46,8 +46,6 @@ T = TypeVar("T")
 
 TRIGGER_SOURCES = frozenset({"trainedWords", "modelspec.trigger_phrase", "trigger_words"})
 NEAREST_ARTISTS = 2
-SHEET_REFERENCES = 4
-SHEET_CAPTION = "LoRA images | base model images, same prompts and seeds | artist references"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +227,7 @@ class Prober:
             lifts, {str(k): v for k, v in names.items()}, screening.matches, threshold, labels
         )
         sheets = {m.artist_id: self._sheet(images, references, m.artist_id) for m in matches}
-        matches = [_with_sheet(m, sheets[m.artist_id]) for m in matches]
+        matches = [with_evidence_sheet(m, sheets[m.artist_id]) for m in matches]
         if remember_as is not None:
             self._remember(remember_as, family, images, lora_vecs, base_vecs)
         log.info(
@@ -334,10 +332,8 @@ class Prober:
         self, images: _PlanImages, references: Mapping[int, Sequence[str]], artist_id: int
     ) -> str:
         base = [self._cache.image(images.base[(p.prompt, p.seed)]) for p in images.plan]
-        refs = [
-            self._cache.image(b) for b in list(references.get(artist_id, ()))[:SHEET_REFERENCES]
-        ]
-        return self._blobs.put(evidence_sheet(images.lora, base, refs))
+        refs = list(references.get(artist_id, ()))
+        return put_evidence_sheet(self._blobs, images.lora, base, refs, self._cache.image)
 
 
 @dataclass
@@ -361,51 +357,6 @@ def _no_references(references: Mapping[int, Sequence[str]]) -> str | None:
     if not any(references.values()):
         return "no registered artist has reference images to compare with"
     return None
-
-
-def _with_sheet(match: ArtistMatch, sheet: str) -> ArtistMatch:
-    """The match with its evidence sheet (a blob) as one more piece of evidence."""
-    image = Evidence(source="evidence_sheet", text=SHEET_CAPTION, blob_sha256=sheet)
-    return replace(match, evidence=(*match.evidence, image))
-
-
-def build_prober(runtime: Runtime, generation: GenerationSettings | None = None) -> Prober:
-    """The Prober the settings describe: DiffusersProbe drawing as ``[probe]`` says, the
-    configured style embedder, the probe cache under ``<data_dir>/probe-cache``. Imports no
-    torch until first use."""
-    from detectors.probe.diffusers_probe import DiffusersProbe
-
-    settings = runtime.settings
-    if generation is None:
-        probe = settings.probe
-        generation = GenerationSettings(
-            steps=probe.steps,
-            guidance_scale=probe.guidance_scale,
-            size_px=probe.size_px,
-            batch_images=probe.batch_images,
-        )
-    bases = [
-        DerivativeBase(name, b.family, tuple(b.match or [name]), b.prompt_prefix)
-        for name, b in settings.probe.bases.items()
-    ]
-    folders = dict(settings.probe.base_models)
-    folders.update({probe_key(b.family, n): b.path for n, b in settings.probe.bases.items()})
-    backend = DiffusersProbe(
-        folders,
-        device=settings.probe.device,
-        lora_scale=settings.probe.lora_scale,
-        generation=generation,
-    )
-    cache = ProbeCache(settings.data_dir / "probe-cache", runtime.blobs)
-    return Prober(
-        backend,
-        style_embedder(settings),
-        cache,
-        runtime.blobs,
-        max_images=settings.probe.max_images,
-        lift_threshold=settings.probe.lift_threshold,
-        bases=bases,
-    )
 
 
 def style_embedder(settings: Settings) -> StyleEmbedder:

@@ -28,6 +28,7 @@ from detectors.names import ArtistIndex
 from detectors.screening import Screening, screen_header
 from monitor.jobs.queue import InProcessQueue, JobQueue
 from monitor.pipeline.probe import ProbeOutcome, Prober, references_for
+from monitor.pipeline.states import move
 from monitor.runtime import Runtime
 from monitor.sources.base import ListedUpload, RemoteFile, Source
 from monitor.sources.local_files import read_local_file
@@ -117,7 +118,7 @@ class ProbeWorker:
             return None
         store = self._runtime.store
         backscan = record.state == "requeued"  # a back-scan asked for this probe
-        await asyncio.to_thread(store.set_upload_state, upload_pk, "probing")
+        await asyncio.to_thread(move, store, "probe", upload_pk, "probing")
         started = time.monotonic()
         try:
             async with self._downloaded(record, source) as path:
@@ -137,17 +138,17 @@ class ProbeWorker:
             error = str(exc)
             if (record.error or "").startswith(PROBE_ASKED):  # the leave outlasts a retry
                 error = f"{PROBE_ASKED}; {error}"
-            await asyncio.to_thread(store.set_upload_state, upload_pk, waiting, error=error)
+            await asyncio.to_thread(move, store, "probe", upload_pk, waiting, error=error)
             log.warning("probe.download.later", extra=_extra(record, str(exc)))
             raise
         except CheckpointOverBudget as exc:
             reason = str(exc)
-            await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
+            await asyncio.to_thread(move, store, "probe", upload_pk, "failed", error=reason)
             log.warning("probe.over_budget", extra=_extra(record, reason))
             return ProbeOutcome(ran=False, reason=reason)
         except (SourceRejected, InputError, ProbeError) as exc:
             reason = f"the probe failed: {exc}"
-            await asyncio.to_thread(store.set_upload_state, upload_pk, "failed", error=reason)
+            await asyncio.to_thread(move, store, "probe", upload_pk, "failed", error=reason)
             log.warning("probe.failed", extra=_extra(record, reason))
             return ProbeOutcome(ran=False, reason=reason)
         if self._observe is not None:
@@ -155,7 +156,7 @@ class ProbeWorker:
         await asyncio.to_thread(
             store.record_findings, upload_pk, outcome.matches, backscan=backscan
         )
-        await asyncio.to_thread(store.set_upload_state, upload_pk, "probed")
+        await asyncio.to_thread(move, store, "probe", upload_pk, "probed")
         log.info("probe.done", extra=_extra(record, f"{len(outcome.matches)} findings"))
         return outcome
 

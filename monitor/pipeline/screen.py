@@ -10,23 +10,21 @@ from typing import TYPE_CHECKING
 
 from detectors.errors import InputError, ProbeError, RefusedFile
 from detectors.names import ArtistIndex
-from detectors.results import ArtistMatch, merge_matches
+from detectors.results import ADAPTER_KINDS, ArtistMatch, merge_matches
 from detectors.screening import Screening, screen_header
 from monitor.interface.scan_report import ScanFailure, ScanReport
 from monitor.pipeline.record import ReuploadLinker, local_fingerprint
+from monitor.pipeline.states import move
 from monitor.runtime import Runtime
 from monitor.sources.local_files import LocalFile, model_files_in, read_local_file
 from storage.probe_cache import run_key
-from storage.records import FileRecord, UploadState
+from storage.records import LOCAL_SOURCE, FileRecord, UploadState
 from storage.source_state import SourceState
 
 if TYPE_CHECKING:  # the probe pulls in numpy and PIL: imported only when a scan probes
     from monitor.pipeline.probe import ProbeOutcome, Prober
 
 log = logging.getLogger(__name__)
-
-LOCAL_SOURCE = "local"
-PROBED_KINDS = frozenset({"lora", "lycoris"})
 
 
 class Scanner:
@@ -99,7 +97,7 @@ class Scanner:
 
         if not self._probe_requested or not self._runtime.settings.probe.base_models:
             return ProbeOutcome(ran=False, reason=self.probe_reason)
-        if screening.kind not in PROBED_KINDS:
+        if screening.kind not in ADAPTER_KINDS:
             return ProbeOutcome(ran=False, reason=f"a {screening.kind} file is not probed")
         prober = self._get_prober()
         reason = prober.unavailable(screening.base_family)
@@ -128,7 +126,7 @@ class Scanner:
     def _link(self, upload_pk: int, local: LocalFile, s: Screening) -> int | None:
         """The earlier upload this file repeats (same SHA-256 or same weights), if any."""
         prints = []
-        if s.kind in PROBED_KINDS:
+        if s.kind in ADAPTER_KINDS:
             print_ = local_fingerprint(local.path, local.header)
             prints = [(local.path.name, print_)] if print_ else []
         return self._linker.link(upload_pk, [local.sha256], prints)
@@ -165,7 +163,7 @@ class Scanner:
         earlier = self._link(upload.id, local, s)
         failed = outcome.reason if outcome.reason.startswith("the probe failed") else None
         state: UploadState = "probed" if outcome.ran else "screened"
-        store.set_upload_state(upload.id, state, error=failed, reupload_of=earlier)
+        move(store, "scan", upload.id, state, error=failed, reupload_of=earlier)
         log.info(
             "scan.screened",
             extra={"source": LOCAL_SOURCE, "upload_id": local.sha256, "stage": "screening"},

@@ -43,6 +43,7 @@ from monitor.jobs.procrastinate_queue import (
     retry_stalled_jobs,
 )
 from monitor.pipeline.probe_worker import sweeping
+from monitor.pipeline.states import move
 from monitor.runtime import Runtime, safe_database_url
 from monitor.services.alerts import add_digest_job, alert_dispatcher
 from monitor.services.probing import probe_worker
@@ -294,9 +295,7 @@ async def _janitor(app: App, runtime: Runtime, metrics: JobMetrics) -> None:
         upload_pk = job.task_kwargs.get("upload_pk")
         if job.task_name == PROBE_TASK and isinstance(upload_pk, int):
             reason = f"the probe stopped its worker {job.attempts + 1} times; not tried again"
-            await asyncio.to_thread(
-                runtime.store.set_upload_state, upload_pk, "failed", error=reason
-            )
+            await asyncio.to_thread(move, runtime.store, "probe", upload_pk, "failed", error=reason)
 
     while True:
         try:

@@ -9,8 +9,8 @@ before that column existed gets it computed from its stored metadata and hub tex
 time a back-scan reads it.
 
 A back-scan by style reads the other list here: the probed LoRAs of the families with a
-base model (`RecordedUploads.probed`), whose kept probe runs it scores again, and puts those
-without a kept run back in the probe's queue (`RecordedUploads.requeue`).
+base model (`BackscanReads.probed`), whose kept probe runs it scores again, and puts those
+without a kept run back in the probe's queue (`BackscanReads.requeue`).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ class ProbedUpload:
     upload_id: str
 
 
-class RecordedUploads:
-    """Reads recorded uploads for back-scans over one engine."""
+class BackscanReads:
+    """The back-scans' read model over one engine: the recorded uploads' screened text in
+    batches, the probed LoRAs, and putting probed uploads back in the probe's queue."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
