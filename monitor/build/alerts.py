@@ -16,7 +16,7 @@ import aiohttp
 
 from alerts.base import Alert, Channel, PreparedMessage
 from alerts.destination import GuardedResolver
-from alerts.digest import DigestBuilder, enqueue_digests
+from alerts.digest import DigestBuilder
 from alerts.dispatcher import DeliveryPolicy, Dispatcher, DispatchSummary
 from alerts.email import EmailChannel
 from alerts.links import Links
@@ -114,23 +114,6 @@ def digest_builder(runtime: Runtime) -> DigestBuilder:
     return DigestBuilder(
         DigestData(runtime.engine), MessageRenderer(base_url(settings)), build_links(settings)
     )
-
-
-async def send_digests(
-    runtime: Runtime, dispatcher: Dispatcher | None, now: datetime
-) -> tuple[int, DispatchSummary | None]:
-    """Enqueue this week's digests (once per recipient and week) and deliver what is due
-    (without a dispatcher, the outbox's own deliverers send them). Returns how many were
-    enqueued and, with a dispatcher, what its delivery run did."""
-    added = await asyncio.to_thread(
-        enqueue_digests,
-        digest_builder(runtime),
-        SubscriptionStore(runtime.engine),
-        OutboxStore(runtime.engine),
-        now,
-    )
-    summary = await dispatcher.run_once() if dispatcher is not None else None
-    return added, summary
 
 
 async def deliver_once(runtime: Runtime, *, clock: Clock = utc_now) -> DispatchSummary:

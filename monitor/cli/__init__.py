@@ -9,4 +9,19 @@ from __future__ import annotations
 
 from monitor.cli.main import app, main
 
-__all__ = ["app", "main"]
+# The submodules, and the entry point's names (``main`` the function shadows its module).
+__all__ = [
+    "alerts",
+    "app",
+    "artists",
+    "blobs",
+    "commands",
+    "context",
+    "hub_scan",
+    "hubs",
+    "main",
+    "models",
+    "options",
+    "users",
+    "worker",
+]

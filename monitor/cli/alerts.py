@@ -14,8 +14,10 @@ from alerts.digest import iso_week
 from alerts.dispatcher import DispatchSummary
 from monitor.build import alerts as alert_service
 from monitor.cli.context import cli_state, err, fail, out, plural, print_json
+from monitor.cli.options import JsonOption
 from monitor.interface.ids import parse_id
 from monitor.interface.terminal_text import shown
+from monitor.pipeline.alert import send_digests
 from monitor.runtime import Runtime, open_runtime
 from storage.alert_records import DeliveryRecord, SubscriptionRecord
 from storage.outbox import OutboxStore
@@ -67,7 +69,7 @@ def _announce(runtime: Runtime, record: SubscriptionRecord) -> None:
 
 def subscriptions(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the subscriptions."""
     with open_runtime(cli_state(ctx).settings) as runtime:
@@ -129,7 +131,7 @@ def confirm(
 
 def deliveries(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
     every: Annotated[bool, typer.Option("--all", help="Every delivery, not only dead")] = False,
 ) -> None:
     """Dead-lettered deliveries and why they failed (--all: every delivery)."""
@@ -225,7 +227,8 @@ async def _send_now(runtime: Runtime) -> tuple[int, DispatchSummary | None]:
     await asyncio.to_thread(alert_service.sync_webhooks, runtime)
     async with alert_service.create_webhook_session() as session:
         dispatcher = alert_service.build_dispatcher(runtime, session)
-        return await alert_service.send_digests(runtime, dispatcher, alert_service.utc_now())
+        builder = alert_service.digest_builder(runtime)
+        return await send_digests(builder, runtime.engine, dispatcher, alert_service.utc_now())
 
 
 def _report_digests(runtime: Runtime, added: int, summary: DispatchSummary | None) -> None:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from detectors.results import ArtistRef
 from monitor.artists.artist_file import read_artist_file
+from monitor.artists.lookup import artist_named, artists_named
 from monitor.backscan.names import BackscanResult, backscan
 from monitor.backscan.style import (
     NO_BASE_MODEL,
@@ -27,6 +28,7 @@ from monitor.backscan.style import (
 )
 from monitor.cli.context import cli_state, err, fail, out, plural, print_json
 from monitor.cli.hubs import print_history, search_hub_history
+from monitor.cli.options import JsonOption
 from monitor.interface.terminal_text import shown
 from monitor.interface.wording import removal_text
 from monitor.runtime import Runtime, open_runtime
@@ -82,12 +84,6 @@ def artist_add(
     for line in (result.summary(refs) if result else []) + (style.summary() if style else []):
         out.print(line, markup=False)
     print_history(history, refs)
-
-
-def artist_named(store: Store, name: str) -> ArtistRecord | None:
-    """The registered artist called ``name`` (any case), or None."""
-    wanted = name.strip().lower()
-    return next((a for a in store.list_artists() if a.name.lower() == wanted), None)
 
 
 def _add_or_update(
@@ -165,12 +161,8 @@ def artist_import(
                 " already registered with these names",
             )
             return
-        listed = {e.name.strip().lower() for e in entries}
-        refs = [
-            ArtistRef(a.id, a.name, a.aliases)
-            for a in runtime.store.list_artists()
-            if a.name.lower() in listed
-        ]
+        listed = artists_named(runtime.store, (e.name for e in entries))
+        refs = [ArtistRef(a.id, a.name, a.aliases) for a in listed]
         result = _backscan(runtime, refs)
     out.print(f"{plural(added, 'artist')} registered, {updated} updated, from {shown(str(file))}")
     named = [ref for ref in refs if result.named.get(ref.name)]
@@ -210,7 +202,7 @@ def artist_remove(
 
 def artist_list(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the registered artists."""
     with open_runtime(cli_state(ctx).settings) as runtime:

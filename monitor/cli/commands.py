@@ -11,6 +11,7 @@ from rich.table import Table
 
 from monitor.build.probe import build_prober
 from monitor.cli.context import cli_state, err, fail, out, print_json
+from monitor.cli.options import JsonOption
 from monitor.interface.json_views import flagged_uploads_json, upload_json
 from monitor.interface.scan_report import ScanFailure, ScanReport, render_report, render_summary
 from monitor.interface.terminal_text import shown
@@ -161,7 +162,7 @@ def _scan_folder(scanner: Scanner, folder: Path, as_json: bool) -> int:
 
 def uploads(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
     source: Annotated[str | None, typer.Option("--source", help="Only this source")] = None,
 ) -> None:
     """Every upload the service has recorded, and its state."""
@@ -188,7 +189,7 @@ def uploads(
 
 def findings(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Flagged uploads with their evidence and triage state."""
     from storage.takedowns import Takedowns

@@ -18,11 +18,13 @@ from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn
 
 from detectors.errors import InputError
 from detectors.results import ArtistRef
+from monitor.artists.lookup import artist_named
 from monitor.backscan.hub_history import HistorySummary, search_keys
 from monitor.backscan.names import backscan
 from monitor.build.hubs import build_checker, build_history
 from monitor.build.sources import build_sources, create_session
 from monitor.cli.context import cli_state, err, out, print_json
+from monitor.cli.options import JsonOption
 from monitor.interface.json_views import hub_status_json
 from monitor.interface.terminal_text import shown
 from monitor.pipeline.takedown import TakedownSummary
@@ -145,10 +147,9 @@ def artist_backscan(
 
 
 def _artist(runtime: Runtime, name: str) -> ArtistRef:
-    wanted = name.strip().casefold()
-    for a in runtime.store.list_artists():
-        if a.name.casefold() == wanted:
-            return ArtistRef(a.id, a.name, a.aliases)
+    a = artist_named(runtime.store, name)
+    if a is not None:
+        return ArtistRef(a.id, a.name, a.aliases)
     raise InputError(f"no artist named {name!r} is registered (see `stylewatch artist list`)")
 
 
@@ -157,7 +158,7 @@ def takedowns_check(
     check_all: Annotated[
         bool, typer.Option("--all", help="Check every confirmed upload, not only those due")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Check the uploads of confirmed findings on their hubs once; list those still up."""
     with open_runtime(cli_state(ctx).settings) as runtime:

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from monitor.cli.context import cli_state, fail, out, plural, print_json
+from monitor.cli.options import JsonOption
 from monitor.interface.terminal_text import shown
 from monitor.runtime import open_runtime
 from monitor.web.passwords import Passwords, new_token, token_sha256
@@ -66,7 +67,7 @@ def user_token(
 
 def user_list(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List the web UI users: email, role, the artist an artist user is, when added."""
     with open_runtime(cli_state(ctx).settings) as runtime:

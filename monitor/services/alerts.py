@@ -20,10 +20,11 @@ from alerts.dispatcher import Dispatcher
 from monitor.build.alerts import (
     build_dispatcher,
     create_webhook_session,
-    send_digests,
+    digest_builder,
     sync_webhooks,
     utc_now,
 )
+from monitor.pipeline.alert import send_digests
 from monitor.runtime import Runtime
 from storage.outbox import OutboxStore
 
@@ -81,7 +82,9 @@ def add_digest_job(scheduler: Any, runtime: Runtime, dispatcher: Dispatcher | No
 
 async def _digest_job(runtime: Runtime, dispatcher: Dispatcher | None) -> None:
     try:
-        added, _ = await send_digests(runtime, dispatcher, utc_now())
+        added, _ = await send_digests(
+            digest_builder(runtime), runtime.engine, dispatcher, utc_now()
+        )
     except Exception:  # a scheduled job must not die silently: log it with its traceback
         log.exception("alerts.digest.failed")
         return
