@@ -21,9 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from detectors.errors import (
-    HeaderError,
     InputError,
-    NeedMoreBytes,
     RefusedFile,
     SourceError,
     SourceUnavailable,
@@ -34,15 +32,13 @@ from detectors.fingerprint import Fingerprint
 from detectors.names import ArtistIndex
 from detectors.results import ADAPTER_KINDS, ArtistMatch, FileFormat, SafetensorsHeader
 from detectors.screening import (
-    MAX_READ_HEADER_BYTES,
-    PREFIX_BYTES,
     Screening,
-    read_header,
     screen_header,
 )
 from monitor.pipeline.record import ReuploadLinker, remote_fingerprint
 from monitor.pipeline.states import move
 from monitor.sources.base import Cursor, ListedUpload, Listing, RemoteFile, Source, Upload
+from monitor.sources.headers import header_reads
 from monitor.sources.http import ByteBudget, OverBudget, byte_budget
 from storage.records import FileRecord
 from storage.source_state import SourceState
@@ -50,7 +46,6 @@ from storage.store import Store
 
 log = logging.getLogger(__name__)
 
-MAX_REMOTE_HEADER_BYTES = MAX_READ_HEADER_BYTES
 # Everything the poller may fetch for one upload (hub JSON, header, fingerprint ranges):
 # `[sources] max_bytes_per_upload`.
 MAX_BYTES_PER_UPLOAD = 4 * 1024 * 1024
@@ -126,25 +121,20 @@ class _Screened:
 
 
 async def fetch_header(source: Source, file: RemoteFile, meter: _Meter) -> SafetensorsHeader:
-    """The file's safetensors header from a Range read of ``PREFIX_BYTES``, plus one more
-    read of only the missing bytes when the header is longer. Raises ``InputError``s for a
-    bad, refused or oversized header and ``SourceError``s from the source."""
-    first = await source.read_bytes(file, 0, PREFIX_BYTES)
-    meter.bytes_read += first.bytes_read
+    """The file's safetensors header by Range reads (`monitor.sources.headers.header_reads`:
+    ``PREFIX_BYTES``, then only the missing bytes when the header is longer). Raises
+    ``InputError``s for a bad, refused or oversized header and ``SourceError``s from the
+    source."""
+    reads = header_reads(file.name)
+    offset, length = next(reads)
     try:
-        return read_header(first.data, file_size=first.total_size, filename=file.name)
-    except NeedMoreBytes as more:
-        if more.needed > MAX_REMOTE_HEADER_BYTES:
-            raise HeaderError(
-                f"{file.name}: a {more.needed}-byte header is over the remote read cap"
-            ) from more
-        needed = more.needed
-    rest = await source.read_bytes(file, len(first.data), needed - len(first.data))
-    meter.bytes_read += rest.bytes_read
-    data = first.data + rest.data
-    if len(data) < needed:
-        raise HeaderError(f"{file.name}: the file ends inside its header")
-    return read_header(data, file_size=first.total_size, filename=file.name)
+        while True:
+            got = await source.read_bytes(file, offset, length)
+            meter.bytes_read += got.bytes_read
+            offset, length = reads.send((got.data, got.total_size))
+    except StopIteration as done:
+        header: SafetensorsHeader = done.value
+        return header
 
 
 @dataclass(frozen=True, slots=True)

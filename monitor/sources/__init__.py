@@ -1,6 +1,7 @@
 """monitor.sources: where uploads come from: the `Source` port (`base`) and its hubs
 (`civitai`, `huggingface`, a `folder`), the HTTP plumbing they share (`http`), model files
-on the local disk (`local_files`) and the hub targets of ``stylewatch scan`` (`targets`)."""
+on the local disk (`local_files`), the one header-read loop of both (`headers`) and the hub
+targets of ``stylewatch scan`` (`targets`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ __all__ = [
     "base",
     "civitai",
     "folder",
+    "headers",
     "html_text",
     "http",
     "hub_json",

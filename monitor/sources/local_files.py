@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from detectors.errors import HeaderError, InputError, NeedMoreBytes
+from detectors.errors import InputError
 from detectors.results import SafetensorsHeader
-from detectors.screening import MAX_READ_HEADER_BYTES, PREFIX_BYTES, read_header
+from monitor.sources.headers import read_header_with
 
 MODEL_SUFFIXES = frozenset({".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".sft"})
 HASH_CHUNK_BYTES = 4 * 1024 * 1024
@@ -28,9 +29,10 @@ class LocalFile:
     header: SafetensorsHeader
 
 
-def _read_prefix(path: Path, count: int) -> bytes:
+def _read_range(path: Path, offset: int, length: int) -> bytes:
     with path.open("rb") as fh:
-        return fh.read(count)
+        fh.seek(offset)
+        return fh.read(length)
 
 
 def sha256_file(path: Path) -> str:
@@ -49,23 +51,7 @@ def read_local_file(path: Path) -> LocalFile:
     """
     try:
         size = path.stat().st_size
-        prefix = _read_prefix(path, PREFIX_BYTES)
-        try:
-            header = read_header(prefix, file_size=size, filename=path.name)
-        except NeedMoreBytes as more:
-            if more.needed > MAX_READ_HEADER_BYTES:
-                cap_mb = MAX_READ_HEADER_BYTES // (1024 * 1024)
-                raise HeaderError(
-                    f"{path.name}: a {more.needed}-byte header is over the {cap_mb} MB read cap "
-                    "(a model's header is under 1 MB)"
-                ) from more
-            if more.needed > size:
-                raise InputError(
-                    f"{path.name}: the header claims {more.needed} bytes but the file has {size}"
-                ) from more
-            header = read_header(
-                _read_prefix(path, more.needed), file_size=size, filename=path.name
-            )
+        header = read_header_with(partial(_read_range, path), path.name, size)
         return LocalFile(path=path, size=size, sha256=sha256_file(path), header=header)
     except IsADirectoryError as exc:
         raise InputError(f"{path} is a folder") from exc

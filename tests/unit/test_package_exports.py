@@ -115,6 +115,7 @@ EXPORTS = {
         "base",
         "civitai",
         "folder",
+        "headers",
         "html_text",
         "http",
         "hub_json",
