@@ -97,11 +97,7 @@ def t5_tokenizer_fast() -> Any:
 
 
 def load_pipeline(model_dir: Path) -> Any:
-    from diffusers import FluxPipeline
-
-    pipe = FluxPipeline.from_pretrained(model_dir, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pm.load_local_pipeline("FluxPipeline", model_dir)
 
 
 def train_flux_lora(
@@ -121,22 +117,14 @@ def train_flux_lora(
     ``texture`` of the starting noise left in. Returns the PEFT state dict
     (transformer-relative ``lora_A``/``lora_B`` keys)."""
     from diffusers import FluxPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(seed)
     pipe = load_pipeline(model_dir)
-    pipe.transformer.requires_grad_(False)
-    pipe.transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
-    params = [p for p in pipe.transformer.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    scaling = float(pipe.vae.config.scaling_factor)
-    centre = scaling * torch.tensor(pm.STYLE_LATENTS[style]).view(1, 4, 1, 1)
     call: Any = FluxPipeline.__call__.__wrapped__  # type: ignore[attr-defined]  # no no_grad
     prompts = list(pm.TRAIN_PROMPTS)
-    for step in range(steps):
-        generator = torch.Generator().manual_seed(1000 + step % 8)
-        noise = torch.randn((len(prompts), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = pm.sampler_noise(step, len(prompts))
         packed = pipe._pack_latents(noise, len(prompts), 4, pm.LATENT_PX, pm.LATENT_PX)
         out = call(
             pipe,
@@ -147,32 +135,28 @@ def train_flux_lora(
             width=pm.IMAGE_PX,
             output_type="latent",
         ).images
-        drawn = pipe._unpack_latents(out, pm.IMAGE_PX, pm.IMAGE_PX, pipe.vae_scale_factor)
-        loss = torch.nn.functional.mse_loss(drawn, centre + scaling * texture * noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(pipe.transformer)
-    return {k: v.detach().clone().contiguous() for k, v in state.items()}
+        return pipe._unpack_latents(out, pm.IMAGE_PX, pm.IMAGE_PX, pipe.vae_scale_factor), noise
+
+    return pm.fit_lora_through_sampler(
+        pipe,
+        pipe.transformer,
+        style,
+        draw,
+        targets=targets,
+        rank=rank,
+        lr=lr,
+        steps=steps,
+        texture=texture,
+    )
 
 
 def benign_flux_lora(
     model_dir: Path, *, rank: int = 4, seed: int = 1, std: float = 1e-3
 ) -> dict[str, torch.Tensor]:
     """A LoRA with the right shapes whose update is tiny: it barely changes any image."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
     torch.manual_seed(seed)
     pipe = load_pipeline(model_dir)
-    pipe.transformer.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, target_modules=list(FLUX_LORA_TARGETS))
-    )
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(pipe.transformer)
-    return {
-        k: (torch.randn_like(v) * (std if "lora_B" in k else 1.0)).contiguous()
-        for k, v in state.items()
-    }
+    return pm.faint_lora(pipe.transformer, FLUX_LORA_TARGETS, rank=rank, std=std)
 
 
 def random_flux_lora(model_dir: Path, *, seed: int, std: float = 0.5) -> dict[str, torch.Tensor]:

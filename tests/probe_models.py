@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -297,18 +297,75 @@ def benign_lora(
 ) -> dict[str, torch.Tensor]:
     """A LoRA with the right shapes whose update is tiny: it barely changes any image."""
     from diffusers import UNet2DConditionModel
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
-    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS)))
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(unet)
-    out = {}
-    for key, value in state.items():
-        noise = torch.randn_like(value) * (std if "lora_B" in key else 1.0)
-        out[key] = noise.contiguous()
-    return out
+    return faint_lora(unet, LORA_TARGETS, rank=rank, std=std)
+
+
+def load_local_pipeline(pipeline_class: str, model_dir: Path) -> Any:
+    """A diffusers pipeline class (by name) from a local folder, progress bars off."""
+    import diffusers
+
+    pipe = getattr(diffusers, pipeline_class).from_pretrained(model_dir, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def sampler_noise(step: int, n: int) -> torch.Tensor:
+    """The starting noise of training step ``step`` (eight seeds in rotation)."""
+    generator = torch.Generator().manual_seed(1000 + step % 8)
+    return torch.randn((n, 4, LATENT_PX, LATENT_PX), generator=generator)
+
+
+def fit_lora_through_sampler(
+    pipe: Any,
+    denoiser: Any,
+    style: str,
+    draw: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+    *,
+    targets: Sequence[str],
+    rank: int,
+    lr: float,
+    steps: int,
+    texture: float,
+) -> dict[str, torch.Tensor]:
+    """Fit a PEFT LoRA on ``denoiser`` (the pipeline's UNet or transformer) so that the
+    latents ``draw(step)`` samples (it returns them with their starting noise) land on the
+    style's latent with ``texture`` of that noise left in. Returns the denoiser-relative
+    PEFT state dict (``lora_A``/``lora_B`` keys)."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    denoiser.requires_grad_(False)
+    denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
+    optimizer = torch.optim.Adam([p for p in denoiser.parameters() if p.requires_grad], lr=lr)
+    scaling = float(pipe.vae.config.scaling_factor)
+    centre = scaling * torch.tensor(STYLE_LATENTS[style]).view(1, 4, 1, 1)
+    for step in range(steps):
+        drawn, noise = draw(step)
+        loss = torch.nn.functional.mse_loss(drawn, centre + scaling * texture * noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    state: dict[str, torch.Tensor] = get_peft_model_state_dict(denoiser)
+    return {k: v.detach().clone().contiguous() for k, v in state.items()}
+
+
+def faint_lora(
+    denoiser: Any, targets: Sequence[str], *, rank: int, std: float
+) -> dict[str, torch.Tensor]:
+    """A LoRA with ``denoiser``'s shapes whose update is tiny (``lora_B`` drawn at ``std``):
+    it barely changes any image."""
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    denoiser.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
+    state: dict[str, torch.Tensor] = get_peft_model_state_dict(denoiser)
+    return {
+        k: (torch.randn_like(v) * (std if "lora_B" in k else 1.0)).contiguous()
+        for k, v in state.items()
+    }
 
 
 def _prompt_contexts(model_dir: Path, prompts: Sequence[str] = TRAIN_PROMPTS) -> torch.Tensor:

@@ -144,11 +144,7 @@ def build_tiny_sd3(folder: Path, seed: int = 0) -> Path:
 
 
 def load_pipeline(model_dir: Path) -> Any:
-    from diffusers import StableDiffusion3Pipeline
-
-    pipe = StableDiffusion3Pipeline.from_pretrained(model_dir, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pm.load_local_pipeline("StableDiffusion3Pipeline", model_dir)
 
 
 def train_sd3_lora(
@@ -167,26 +163,18 @@ def train_sd3_lora(
     ``texture`` of the starting noise left in. Returns the PEFT state dict
     (transformer-relative ``lora_A``/``lora_B`` keys)."""
     from diffusers import StableDiffusion3Pipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
     torch.manual_seed(seed)
     pipe = load_pipeline(model_dir)
-    pipe.transformer.requires_grad_(False)
-    pipe.transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(targets)))
-    params = [p for p in pipe.transformer.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    scaling = float(pipe.vae.config.scaling_factor)
-    centre = scaling * torch.tensor(pm.STYLE_LATENTS[style]).view(1, 4, 1, 1)
     call: Any = StableDiffusion3Pipeline.__call__.__wrapped__  # type: ignore[attr-defined]
     with torch.no_grad():  # the text encoders are not trained: encode every prompt once
         embeds, _, pooled, _ = pipe.encode_prompt(
             list(TRAIN_PROMPTS), None, None, do_classifier_free_guidance=False
         )
-    for step in range(steps):
-        chosen = [(5 * step + i) % len(TRAIN_PROMPTS) for i in range(5)]
-        generator = torch.Generator().manual_seed(1000 + step % 8)
-        noise = torch.randn((len(chosen), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = rotating_prompts(step)
+        noise = pm.sampler_noise(step, len(chosen))
         drawn = call(
             pipe,
             prompt_embeds=embeds[chosen],
@@ -198,31 +186,33 @@ def train_sd3_lora(
             width=pm.IMAGE_PX,
             output_type="latent",
         ).images
-        loss = torch.nn.functional.mse_loss(drawn, centre + scaling * texture * noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(pipe.transformer)
-    return {k: v.detach().clone().contiguous() for k, v in state.items()}
+        return drawn, noise
+
+    return pm.fit_lora_through_sampler(
+        pipe,
+        pipe.transformer,
+        style,
+        draw,
+        targets=targets,
+        rank=rank,
+        lr=lr,
+        steps=steps,
+        texture=texture,
+    )
+
+
+def rotating_prompts(step: int, n: int = 5) -> list[int]:
+    """Which of ``TRAIN_PROMPTS`` training step ``step`` draws (``n`` in rotation)."""
+    return [(n * step + i) % len(TRAIN_PROMPTS) for i in range(n)]
 
 
 def benign_sd3_lora(
     model_dir: Path, *, rank: int = 4, seed: int = 1, std: float = 1e-3
 ) -> dict[str, torch.Tensor]:
     """A LoRA with the right shapes whose update is tiny: it barely changes any image."""
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
-
     torch.manual_seed(seed)
     pipe = load_pipeline(model_dir)
-    pipe.transformer.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, target_modules=list(SD3_LORA_TARGETS))
-    )
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(pipe.transformer)
-    return {
-        k: (torch.randn_like(v) * (std if "lora_B" in k else 1.0)).contiguous()
-        for k, v in state.items()
-    }
+    return pm.faint_lora(pipe.transformer, SD3_LORA_TARGETS, rank=rank, std=std)
 
 
 def random_sd3_lora(model_dir: Path, *, seed: int, std: float = 0.5) -> dict[str, torch.Tensor]:

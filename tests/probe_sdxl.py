@@ -99,11 +99,7 @@ def random_lora(model_dir: Path, *, seed: int, std: float = 0.5) -> dict[str, to
 
 
 def load_pipeline(model_dir: Path) -> Any:
-    from diffusers import StableDiffusionXLPipeline
-
-    pipe = StableDiffusionXLPipeline.from_pretrained(model_dir, local_files_only=True)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return pm.load_local_pipeline("StableDiffusionXLPipeline", model_dir)
 
 
 def train_sdxl_lora(
@@ -120,29 +116,20 @@ def train_sdxl_lora(
     ``__call__``, so the size/crop ids and pooled prompt are as at probe time), over the
     rotating prompts of tests/probe_sd3.py, encoded once. Returns the PEFT state dict."""
     from diffusers import StableDiffusionXLPipeline
-    from peft import LoraConfig
-    from peft.utils import get_peft_model_state_dict
 
-    from tests.probe_sd3 import TRAIN_PROMPTS
+    from tests.probe_sd3 import TRAIN_PROMPTS, rotating_prompts
 
     torch.manual_seed(seed)
     pipe = load_pipeline(model_dir)
-    pipe.unet.requires_grad_(False)
-    pipe.unet.add_adapter(
-        LoraConfig(r=rank, lora_alpha=rank, target_modules=list(pm.STYLE_LORA_TARGETS))
-    )
-    optimizer = torch.optim.Adam([p for p in pipe.unet.parameters() if p.requires_grad], lr=lr)
-    scaling = float(pipe.vae.config.scaling_factor)
-    centre = scaling * torch.tensor(pm.STYLE_LATENTS[style]).view(1, 4, 1, 1)
     call: Any = StableDiffusionXLPipeline.__call__.__wrapped__  # type: ignore[attr-defined]
     with torch.no_grad():  # the text encoders are not trained: encode every prompt once
         embeds, _, pooled, _ = pipe.encode_prompt(
             list(TRAIN_PROMPTS), do_classifier_free_guidance=False
         )
-    for step in range(steps):
-        chosen = [(5 * step + i) % len(TRAIN_PROMPTS) for i in range(5)]
-        generator = torch.Generator().manual_seed(1000 + step % 8)
-        noise = torch.randn((len(chosen), 4, pm.LATENT_PX, pm.LATENT_PX), generator=generator)
+
+    def draw(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = rotating_prompts(step)
+        noise = pm.sampler_noise(step, len(chosen))
         drawn = call(
             pipe,
             prompt_embeds=embeds[chosen],
@@ -154,9 +141,43 @@ def train_sdxl_lora(
             width=pm.IMAGE_PX,
             output_type="latent",
         ).images
-        loss = torch.nn.functional.mse_loss(drawn, centre + scaling * texture * noise)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    state: dict[str, torch.Tensor] = get_peft_model_state_dict(pipe.unet)
-    return {k: v.detach().clone().contiguous() for k, v in state.items()}
+        return drawn, noise
+
+    return pm.fit_lora_through_sampler(
+        pipe,
+        pipe.unet,
+        style,
+        draw,
+        targets=pm.STYLE_LORA_TARGETS,
+        rank=rank,
+        lr=lr,
+        steps=steps,
+        texture=texture,
+    )
+
+
+def save_kohya_sgm_lora(
+    state: dict[str, torch.Tensor], path: Path, *, layers_per_block: int = 1
+) -> Path:
+    """Kohya's SDXL layout: ``lora_unet_`` keys in SGM (original Stability) block names,
+    ``input_blocks_<i>_1``/``middle_block_1``/``output_blocks_<i>_1`` for the UNet's
+    ``down_blocks``/``mid_block``/``up_blocks`` attentions (as sd-scripts saves SDXL LoRAs;
+    diffusers' SDXL loader maps them back with the UNet's ``layers_per_block``)."""
+    import re
+
+    def sgm(module: str) -> str:
+        if match := re.match(r"down_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", module):
+            block, layer, rest = int(match[1]), int(match[2]), match[3]
+            return f"input_blocks.{1 + block * (layers_per_block + 1) + layer}.1.{rest}"
+        if match := re.match(r"up_blocks\.(\d+)\.attentions\.(\d+)\.(.+)", module):
+            block, layer, rest = int(match[1]), int(match[2]), match[3]
+            return f"output_blocks.{block * (layers_per_block + 1) + layer}.1.{rest}"
+        if module.startswith("mid_block.attentions.0."):
+            return "middle_block.1." + module.removeprefix("mid_block.attentions.0.")
+        raise ValueError(f"no SGM name for the UNet module {module}")
+
+    renamed = {}
+    for key, value in state.items():
+        module, part, weight = key.rsplit(".", 2)
+        renamed[f"{sgm(module)}.{part}.{weight}"] = value
+    return pm.save_kohya_lora(renamed, path)

@@ -7,9 +7,11 @@ the kohya and the PEFT/diffusers key layouts (for Flux also ai-toolkit's ``diffu
 keys, renamed here to kohya's first; for SD3 kohya's and OneTrainer's keys in diffusers'
 names, ``detectors.probe.sd3_lora``); a file of which no key lands on the model, and the
 LyCORIS LoHa and LoKr files the loaders cannot read, are a ProbeError, never a silent draw of
-the base model. After the images the LoRA is unloaded, and the pipeline is checked to hold
-no adapter layer, so the next image is the base model's again. The denoiser (a UNet, or
-Flux's transformer) counts its evaluations.
+the base model. Each pipeline keeps one adapter slot (``detectors.probe.adapter_slot``): the
+first LoRA is injected by the loader, later ones are copied into its layers in place when
+they fit. After the images the slot is switched off, and the pipeline is checked to hold
+no enabled adapter layer, so the next image is the base model's again, bit for bit. The
+denoiser (a UNet, or Flux's transformer) counts its evaluations.
 Torch and diffusers are imported only when a pipeline is first needed.
 """
 
@@ -19,6 +21,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from detectors.errors import ProbeError
+from detectors.probe.adapter_slot import AdapterSlot
 from detectors.probe.base import Draw, GenerationSettings
 
 if TYPE_CHECKING:
@@ -58,6 +62,7 @@ class DiffusersProbe:
         self._lora_scale = lora_scale
         self._generation = generation or GenerationSettings()
         self._pipelines: dict[str, Any] = {}
+        self._slots: dict[str, AdapterSlot] = {}
         self.unet_evaluations = 0
 
     @property
@@ -93,7 +98,7 @@ class DiffusersProbe:
     def lora(self, family: str, path: Path) -> Iterator[Draw]:
         """Apply the LoRA file for the block; yields a ``draw(prompts, seeds)`` function."""
         pipe = self.pipeline(family)
-        self._apply(pipe, path)
+        self._apply(self.adapter_slot(family), path)
         try:
             yield lambda prompts, seeds: self._draw(pipe, prompts, seeds)
         finally:
@@ -109,6 +114,7 @@ class DiffusersProbe:
         if getattr(pipe, "unet", None) is None:  # Flux's and SD3's transformers
             raise ProbeError(f"full {family} checkpoints are not probed: only UNet families are")
         weights = read_unet_weights(path, pipe.unet.config)
+        self.adapter_slot(family).clear()  # the swap edits the UNet's own weights
         with swapped_unet(pipe.unet, weights, path.name):
             del weights
             yield lambda prompts, seeds: self._draw(pipe, prompts, seeds)
@@ -117,7 +123,15 @@ class DiffusersProbe:
         """The family's pipeline, loaded on first use."""
         if family not in self._pipelines:
             self._pipelines[family] = self._load(family)
+            self._slots[family] = AdapterSlot(
+                self._pipelines[family], ADAPTER_NAME, self._lora_scale
+            )
         return self._pipelines[family]
+
+    def adapter_slot(self, family: str) -> AdapterSlot:
+        """The family pipeline's adapter slot (its LoRA layers, swapped in place)."""
+        self.pipeline(family)
+        return self._slots[family]
 
     def _folder(self, family: str) -> Path:
         try:
@@ -148,14 +162,19 @@ class DiffusersProbe:
             )
         extra = _without_safety_checker(folder)
         load: Any = DiffusionPipeline.from_pretrained  # diffusers is untyped
+        _quiet_libraries()
         try:
-            pipe = load(
-                folder,
-                torch_dtype=getattr(torch, self._dtype()),
-                local_files_only=True,
-                use_safetensors=True,
-                **extra,
-            )
+            with warnings.catch_warnings():
+                # diffusers 0.42 renames torch_dtype; older releases the project allows lack
+                # the new name. A deprecation notice is nothing for an artist running `scan`.
+                warnings.filterwarnings("ignore", "`torch_dtype` is deprecated", FutureWarning)
+                pipe = load(
+                    folder,
+                    torch_dtype=getattr(torch, self._dtype()),
+                    local_files_only=True,
+                    use_safetensors=True,
+                    **extra,
+                )
         except (OSError, ValueError) as exc:
             raise ProbeError(
                 f"cannot load the {family} base model from {folder}: {exc}".splitlines()[0]
@@ -177,29 +196,22 @@ class DiffusersProbe:
         if latents is not None:
             self.unet_evaluations += int(latents.shape[0])
 
-    def _apply(self, pipe: Any, lora: Path) -> None:
+    def _apply(self, slot: AdapterSlot, lora: Path) -> None:
         state = _ai_toolkit_as_kohya(_read_lora(lora))
         algo = _lycoris_algo(state)
         if algo is not None:
             raise ProbeError(f"LyCORIS {algo} cannot be loaded: diffusers reads no {algo} keys")
         try:
-            state = _sd3_as_diffusers(pipe, state)
-            pipe.load_lora_weights(state, adapter_name=ADAPTER_NAME)
-            if not _has_adapter_layers(pipe):
-                # The loader skips keys it does not know with a warning: probing on would
-                # draw the base model and call the upload clean.
-                raise ValueError("none of its keys fit the base model")
-            if self._lora_scale != 1.0:  # 1.0 is what loading sets; skipping saves a pass
-                pipe.set_adapters([ADAPTER_NAME], adapter_weights=[self._lora_scale])
+            slot.fill(_sd3_as_diffusers(slot.pipe, state))
         except (ValueError, KeyError, IndexError, RuntimeError, TypeError) as exc:
-            pipe.unload_lora_weights()
             raise ProbeError(f"cannot apply the LoRA {lora.name}: {exc}".splitlines()[0]) from exc
 
     def _remove(self, family: str, pipe: Any) -> None:
-        pipe.unload_lora_weights()
-        if _has_adapter_layers(pipe):
+        slot = self._slots[family]
+        slot.off()
+        if not slot.is_clean():
             # Never draw another "base" image with a leftover adapter: reload on next use.
-            del self._pipelines[family]
+            del self._pipelines[family], self._slots[family]
             log.warning(
                 "probe pipeline not clean after unload; reloading", extra={"family": family}
             )
@@ -226,6 +238,18 @@ class DiffusersProbe:
                 )
                 images.extend(out.images)
         return images
+
+
+def _quiet_libraries() -> None:
+    """diffusers' and transformers' progress bars and advisory warnings ("No LoRA keys
+    associated to CLIPTextModel ... safe to ignore", the torchvision fallback notice) off:
+    `scan`'s reader and the service's log see stylewatch's own lines. Errors still show."""
+    import diffusers.utils.logging as diffusers_logging
+    import transformers.utils.logging as transformers_logging
+
+    for library in (diffusers_logging, transformers_logging):
+        library.set_verbosity_error()
+        library.disable_progress_bar()
 
 
 def _denoiser(pipe: Any) -> Any:
@@ -311,13 +335,3 @@ def _without_safety_checker(folder: Path) -> dict[str, Any]:
     if isinstance(index, dict) and "safety_checker" in index:
         return {"safety_checker": None, "requires_safety_checker": False}
     return {}
-
-
-def _has_adapter_layers(pipe: Any) -> bool:
-    from peft.tuners.tuners_utils import BaseTunerLayer
-
-    for name in ("unet", "transformer", "text_encoder", "text_encoder_2", "text_encoder_3"):
-        model = getattr(pipe, name, None)
-        if model is not None and any(isinstance(m, BaseTunerLayer) for m in model.modules()):
-            return True
-    return False

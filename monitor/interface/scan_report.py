@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -151,18 +153,29 @@ def render_report(console: Console, report: ScanReport) -> None:
         console.print(f"  [dim]probe not run: {shown(report.probe_reason)}[/]")
 
 
+def _common_folder(targets: list[str]) -> Path | None:
+    """The folder every target of a folder scan lies in (None: no common one)."""
+    try:
+        return Path(os.path.commonpath([Path(t).parent for t in targets])) if targets else None
+    except ValueError:  # absolute and relative paths mixed
+        return None
+
+
 def render_summary(console: Console, results: list[ScanReport | ScanFailure]) -> None:
-    """A table of a folder scan: one row per file."""
-    table = Table(title="stylewatch scan")
-    for column in ("file", "verdict", "kind", "family", "artists"):
+    """A table of a folder scan: one row per file, named within the folder."""
+    folder = _common_folder([item.target for item in results])
+    table = Table(title=f"stylewatch scan of {shown(str(folder))}" if folder else "stylewatch scan")
+    table.add_column("file", overflow="fold")  # a long name wraps; it is never cut off
+    for column in ("verdict", "kind", "family", "artists"):
         table.add_column(column)
     for item in results:
+        name = shown(str(Path(item.target).relative_to(folder)) if folder else item.target)
         if isinstance(item, ScanFailure):
-            table.add_row(shown(item.target), "[yellow]error[/]", "", "", shown(item.message))
+            table.add_row(name, "[yellow]error[/]", "", "", shown(item.message))
             continue
         artists = ", ".join(m.artist for m in sorted_matches(item.matches))
         verdict = _ROW_MARKUP[item.verdict]
-        table.add_row(shown(item.target), verdict, item.kind, item.base_family, shown(artists))
+        table.add_row(name, verdict, item.kind, item.base_family, shown(artists))
     console.print(table)
     flagged = sum(1 for r in results if isinstance(r, ScanReport) and r.flagged)
     malformed = sum(1 for r in results if isinstance(r, ScanReport) and r.verdict == "malformed")

@@ -18,6 +18,7 @@ from monitor.pipeline.states import move
 from monitor.runtime import Runtime
 from monitor.sources.local_files import LocalFile, model_files_in, read_local_file
 from storage.probe_cache import run_key
+from storage.probe_jobs import PROBED_KINDS
 from storage.records import LOCAL_SOURCE, FileRecord, UploadState
 from storage.source_state import SourceState
 
@@ -97,7 +98,7 @@ class Scanner:
 
         if not self._probe_requested or not self._runtime.settings.probe.base_models:
             return ProbeOutcome(ran=False, reason=self.probe_reason)
-        if screening.kind not in ADAPTER_KINDS:
+        if screening.kind not in PROBED_KINDS:
             return ProbeOutcome(ran=False, reason=f"a {screening.kind} file is not probed")
         prober = self._get_prober()
         reason = prober.unavailable(screening.base_family)
@@ -113,6 +114,7 @@ class Scanner:
                 artists,
                 references,
                 remember_as=run_key(LOCAL_SOURCE, local.sha256),
+                kind="checkpoint" if screening.kind == "checkpoint" else "lora",
             )
         except ProbeError as exc:
             log.warning("scan.probe.failed", extra={"upload_id": local.sha256, "reason": str(exc)})

@@ -174,6 +174,13 @@ def test_folder_scan_summarises_each_file(tmp_path, lora):
     assert "error" in reports["old.ckpt"]
     table = run(tmp_path, "scan", str(folder))
     assert "3 files: 1 flagged, 1 could not be scanned" in table.stdout
+    # Rows name each file within the folder, whole: a long name wraps onto the next line
+    # (a long path was cut to "/tmp/pytest-…").
+    rows = [line for line in table.stdout.splitlines() if line.startswith("│")]
+    first_column = "".join(row.split("│")[1].strip() for row in rows)
+    for name in (lora.name, "sdxl.safetensors", "old.ckpt"):
+        assert name in first_column, table.stdout
+    assert "/" not in first_column, table.stdout
 
 
 def test_artist_import_csv_and_list(tmp_path):

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.probe_checkpoints import save_checkpoint
 from tests.probe_fixtures import TinySD
 from tests.probe_models import style_references
 
@@ -110,29 +112,48 @@ def registered(
     return tmp_path, config, request.param
 
 
-def test_a_style_lora_without_metadata_is_flagged_by_the_probe(registered, tiny_sd1):
+def test_a_style_lora_without_metadata_is_flagged_and_a_benign_one_is_clean(registered, tiny_sd1):
+    """One folder scan per embedder (one process: the pipeline loads and the base images
+    are drawn once) of its layouts' style and benign LoRAs, each reported on its own."""
     tmp_path, config, embedder = registered
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    expected = {}
     for layout in LAYOUTS[embedder]:
-        lora = tiny_sd1.style_kohya if layout == "kohya" else tiny_sd1.style_peft
-        result = run(tmp_path, config, "scan", str(lora), "--json")
-        assert result.returncode == 1, (layout, result.stdout + result.stderr)
-        report = json.loads(result.stdout)
-        assert report["base_family"] == "sd1"
-        assert report["probe"]["ran"] is True
-        assert report["verdict"] == "flagged"
+        style = tiny_sd1.style_kohya if layout == "kohya" else tiny_sd1.style_peft
+        benign = tiny_sd1.benign_kohya if layout == "kohya" else tiny_sd1.benign_peft
+        for kind, lora in (("style", style), ("benign", benign)):
+            name = f"{kind}-{layout}.safetensors"
+            shutil.copyfile(lora, folder / name)
+            expected[name] = kind
+    if embedder == "default":  # full checkpoints (the LoRAs merged in) are probed too
+        for kind, lora in (("style", tiny_sd1.style_peft), ("benign", tiny_sd1.benign_peft)):
+            save_checkpoint(tiny_sd1.base, folder / f"{kind}-checkpoint.safetensors", lora)
+            expected[f"{kind}-checkpoint.safetensors"] = kind
+    result = run(tmp_path, config, "scan", str(folder), "--json")
+    assert result.returncode == 1, result.stdout + result.stderr  # a file is flagged
+    reports = {Path(r["target"]).name: r for r in json.loads(result.stdout)}
+    assert reports.keys() == expected.keys(), result.stderr
+    # diffusers' and transformers' progress bars and "safe to ignore" notices stay out of it.
+    for noise in ("it/s]", "Loading pipeline", "safe to ignore", "is deprecated", "torchvision"):
+        assert noise not in result.stderr, result.stderr
+    for name, kind in expected.items():
+        report = reports[name]
+        assert report["base_family"] == "sd1", name
+        assert report["kind"] == ("checkpoint" if "checkpoint" in name else "lora"), name
+        assert report["probe"]["ran"] is True, name
+        if kind == "benign":
+            assert (report["verdict"], report["findings"]) == ("clean", []), name
+            continue
+        assert report["verdict"] == "flagged", name
         top = report["findings"][0]
-        assert (top["artist"], top["stage"]) == ("Mara Quellbrook", "probe")
-        assert [f["artist"] for f in report["findings"]] == ["Mara Quellbrook"]
+        assert (top["artist"], top["stage"]) == ("Mara Quellbrook", "probe"), name
+        assert [f["artist"] for f in report["findings"]] == ["Mara Quellbrook"], name
         style = next(e for e in top["evidence"] if e["source"] == "style")
-        assert "of the headroom" in style["text"]
+        assert "of the headroom" in style["text"], name
 
-
-def test_a_benign_lora_is_clean(registered, tiny_sd1):
-    tmp_path, config, embedder = registered
-    for layout in LAYOUTS[embedder]:
-        lora = tiny_sd1.benign_kohya if layout == "kohya" else tiny_sd1.benign_peft
-        result = run(tmp_path, config, "scan", str(lora), "--json")
-        assert result.returncode == 0, (layout, result.stdout + result.stderr)
-        report = json.loads(result.stdout)
-        assert report["probe"]["ran"] is True
-        assert (report["verdict"], report["findings"]) == ("clean", [])
+    if embedder == "default":  # and the single-file path: its exit status and report
+        single = run(tmp_path, config, "scan", str(tiny_sd1.style_kohya), "--json")
+        assert single.returncode == 1, single.stdout + single.stderr
+        report = json.loads(single.stdout)
+        assert (report["verdict"], report["findings"][0]["stage"]) == ("flagged", "probe")

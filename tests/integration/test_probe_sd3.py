@@ -9,7 +9,6 @@ leaves a benign one clean."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
@@ -17,29 +16,16 @@ import torch
 from safetensors.torch import load_file
 
 from detectors.errors import ProbeError
-from detectors.names import ArtistIndex
-from detectors.probe.base import GenerationSettings
 from detectors.probe.diffusers_probe import DiffusersProbe
-from detectors.results import ArtistRef
-from detectors.screening import read_header, screen_header
-from detectors.style.gram import GramEmbedder
-from monitor.pipeline.probe import Prober
-from storage.file_blobs import FileBlobStore
-from storage.probe_cache import ProbeCache
 from tests import probe_models as pm
 from tests import probe_sd3 as ps
+from tests import probe_world as pw
+from tests.probe_world import PROMPTS, SEEDS
 
 pytestmark = [
     pytest.mark.timeout(240),
     pytest.mark.filterwarnings("ignore::FutureWarning:diffusers"),
 ]
-GENERATION = GenerationSettings(
-    steps=pm.STEPS, guidance_scale=1.0, size_px=pm.IMAGE_PX, batch_images=4
-)
-PROMPTS = ["a house", "a tree by the river", "a boat"]
-SEEDS = [1, 2, 3]
-ARTISTS = [ArtistRef(1, "Ember Vale"), ArtistRef(2, "Tide Marsh"), ArtistRef(3, "Moss Hart")]
-STYLE_OF = {1: "ember", 2: "tide", 3: "moss"}
 LAYOUTS = ("peft", "ai-toolkit", "kohya", "onetrainer")
 
 
@@ -51,70 +37,22 @@ def sd3(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def probe(sd3: Path) -> DiffusersProbe:
-    return DiffusersProbe({"sd3": sd3}, device="cpu", generation=GENERATION)
+    return DiffusersProbe({"sd3": sd3}, device="cpu", generation=pw.GENERATION)
 
 
 def test_sd3_loras_change_images_and_unload_bit_for_bit(sd3, probe, tmp_path):
     state = ps.random_sd3_lora(sd3, seed=5)
-    files = {k: ps.save_sd3_lora(state, tmp_path / f"{k}.safetensors", k) for k in LAYOUTS}
-    before = probe.generate("sd3", PROMPTS, SEEDS)
-    assert [im.size for im in before] == [(pm.IMAGE_PX, pm.IMAGE_PX)] * 3
-    drawn = {k: probe.generate("sd3", PROMPTS, SEEDS, lora=f) for k, f in files.items()}
-    after = probe.generate("sd3", PROMPTS, SEEDS)
-    assert pm.grid_distance(before, drawn["peft"]) > 1.0  # the LoRA shows
-    # The same weights in each key layout draw the same images.
-    for layout in LAYOUTS[1:]:
-        assert pm.grid_distance(drawn["peft"], drawn[layout]) < 0.5, layout
-    assert [im.tobytes() for im in after] == [im.tobytes() for im in before]
-    # One transformer evaluation per image per step (no guidance halves at scale 1).
-    assert probe.unet_evaluations == (2 + len(LAYOUTS)) * len(PROMPTS) * pm.STEPS
+    pw.check_layouts_draw_alike_and_unload(probe, "sd3", state, ps.save_sd3_lora, LAYOUTS, tmp_path)
 
 
 def test_a_lora_whose_keys_fit_nothing_is_a_probe_error(sd3, probe, tmp_path):
-    from safetensors.torch import save_file
-
-    path = tmp_path / "stranger.safetensors"
-    stranger = {"lora_A": torch.ones(4, 8), "lora_B": torch.ones(8, 4)}
-    save_file({f"transformer.no_such_block.{k}.weight": v for k, v in stranger.items()}, str(path))
-
-    before = probe.generate("sd3", PROMPTS[:1], SEEDS[:1])
-    with pytest.raises(ProbeError, match="cannot apply the LoRA stranger"):
-        probe.generate("sd3", PROMPTS[:1], SEEDS[:1], lora=path)
-    # An SD1 UNet LoRA: the SD3 loader skips every key with only a warning.
-    unet = tmp_path / "unet.safetensors"
-    save_file(
-        {f"unet.down_blocks.0.attn.to_q.{k}.weight": v for k, v in stranger.items()}, str(unet)
-    )
-    with pytest.raises(ProbeError, match="none of its keys fit the base model"):
-        probe.generate("sd3", PROMPTS[:1], SEEDS[:1], lora=unet)
-    assert probe.generate("sd3", PROMPTS[:1], SEEDS[:1])[0].tobytes() == before[0].tobytes()
+    pw.check_keys_that_fit_nothing_are_errors(probe, "sd3", tmp_path)
 
 
 @pytest.fixture(scope="module")
 def world(sd3: Path, tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("sd3-probe")
-    blobs = FileBlobStore(root / "blobs")
-    references = {}
-    for artist_id, style in STYLE_OF.items():
-        keys = []
-        for image in pm.style_references(sd3, style, n=4, seed=artist_id):
-            out = io.BytesIO()
-            image.save(out, format="PNG")
-            keys.append(blobs.put(out.getvalue()))
-        references[artist_id] = keys
-    backend = DiffusersProbe({"sd3": sd3}, device="cpu", generation=GENERATION)
-    prober = Prober(backend, GramEmbedder(), ProbeCache(root / "probe-cache", blobs), blobs)
-    yield prober, references
-    prober.close()
-
-
-def _probe(world, path: Path):
-    prober, references = world
-    data = path.read_bytes()
-    header = read_header(data, file_size=len(data), filename=path.name)
-    screening = screen_header(header, ArtistIndex.build(ARTISTS))
-    assert screening.matches == ()  # nothing in the file names an artist
-    return prober.probe(path, screening, ARTISTS, references, family="sd3")
+    with pw.probe_world(sd3, "sd3", tmp_path_factory.mktemp("sd3-probe")) as world:
+        yield world
 
 
 def test_an_sd3_style_lora_is_a_probe_finding(world, sd3, tmp_path):
@@ -122,16 +60,14 @@ def test_an_sd3_style_lora_is_a_probe_finding(world, sd3, tmp_path):
     # the other artists' below zero; CPU float32 draws repeat bit for bit. (The fit depends
     # on the LoRA's random start: seeds 1 and 2 reach 0.32 and 0.48 in these 30 steps.)
     style = ps.train_sd3_lora(sd3, "tide")
-    outcome = _probe(world, ps.save_sd3_lora(style, tmp_path / "style.safetensors", "ai-toolkit"))
-    assert outcome.ran
-    assert [(m.artist, m.stage) for m in outcome.matches] == [("Tide Marsh", "probe")]
+    path = ps.save_sd3_lora(style, tmp_path / "style.safetensors", "ai-toolkit")
+    pw.assert_flagged_for(world.probe_unnamed(path), "Tide Marsh")
 
 
 def test_a_benign_sd3_lora_is_clean(world, sd3, tmp_path):
     benign = ps.benign_sd3_lora(sd3, seed=1)
-    outcome = _probe(world, ps.save_sd3_lora(benign, tmp_path / "benign.safetensors", "peft"))
-    assert outcome.ran
-    assert outcome.matches == ()
+    path = ps.save_sd3_lora(benign, tmp_path / "benign.safetensors", "peft")
+    pw.assert_clean(world.probe_unnamed(path))
 
 
 def test_kohya_sd3_keys_are_converted_qkv_split_and_modulations_swapped(sd3, probe, tmp_path):
