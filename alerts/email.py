@@ -18,7 +18,7 @@ import aiosmtplib
 
 from alerts.base import Alert, DeliveryFailed, DeliveryRejected
 from alerts.render import MessageRenderer
-from monitor.settings import EmailSettings
+from alerts.settings import EmailSettings
 
 log = logging.getLogger(__name__)
 

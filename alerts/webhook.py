@@ -23,9 +23,9 @@ from alerts.destination import (
     check_host,
     destination_policy,
 )
+from alerts.settings import WebhookSettings
 from alerts.webhook_formats import body_for
 from alerts.webhook_signature import signed_headers, signing_key
-from monitor.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 MAX_REPLY_BYTES = 64 * 1024  # a receiver's answer is read this far, then dropped

@@ -6,7 +6,7 @@ training tags, and hub text: a name and a description), :data:`NAMED_SHARE` of t
 the artist in their tags or description. The rows are inserted as rows recorded before
 revision 0005 look (no ``screen_fields``), so a first read fills them: timed on its own
 (``first_fill_s``, once per database). Then it registers the artist and times
-:func:`monitor.backscan.backscan` end to end (streaming the rows, re-screening, recording
+:func:`monitor.backscan.names.backscan` end to end (streaming the rows, re-screening, recording
 the findings). The baseline, measured in the same run over the same rows: the same
 streaming read, then a plain Python loop of ``name.lower() in text.lower()`` over each
 upload's screened text (as the back-scan's cheap pass reads it), for the name and each
@@ -14,7 +14,7 @@ alias. Wall and CPU seconds are both given
 (``_cpu_s``: this process's CPU time, steadier on a shared machine). The last line printed
 is one JSON object. Run: ``.venv/bin/python bench/backscan.py [UPLOADS [RUNS]]``.
 
-The back-scan by style (`monitor.style_backscan`), timed after it: :data:`RUNS` of the
+The back-scan by style (`monitor.backscan.style`), timed after it: :data:`RUNS` of the
 uploads are marked probed with a kept probe run each (8 images' style vectors of the
 built-in embedder's size, random, paired with base vectors; :data:`STYLE_SHARE` of them near
 the artist's references), the artist gets 4 reference images, and the runs are scored
@@ -44,11 +44,11 @@ from sqlalchemy import insert, update  # noqa: E402
 from sqlmodel import col  # noqa: E402
 
 from detectors.results import ArtistRef  # noqa: E402
-from monitor.backscan import backscan  # noqa: E402
+from monitor.backscan.names import backscan  # noqa: E402
+from monitor.backscan.style import cli_scoring, style_backscan  # noqa: E402
 from monitor.runtime import Runtime  # noqa: E402
 from monitor.settings import load_settings  # noqa: E402
-from monitor.style_backscan import cli_scoring, style_backscan  # noqa: E402
-from storage.backscan import RecordedUploads  # noqa: E402
+from storage.backscan_reads import BackscanReads  # noqa: E402
 from storage.engine import create_db_engine, write_engine  # noqa: E402
 from storage.file_blobs import FileBlobStore  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -126,7 +126,7 @@ def _populate(engine: Any, rng: random.Random) -> int:
     return named
 
 
-def _baseline(recorded: RecordedUploads, needles: list[str]) -> int:
+def _baseline(recorded: BackscanReads, needles: list[str]) -> int:
     found = 0
     for batch in recorded.batches():
         for upload in batch:
@@ -190,7 +190,7 @@ def main() -> None:
         store = Store(engine)
         artist = store.add_artist(ARTIST, aliases=ALIASES)
         ref = ArtistRef(artist.id, artist.name, artist.aliases)
-        recorded = RecordedUploads(engine)
+        recorded = BackscanReads(engine)
         _timed(figures, "first_fill", lambda: sum(len(b) for b in recorded.batches()))
         _timed(figures, "read", lambda: sum(len(b) for b in recorded.batches()))
         needles = [n.lower() for n in (ARTIST, *ALIASES)]

@@ -1,7 +1,7 @@
 """What bench/fuzz.py feeds: every parser of outside input, each behind ``bytes -> None``.
 
 Each target calls the production code the way production calls it (hub JSON decoded as
-``monitor.http`` decodes a body, config and artist files read from a real file, a model
+``monitor.sources.http`` decodes a body, config and artist files read from a real file, a model
 card decoded as the Hugging Face source decodes README bytes) and then the pure code that
 consumes the parsed value, so a crash one step later counts too. ``expected`` lists the
 parser's documented error types: anything else escaping is an unhandled exception.
@@ -25,13 +25,13 @@ from detectors.errors import ConfigError, HeaderError, InputError, RefusedFile, 
 from detectors.file_format import refuse_if_pickle
 from detectors.metadata import decode_metadata, metadata_fields
 from detectors.safetensors_header import parse_header
-from monitor import reference_images
-from monitor.artist_file import read_artist_file
-from monitor.http import HttpClient, parse_links, retry_after_s
-from monitor.hub_targets import parse_hub_target
+from monitor.artists import references as reference_images
+from monitor.artists.artist_file import read_artist_file
 from monitor.settings import CivitaiSettings, HuggingFaceSettings, Settings, load_settings
 from monitor.sources import civitai, huggingface
 from monitor.sources.html_text import html_to_text
+from monitor.sources.http import HttpClient, parse_links, retry_after_s
+from monitor.sources.targets import parse_hub_target
 
 # Kinds pick the structure-aware mutations (bench/fuzz_mutators.py) on top of byte edits.
 Kind = str

@@ -26,9 +26,9 @@ RSS_LIMIT_MB = 1_536  # libFuzzer's own watchdog, below the address-space cap
 INPUT_TIMEOUT_S = 60  # libFuzzer ends a worker stuck this long on one input
 RESULT_EVERY = 1_000  # inputs between result writes, so a killed worker still reports
 # Parsers and the pure-Python libraries they lean on, instrumented for coverage feedback.
-INSTRUMENTED = ["detectors", "monitor.sources", "monitor.settings", "monitor.artist_file",
-                "monitor.reference_images", "monitor.hub_targets", "monitor.http", "PIL",
-                "tomllib", "html", "yarl"]  # fmt: skip
+INSTRUMENTED = ["detectors", "monitor.sources", "monitor.settings", "monitor.artists.artist_file",
+                "monitor.artists.references", "monitor.sources.targets", "monitor.sources.http",
+                "PIL", "tomllib", "html", "yarl"]  # fmt: skip
 # Imported before instrumenting: big libraries whose coverage says nothing of our parsers
 # (instrumenting email's header parser alone takes seconds).
 NOT_INSTRUMENTED = ("aiohttp", "email.utils", "pydantic_settings", "sqlmodel")

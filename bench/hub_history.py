@@ -26,12 +26,12 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detectors.results import ArtistRef
-from monitor.http import HttpClient, HttpPolicy
-from monitor.hub_history import search_keys
-from monitor.hub_jobs import build_checker, build_history
+from monitor.backscan.hub_history import search_keys
+from monitor.build.hubs import build_checker, build_history
 from monitor.runtime import open_runtime
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient, HttpPolicy
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.store import Store
 from storage.triage import TriageStore

@@ -15,7 +15,7 @@ Builds, reproducibly from ``--seed`` and cached under ``bench/.data/planted-<see
   naming those artists in their metadata).
 
 Every LoRA goes through screening (``detectors.screening`` on the file's header) and the
-probe (``monitor.probing.Prober``: DiffusersProbe, GramEmbedder, base cache). A LoRA's score
+probe (``monitor.pipeline.probe.Prober``: DiffusersProbe, GramEmbedder, base cache). A LoRA's score
 is its best artist's ``combined_score(metadata score, style_score(lift, threshold))``; the lift
 threshold is calibrated on benign LoRAs at 1 % FPR, leaving each benign LoRA out of its own
 calibration. Reported overall and per split: ROC AUC, TPR at 1 % FPR, top-1 attribution
@@ -255,7 +255,7 @@ def probe_all(
     from detectors.style.base import StyleEmbedder
     from detectors.style.gram import GramEmbedder
     from detectors.style.style_v1 import StyleV1Embedder
-    from monitor.probing import Prober
+    from monitor.pipeline.probe import Prober
     from storage.file_blobs import FileBlobStore
     from storage.probe_cache import ProbeCache
     from tests.probe_models import IMAGE_PX

@@ -26,11 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.http import HttpClient, HttpPolicy
-from monitor.polling import MAX_BYTES_PER_UPLOAD, Poller
-from monitor.polling_service import create_session
+from monitor.build.sources import create_session
+from monitor.pipeline.poll import MAX_BYTES_PER_UPLOAD, Poller
 from monitor.sources.base import RemoteFile, Source
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient, HttpPolicy
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.source_state import SourceState
 from tests.fakehubs.harness import runtime_for

@@ -221,7 +221,7 @@ def _cache_savings(
     from detectors.results import ArtistRef
     from detectors.screening import read_header, screen_header
     from detectors.style.gram import GramEmbedder
-    from monitor.probing import Prober
+    from monitor.pipeline.probe import Prober
     from storage.file_blobs import FileBlobStore
     from storage.probe_cache import ProbeCache
 

@@ -5,7 +5,8 @@
    key convention, metadata, alpha/scale and factor rewrites, renamed files); as negatives,
    :data:`OTHERS` LoRAs of other tasks on the same base (own initialisations) and
    :data:`SAME_INIT` from one shared initialisation. Every file is read the way the poller
-   reads a hub file (`monitor.polling.fetch_header`, then `monitor.reupload.remote_fingerprint`
+   reads a hub file (`monitor.pipeline.poll.fetch_header`, then
+   `monitor.pipeline.record.remote_fingerprint`
    through the folder source's range reads), which gives the bytes read per fingerprint.
    Originals and negatives are recorded with their fingerprints; each variant and each
    negative is then looked up (`SourceState.similar_upload`, the production path):
@@ -45,8 +46,8 @@ from sqlmodel import Session, select  # noqa: E402
 
 from bench import reupload_loras as loras  # noqa: E402
 from detectors.fingerprint import SIMILAR_AT, SKETCH_DIM, Fingerprint, similarities  # noqa: E402
-from monitor.polling import _Meter, fetch_header  # noqa: E402
-from monitor.reupload import remote_fingerprint  # noqa: E402
+from monitor.pipeline.poll import _Meter, fetch_header  # noqa: E402
+from monitor.pipeline.record import remote_fingerprint  # noqa: E402
 from monitor.settings import FolderSettings  # noqa: E402
 from monitor.sources.base import RemoteFile  # noqa: E402
 from monitor.sources.folder import FolderSource  # noqa: E402

@@ -11,6 +11,9 @@ Kind = Literal["lora", "lycoris", "checkpoint", "embedding", "unknown"]
 BaseFamily = Literal["sd1", "sd2", "sdxl", "flux", "sd3", "unknown"]
 Verdict = Literal["flagged", "malformed", "clean"]
 Stage = Literal["metadata", "probe"]
+# Adapters: the kinds loaded onto a base model to probe them, and whose weights are
+# fingerprinted (a checkpoint is probed on its own, by the worker only).
+ADAPTER_KINDS: tuple[Kind, ...] = ("lora", "lycoris")
 
 # JSON values as decoded from untrusted metadata (depth-capped by the parser).
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]

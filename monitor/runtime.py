@@ -27,7 +27,8 @@ STARTUP_WAIT_FOR_BLOBS_S = 60.0  # serve and workers: an S3 server restarting al
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """The database engine, the store and the blob store of one process."""
+    """The database engine, the store and the blob store of one process; a context manager
+    (``with open_runtime(settings) as runtime:``) that closes it on the way out."""
 
     settings: Settings
     engine: Engine
@@ -36,6 +37,12 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def stylewatch_version() -> str:

@@ -13,8 +13,6 @@ from typing import Any, Literal
 
 import platformdirs
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -27,15 +25,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from alerts.webhook_signature import signing_key
+from alerts.settings import EmailSettings, WebhookSettings
+from alerts.settings import Section as _Section
 from detectors.errors import ConfigError
 
 ENV_PREFIX = "STYLEWATCH_"
 CONFIG_ENV_VAR = "STYLEWATCH_CONFIG"
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DatabaseSettings(_Section):
@@ -211,39 +206,6 @@ class QueueSettings(_Section):
         if self.stalled_after_s < 2 * self.heartbeat_s:
             raise ValueError("stalled_after_s must be at least twice heartbeat_s")
         return self
-
-
-class EmailSettings(_Section):
-    enabled: bool = False
-    smtp_host: str = "localhost"
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = True
-    username: str | None = None
-    password: SecretStr | None = None
-    from_addr: str = "stylewatch@localhost"
-    tls: bool = False  # implicit TLS (usually port 465); starttls is then not used
-    timeout_s: float = Field(default=30.0, gt=0, description="seconds per SMTP operation")
-
-
-class WebhookSettings(_Section):
-    url: str
-    secret: SecretStr | None = None
-    format: Literal["standard", "slack", "discord"] = "standard"
-    events: list[str] = Field(default_factory=lambda: ["finding.created"])
-    # Destinations resolving to private (RFC 1918, ULA) or loopback addresses are refused
-    # unless allowed here (link-local, multicast and reserved ones always are).
-    allow_private: bool = False
-    allow_loopback: bool = False
-    timeout_s: float = Field(default=10.0, gt=0, description="seconds per delivery")
-
-    @field_validator("secret")
-    @classmethod
-    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty HMAC key signs every body with a key anyone knows: receivers would
-        # accept forgeries. No secret at all is the honest way to send unsigned.
-        if value is not None and not signing_key(value.get_secret_value()).strip():
-            raise ValueError("is empty: set a random string (or whsec_<base64>), or leave it out")
-        return value
 
 
 class AlertsSettings(_Section):

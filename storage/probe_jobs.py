@@ -8,15 +8,16 @@ from collections.abc import Collection
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from detectors.results import ADAPTER_KINDS
 from storage.loaders import upload_records
 from storage.models import Source, Upload
-from storage.records import UploadRecord
+from storage.records import LOCAL_SOURCE, UploadRecord
 
-PROBED_KINDS = ("lora", "lycoris", "checkpoint")
+PROBED_KINDS = (*ADAPTER_KINDS, "checkpoint")
 # "requeued": a back-scan asked for a new probe (its findings are marked as the back-scan's).
 WAITING_STATES = ("screened", "probing", "requeued")
 # `scan` probes local files itself; the worker probes what the pollers recorded.
-SKIPPED_SOURCES = ("local",)
+SKIPPED_SOURCES = (LOCAL_SOURCE,)
 # A checkpoint over [probe] checkpoint_max_bytes is "failed" with an error starting so; a
 # moderator who queues it from its finding puts it back to "screened" with PROBE_ASKED,
 # which the worker takes as leave to go past the budget (never past the free-disk floor).

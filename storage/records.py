@@ -14,6 +14,8 @@ from typing import Literal
 from detectors.results import BaseFamily, Evidence, FileFormat, JSONValue, Kind, Stage, TextField
 from storage.stored_metadata import MetadataCut
 
+# The source name of the files `stylewatch scan` reads from the local disk.
+LOCAL_SOURCE = "local"
 # "requeued": probed before, waiting for a probe again that a back-scan asked for.
 UploadState = Literal["new", "screened", "probing", "probed", "requeued", "failed"]
 FindingState = Literal["needs_review", "escalated", "confirmed", "dismissed", "taken_down"]

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from detectors.errors import StorageError
 from detectors.fingerprint import Fingerprint
-from storage.backscan import refresh_screen_fields
+from storage.backscan_reads import refresh_screen_fields
 from storage.engine import error_summary, write_engine
 from storage.fingerprint_index import fingerprint_index
 from storage.loaders import finding_records

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from detectors.errors import StorageError
 from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Kind, TextField, merge_matches
 from storage import artists
-from storage.backscan import refresh_screen_fields
+from storage.backscan_reads import refresh_screen_fields
 from storage.loaders import (
     artist_records,
     finding_records,

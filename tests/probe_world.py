@@ -19,7 +19,7 @@ from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.results import ArtistRef
 from detectors.screening import read_header, screen_header
 from detectors.style.gram import GramEmbedder
-from monitor.probing import ProbeOutcome, Prober
+from monitor.pipeline.probe import ProbeOutcome, Prober
 from storage.file_blobs import FileBlobStore
 from storage.probe_cache import ProbeCache
 from tests import probe_models as pm

@@ -21,10 +21,10 @@ from PIL import Image, ImageDraw
 from sqlmodel import Session, select
 
 from detectors.results import ArtistMatch, Evidence, TextField
-from monitor.passwords import Passwords, token_sha256
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import load_settings
 from monitor.web.app import ServiceStatus, create_app
+from monitor.web.passwords import Passwords, token_sha256
 from storage.models import Evidence as EvidenceRow
 from storage.records import FileRecord
 from storage.users import UserStore

@@ -25,7 +25,6 @@ from yarl import URL
 
 from detectors.errors import SourceError, SourceRejected
 from detectors.results import JSONValue, TextField
-from monitor.http import Credential, HttpClient
 from monitor.settings import CivitaiSettings
 from monitor.sources import hub_json as j
 from monitor.sources.base import (
@@ -40,6 +39,7 @@ from monitor.sources.base import (
     Upload,
 )
 from monitor.sources.html_text import html_to_text
+from monitor.sources.http import Credential, HttpClient
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from urllib.parse import unquote, urlparse
 
 from detectors.errors import SourceRejected, SourceUnavailable
 from detectors.results import JSONValue, TextField
-from monitor.local_files import model_files_in, sha256_file
 from monitor.settings import FolderSettings
 from monitor.sources.base import (
     CheckTarget,
@@ -31,6 +30,7 @@ from monitor.sources.base import (
     RemoteFile,
     Upload,
 )
+from monitor.sources.local_files import model_files_in, sha256_file
 
 MIN_AGE_S = 300.0
 

@@ -2,7 +2,7 @@
 
 Why aiohttp against the Hub's REST endpoints rather than ``huggingface_hub.HfApi``: the sync
 client would need a thread per call and its own HTTP stack, so the per-host limits, backoff,
-redaction and the bounded Range reads of ``monitor.http`` would not apply to it; it follows
+redaction and the bounded Range reads of ``monitor.sources.http`` would not apply to it; it follows
 only relative redirects and assumes a 206 (a CDN that ignores Range makes it read the whole
 file); and the test environment sets ``HF_HUB_OFFLINE=1``, which it honours by refusing every
 request. The endpoints and parameters are the ones ``HfApi`` sends (hubs/README.md §2).
@@ -40,7 +40,6 @@ from yarl import URL
 
 from detectors.errors import SourceError, SourceRejected, UploadNotReady
 from detectors.results import TextField
-from monitor.http import Credential, HttpClient
 from monitor.settings import HuggingFaceSettings
 from monitor.sources import hub_json as j
 from monitor.sources.base import (
@@ -54,6 +53,7 @@ from monitor.sources.base import (
     SearchPage,
     Upload,
 )
+from monitor.sources.http import Credential, HttpClient
 
 log = logging.getLogger(__name__)
 

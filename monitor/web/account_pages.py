@@ -16,13 +16,13 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from detectors.errors import DeliveryError, InputError
-from monitor import alert_service
-from monitor.ids import ROUTE_ID
+from monitor.build import alerts as alert_service
+from monitor.interface.ids import ROUTE_ID
+from monitor.interface.wording import removal_text
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.password_reset import RUNTIME_KEY, reset_link
 from monitor.web.rendering import error_page, render
-from monitor.wording import removal_text
 from storage.records import ArtistRemoval
 from storage.users import UserRecord
 

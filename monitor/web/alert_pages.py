@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from detectors.errors import DeliveryError, InputError
-from monitor import alert_service
-from monitor.ids import parse_id
+from monitor.build import alerts as alert_service
+from monitor.interface.ids import parse_id
 from monitor.runtime import Runtime
 from monitor.web.alert_routes import SUBSCRIPTIONS_KEY
 from monitor.web.auth import requires

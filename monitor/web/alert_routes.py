@@ -14,7 +14,7 @@ import html
 from aiohttp import web
 
 from alerts.links import Links
-from monitor.alert_service import build_links
+from monitor.build.alerts import build_links
 from monitor.runtime import Runtime
 from storage.subscriptions import SubscriptionStore
 

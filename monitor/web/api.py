@@ -15,12 +15,12 @@ from typing import Any, cast, get_args
 from aiohttp import web
 
 from detectors.errors import InputError
-from monitor.ids import ROUTE_ID, parse_id
-from monitor.json_views import upload_json
-from monitor.passwords import token_sha256
+from monitor.interface.ids import ROUTE_ID, parse_id
+from monitor.interface.json_views import upload_json
 from monitor.web.auth import Handler
 from monitor.web.context import USER_KEY, request_user, web_context
 from monitor.web.openapi import openapi_document
+from monitor.web.passwords import token_sha256
 from monitor.web.queue_pages import parse_decision
 from storage.records import ArtistRecord, FindingRecord, FindingState
 from storage.triage import FindingClaimed, FindingNotFound, TriageEventRecord

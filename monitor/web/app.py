@@ -17,8 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from monitor.passwords import Passwords
-from monitor.reference_images import MAX_IMAGE_BYTES
+from monitor.artists.references import MAX_IMAGE_BYTES
 from monitor.runtime import Runtime, safe_database_url
 from monitor.secret_key import web_secret_key
 from monitor.web.account_pages import add_account_pages
@@ -34,6 +33,7 @@ from monitor.web.login import login, login_form, logout
 from monitor.web.login_limits import LoginLimiter
 from monitor.web.metrics import METRICS_KEY, WebMetrics, metrics_handler
 from monitor.web.password_reset import add_password_reset_routes
+from monitor.web.passwords import Passwords
 from monitor.web.portal_pages import add_portal_routes
 from monitor.web.queue_pages import add_queue_routes
 from monitor.web.rendering import render

@@ -17,7 +17,7 @@ from typing import Literal
 from aiohttp import web
 
 from detectors.errors import StorageError
-from monitor.reference_images import gate_image
+from monitor.artists.references import gate_image
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.executors import IMAGE_POOL, run_in

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from monitor.passwords import Passwords
 from monitor.web.login_limits import LoginLimiter
 from monitor.web.metrics import WebMetrics
+from monitor.web.passwords import Passwords
 from storage.blobs import BlobStore
 from storage.store import Store
 from storage.triage import TriageStore

@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from detectors.errors import StorageError
-from monitor.polling import PollCounters
+from monitor.pipeline.poll import PollCounters
 from storage.job_tables import job_counts, live_workers
 from storage.web_queries import MetricsSnapshot, WebQueries
 

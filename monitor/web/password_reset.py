@@ -19,7 +19,7 @@ from aiohttp import web
 
 from alerts.links import Links
 from detectors.errors import DeliveryError
-from monitor import alert_service
+from monitor.build import alerts as alert_service
 from monitor.runtime import Runtime
 from monitor.web.context import request_user, web_context
 from monitor.web.executors import PASSWORD_POOL, run_in

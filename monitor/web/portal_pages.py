@@ -3,7 +3,7 @@
 An artist user sees and edits only their own artist; dismissing a finding about them
 ("this is me", "I licensed this") is written to the audit log like a moderator's decision.
 A new alias back-scans the recorded uploads for the artist's names, a new reference image
-scores the LoRAs probed earlier against their images (`monitor.backscan_service`, in the
+scores the LoRAs probed earlier against their images (`monitor.backscan.service`, in the
 background); the page shows how far that got, and ``/me/backscan`` says it as JSON.
 """
 
@@ -17,9 +17,9 @@ from aiohttp import web
 
 from detectors.alias_rules import indistinct
 from detectors.errors import InputError, StorageError
-from monitor.backscan_service import Backscans
-from monitor.ids import ROUTE_ID
-from monitor.reference_images import MAX_IMAGE_BYTES, gate_image, store_reference_image
+from monitor.artists.references import MAX_IMAGE_BYTES, gate_image, store_reference_image
+from monitor.backscan.service import Backscans
+from monitor.interface.ids import ROUTE_ID
 from monitor.runtime import Runtime
 from monitor.web.alert_pages import artist_subscriptions
 from monitor.web.auth import requires

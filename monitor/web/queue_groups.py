@@ -1,8 +1,8 @@
 """The queue's cards: near-identical uploads found for one artist share one card and one decision.
 
 Two uploads are near-identical when the re-upload link says so (the same file bytes or weight
-fingerprint, :mod:`monitor.reupload`), or when one uploader posted them on one hub under names
-that differ only in version marks ("Mira Ink Washes v2", "mira_ink_washes-v3 (reupload)"):
+fingerprint, :mod:`monitor.pipeline.record`), or when one uploader posted them on one hub under
+names that differ only in version marks ("Mira Ink Washes v2", "mira_ink_washes-v3 (reupload)"):
 the way a copier re-posts a takedown, or an uploader ships the same LoRA in several versions.
 Grouping is per page, in page order: the first finding of a group holds the card.
 """

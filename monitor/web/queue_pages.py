@@ -11,7 +11,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from detectors.errors import InputError
-from monitor.ids import ROUTE_ID, parse_id, query_id
+from monitor.interface.ids import ROUTE_ID, parse_id, query_id
+from monitor.pipeline.states import move
 from monitor.sources import SOURCE_NAMES
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
@@ -263,7 +264,7 @@ async def queue_probe(request: web.Request) -> web.StreamResponse:
     if not over_budget(view):
         return await error_page(request, 409, "This upload is not held back by the size budget.")
     await asyncio.to_thread(
-        ctx.store.set_upload_state, view.upload.id, "screened", error=PROBE_ASKED
+        move, ctx.store, "moderate", view.upload.id, "screened", error=PROBE_ASKED
     )
     raise web.HTTPSeeOther(f"/findings/{view.finding.id}")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from monitor.ids import ROUTE_ID
+from monitor.interface.ids import ROUTE_ID
 from monitor.web.auth import requires
 from monitor.web.context import request_user, web_context
 from monitor.web.queue_pages import finding_id

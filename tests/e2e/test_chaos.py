@@ -6,7 +6,7 @@ lost or duplicated, in the database, the SMTP inbox or the webhook log.
 A run takes 1.5-3 minutes, most of it setting up (the CLI registering artists with
 reference images) and waiting for the processes to start on a shared 2-core machine. An
 alert cut off between its send and its settling waits for its lease (at least 300 s,
-monitor/alert_service.py) before it goes out again, so a run whose kill lands there takes
+monitor/build/alerts.py) before it goes out again, so a run whose kill lands there takes
 about five minutes more: the settle timeout allows for that.
 """
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.passwords import Passwords, token_sha256
 from monitor.runtime import open_runtime
 from monitor.settings import load_settings
+from monitor.web.passwords import Passwords, token_sha256
 from storage.users import UserStore
 from tests.e2e.test_web_users_cli import run
 

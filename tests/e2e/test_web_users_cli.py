@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from monitor.passwords import Passwords, token_sha256
 from monitor.runtime import open_runtime
 from monitor.settings import load_settings
+from monitor.web.passwords import Passwords, token_sha256
 from storage.users import UserStore
 
 BIN = Path(sys.executable).parent / "stylewatch"

@@ -7,7 +7,6 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
-from monitor.http import HttpClient, HttpPolicy
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import (
     CivitaiSettings,
@@ -16,6 +15,7 @@ from monitor.settings import (
     Settings,
     SourcesSettings,
 )
+from monitor.sources.http import HttpClient, HttpPolicy
 from tests.fakehubs.servers import Hubs
 
 CIVITAI_KEY = "cv-test-key-0123456789"

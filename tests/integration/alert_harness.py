@@ -15,8 +15,8 @@ from alerts.dispatcher import DeliveryPolicy, Dispatcher
 from alerts.email import EmailChannel
 from alerts.links import Links
 from alerts.render import MessageRenderer
+from alerts.settings import EmailSettings
 from detectors.results import ArtistMatch, Evidence
-from monitor.settings import EmailSettings
 from storage.outbox import OutboxStore
 from storage.store import Store
 from storage.subscriptions import SubscriptionStore

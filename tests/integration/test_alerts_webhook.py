@@ -8,9 +8,9 @@ import aiohttp
 import pytest
 
 from alerts.dispatcher import DispatchSummary
+from alerts.settings import WebhookSettings
 from alerts.webhook import WebhookChannel
-from monitor.alert_service import create_webhook_session
-from monitor.settings import WebhookSettings
+from monitor.build.alerts import create_webhook_session
 from tests.alertsinks import WebhookReceiver, free_port, start_receiver
 from tests.integration.alert_harness import Harness
 

@@ -8,8 +8,8 @@ import json
 from sqlalchemy import Engine, text
 
 from detectors.results import ArtistMatch, ArtistRef, BaseFamily, Evidence, Kind, TextField
-from monitor.backscan import backscan
-from storage.backscan import RecordedUploads
+from monitor.backscan.names import backscan
+from storage.backscan_reads import BackscanReads
 from storage.probe_jobs import probe_candidates
 from storage.records import FileRecord, UploadState
 from storage.store import Store
@@ -44,7 +44,7 @@ def test_backscan_records_findings_for_earlier_uploads(store: Store, engine: Eng
     _record(store)
     ref = _ref(store, "Mara Quellbrook")
     steps: list[int] = []
-    result = backscan(store, RecordedUploads(engine), [ref], advance=steps.append)
+    result = backscan(store, BackscanReads(engine), [ref], advance=steps.append)
     assert result.scanned == 3 and sum(steps) == 3
     assert result.named == {"Mara Quellbrook": 2}
     assert result.summary([ref]) == ["back-scan: 2 earlier uploads name Mara Quellbrook"]
@@ -60,9 +60,9 @@ def test_backscan_records_findings_for_earlier_uploads(store: Store, engine: Eng
 def test_backscan_again_adds_nothing(store: Store, engine: Engine):
     _record(store)
     ref = _ref(store, "Mara Quellbrook")
-    backscan(store, RecordedUploads(engine), [ref])
+    backscan(store, BackscanReads(engine), [ref])
     before = store.list_findings()
-    again = backscan(store, RecordedUploads(engine), [ref])
+    again = backscan(store, BackscanReads(engine), [ref])
     assert again.named == {"Mara Quellbrook": 2}
     assert store.list_findings() == before
 
@@ -74,11 +74,11 @@ def test_backscan_screens_only_the_given_artists(store: Store, engine: Engine):
         "civitai", "later", "later", hub_text=(TextField("name", "Hills"),)
     )
     second = _ref(store, "Hills Painter")
-    result = backscan(store, RecordedUploads(engine), [second])
+    result = backscan(store, BackscanReads(engine), [second])
     assert result.named == {}
     assert store.list_findings() == []
     assert polled[0].artists == ()
-    result = backscan(store, RecordedUploads(engine), [first])
+    result = backscan(store, BackscanReads(engine), [first])
     assert result.named == {"Mara Quellbrook": 2}
 
 
@@ -89,7 +89,7 @@ def test_a_finding_screening_made_stays_unmarked(store: Store, engine: Engine):
         pks["tagged"],
         [ArtistMatch(ref.artist_id, ref.name, 0.9, "metadata", (Evidence("name", "x"),))],
     )
-    backscan(store, RecordedUploads(engine), [ref])
+    backscan(store, BackscanReads(engine), [ref])
     marks = {f.upload_id: f.backscan for f in store.list_findings()}
     assert marks == {"tagged": False, "described": True}
 
@@ -97,9 +97,9 @@ def test_a_finding_screening_made_stays_unmarked(store: Store, engine: Engine):
 def test_batches_cover_every_upload_once(store: Store, engine: Engine):
     for i in range(7):
         store.record_upload("folder", f"u{i}", f"u{i}", files=[_file(f"{i}.safetensors", {})])
-    seen = [u.upload_pk for batch in RecordedUploads(engine).batches(size=3) for u in batch]
-    assert len(seen) == len(set(seen)) == RecordedUploads(engine).count() == 7
-    assert all(len(u.groups()) == 1 for batch in RecordedUploads(engine).batches(3) for u in batch)
+    seen = [u.upload_pk for batch in BackscanReads(engine).batches(size=3) for u in batch]
+    assert len(seen) == len(set(seen)) == BackscanReads(engine).count() == 7
+    assert all(len(u.groups()) == 1 for batch in BackscanReads(engine).batches(3) for u in batch)
 
 
 def test_uploads_recorded_before_the_cache_are_screened_from_their_metadata(
@@ -109,7 +109,7 @@ def test_uploads_recorded_before_the_cache_are_screened_from_their_metadata(
     with engine.begin() as connection:  # as rows written before revision 0005 look
         connection.execute(text("UPDATE upload SET screen_fields = NULL"))
     ref = _ref(store, "Mara Quellbrook")
-    assert backscan(store, RecordedUploads(engine), [ref]).named == {"Mara Quellbrook": 2}
+    assert backscan(store, BackscanReads(engine), [ref]).named == {"Mara Quellbrook": 2}
     with engine.connect() as connection:
         nulls = connection.execute(text("SELECT count(*) FROM upload WHERE screen_fields IS NULL"))
         assert nulls.scalar_one() == 0
@@ -130,7 +130,7 @@ def test_probed_uploads_are_listed_by_family_and_requeued_once(store: Store, eng
         record, _ = store.record_upload("civitai", upload_id, upload_id, kind=kind)
         store.set_upload_state(record.id, state, base_family=family)
         pks[upload_id] = record.id
-    recorded = RecordedUploads(engine)
+    recorded = BackscanReads(engine)
     assert recorded.probed_count(["sd1"]) == 4
     pages = list(recorded.probed(["sd1"], size=2))
     assert [[u.upload_id for u in page] for page in pages] == [["a", "b"], ["d", "f"]]

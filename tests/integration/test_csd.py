@@ -28,8 +28,8 @@ from detectors.style.base import StyleEmbedder
 from detectors.style.csd import CsdEmbedder
 from detectors.style.csd_checkpoint import convert_csd_checkpoint
 from detectors.style.csd_model import load_csd_model
-from monitor.model_commands import convert_csd
-from monitor.probing import style_embedder
+from monitor.cli.models import convert_csd
+from monitor.pipeline.probe import style_embedder
 from monitor.settings import load_settings
 
 BIN = Path(sys.executable).parent / "stylewatch"

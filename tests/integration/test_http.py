@@ -1,4 +1,5 @@
-"""monitor.http against a real local server: retries, error translation, redirects, Range."""
+"""monitor.sources.http against a real local server: retries, error translation, redirects,
+Range."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from detectors.errors import SourceRejected, SourceUnavailable
-from monitor.http import Credential, HttpClient, redact, retry_after_s
+from monitor.sources.http import Credential, HttpClient, redact, retry_after_s
 from tests.fakehubs.faults import Faults
 from tests.fakehubs.harness import FAST, SleepLog, fast_client
 from tests.fakehubs.storage import Blob, FakeStorage

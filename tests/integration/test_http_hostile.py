@@ -1,4 +1,4 @@
-"""monitor.http against a real local server sending what bench/fuzz.py found to crash it: a
+"""monitor.sources.http against a real local server sending what bench/fuzz.py found to crash it: a
 JSON body nested past the decoder's recursion limit or holding a 5,000-digit number, and
 non-ASCII digits in Content-Range and RateLimit (``str.isdigit`` is true for '²', ``int``
 refuses it). Each is a ``SourceRejected`` or read as absent, never another exception."""
@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from detectors.errors import SourceRejected
-from monitor.http import retry_after_s
+from monitor.sources.http import retry_after_s
 from tests.fakehubs.harness import SleepLog, fast_client
 
 pytestmark = pytest.mark.timeout(30)

@@ -1,6 +1,6 @@
-"""monitor.http against answers delivered as a real network delivers them: bodies in many
+"""monitor.sources.http against answers delivered as a real network delivers them: bodies in many
 small writes, gzip, a body cut mid-way, a storage host that ignores Range; and the byte
-budget of one upload (`monitor.http.byte_budget`)."""
+budget of one upload (`monitor.sources.http.byte_budget`)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from detectors.errors import SourceRejected
-from monitor.http import MAX_UNBUDGETED_SKIP_BYTES, HttpClient, OverBudget, byte_budget
-from monitor.polling_service import create_session
+from monitor.build.sources import create_session
+from monitor.sources.http import MAX_UNBUDGETED_SKIP_BYTES, HttpClient, OverBudget, byte_budget
 from tests.fakehubs.faults import Faults
 from tests.fakehubs.harness import fast_client
 from tests.fakehubs.network import Network

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from sqlmodel import Session, select
 
-from monitor.http import HttpClient
-from monitor.polling import Poller
+from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime, open_runtime
 from monitor.sources.base import ListedUpload
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from storage.models import Fingerprint
 from storage.source_state import SourceState
 from tests.fakehubs.civitai import CvVersion

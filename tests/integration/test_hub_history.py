@@ -14,14 +14,15 @@ import aiohttp
 import pytest
 
 from detectors.results import ArtistRef
-from monitor.http import HttpClient
-from monitor.hub_history import HubHistory, search_keys
-from monitor.hub_jobs import add_hub_jobs, build_history, sweep_history
-from monitor.polling import Poller
+from monitor.backscan.hub_history import HubHistory, search_keys
+from monitor.build.hubs import build_history
+from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime, open_runtime
+from monitor.services.schedules import add_hub_jobs, sweep_history
 from monitor.settings import HubHistorySettings, HuggingFaceSettings, TakedownSettings
 from monitor.sources.base import SearchableSource, Source
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.hub_searches import HubSearches
 from storage.source_state import SourceState

@@ -13,14 +13,14 @@ import aiohttp
 import psycopg
 import pytest
 
-from monitor.http import HttpClient
-from monitor.jobs_procrastinate import PROBE_TASK, ProcrastinateQueue, open_app
-from monitor.polling import Poller
+from monitor.jobs.procrastinate_queue import PROBE_TASK, ProcrastinateQueue, open_app
+from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime, open_runtime
+from monitor.services.worker import WorkerPlan, job_handlers, queued_work, work
 from monitor.settings import DatabaseSettings, ProbeSettings, QueueSettings
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from monitor.web.metrics import WebMetrics
-from monitor.worker import WorkerPlan, job_handlers, queued_work, work
 from storage.job_tables import apply_job_schema, job_counts, job_schema_present
 from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, settings_for
@@ -214,7 +214,7 @@ async def test_stopping_puts_the_running_probe_back(hubs, runtime, tiny_sd, pg_u
 
 
 async def test_a_job_that_keeps_killing_workers_is_given_up(runtime: Runtime, pg_url: str):
-    from monitor.jobs_procrastinate import MAX_ATTEMPTS, retry_stalled_jobs
+    from monitor.jobs.procrastinate_queue import MAX_ATTEMPTS, retry_stalled_jobs
 
     pk = 7
     abandoned = []

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from monitor.http import HttpClient
-from monitor.polling import Poller
+from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from storage.probe_jobs import probe_candidates
 from storage.records import FileRecord
 from storage.source_state import SourceState

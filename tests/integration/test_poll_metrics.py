@@ -7,9 +7,9 @@ import re
 import aiohttp
 import pytest
 
-from monitor.http import HttpClient
-from monitor.polling import PollCounters, Poller
+from monitor.pipeline.poll import PollCounters, Poller
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from monitor.web.metrics import WebMetrics
 from storage.source_state import SourceState
 from tests.fakehubs import civitai as fake_civitai

@@ -13,12 +13,13 @@ import aiohttp
 import pytest
 
 from detectors.fingerprint import MAX_FINGERPRINT_BYTES
-from monitor.http import HttpClient
-from monitor.polling import Poller
-from monitor.polling_service import build_sources, create_scheduler, poll_once
+from monitor.build.sources import build_sources
+from monitor.pipeline.poll import Poller
 from monitor.runtime import Runtime
+from monitor.services.polling import create_scheduler, poll_once
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.source_state import SourceState
 from tests.fakehubs import civitai as fake_civitai

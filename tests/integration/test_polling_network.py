@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from monitor.http import HttpClient
-from monitor.polling import MAX_BYTES_PER_UPLOAD, Poller
-from monitor.polling_service import create_session
+from monitor.build.sources import create_session
+from monitor.pipeline.poll import MAX_BYTES_PER_UPLOAD, Poller
 from monitor.runtime import Runtime
 from monitor.sources.base import Source
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from monitor.sources.huggingface import HuggingFaceSource
 from storage.source_state import SourceState
 from tests.fakehubs import civitai as fake_civitai

@@ -19,13 +19,13 @@ from detectors.probe.base import GenerationSettings
 from detectors.probe.bases import DerivativeBase, probe_key
 from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.style.gram import GramEmbedder
-from monitor.http import HttpClient
-from monitor.polling import Poller
-from monitor.probe_worker import ProbeWorker
-from monitor.probing import ProbeOutcome, Prober
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.probe import ProbeOutcome, Prober
+from monitor.pipeline.probe_worker import ProbeWorker
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import ProbeSettings
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from storage.probe_cache import ProbeCache
 from storage.probe_jobs import PROBE_ASKED
 from storage.source_state import SourceState

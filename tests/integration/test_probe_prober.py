@@ -16,7 +16,7 @@ from detectors.probe.scoring import calibrate_threshold
 from detectors.results import ArtistMatch, ArtistRef, Evidence, TextField
 from detectors.screening import Screening, read_header, screen_header
 from detectors.style.gram import GramEmbedder
-from monitor.probing import Prober
+from monitor.pipeline.probe import Prober
 from storage.file_blobs import FileBlobStore
 from storage.probe_cache import ProbeCache
 from tests.probe_fixtures import TinySD

@@ -12,8 +12,8 @@ from detectors.probe.base import GenerationSettings
 from detectors.probe.bases import DerivativeBase
 from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.style.gram import GramEmbedder
-from monitor.local_files import read_local_file
-from monitor.probing import Prober
+from monitor.pipeline.probe import Prober
+from monitor.sources.local_files import read_local_file
 from storage.file_blobs import FileBlobStore
 from storage.probe_cache import ProbeCache
 from tests import probe_models as pm

@@ -12,13 +12,13 @@ import pytest
 from detectors.probe.base import GenerationSettings
 from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.style.gram import GramEmbedder
-from monitor.http import HttpClient
-from monitor.polling import Poller
-from monitor.probe_worker import ProbeWorker
-from monitor.probing import Prober
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.probe import Prober
+from monitor.pipeline.probe_worker import ProbeWorker
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import ProbeSettings
 from monitor.sources.civitai import CivitaiSource
+from monitor.sources.http import HttpClient
 from storage.probe_cache import ProbeCache
 from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, settings_for

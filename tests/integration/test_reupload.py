@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import Engine, text
 
 from detectors.results import ArtistRef
-from monitor.backscan import backscan
-from monitor.polling import Poller
-from monitor.reupload import REUPLOAD_EVIDENCE
+from monitor.backscan.names import backscan
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.record import REUPLOAD_EVIDENCE
 from monitor.settings import FolderSettings
 from monitor.sources.folder import FolderSource
-from storage.backscan import RecordedUploads
+from storage.backscan_reads import BackscanReads
 from storage.records import FileRecord, UploadRecord
 from storage.source_state import SourceState
 from storage.store import Store
@@ -87,7 +87,7 @@ async def test_backscan_then_reupload_scenario(store: Store, engine: Engine, tmp
     assert store.list_findings() == []
     artist = store.add_artist("Ilse Varnhagen")
     ref = ArtistRef(artist.id, artist.name, artist.aliases)
-    assert backscan(store, RecordedUploads(engine), [ref]).named == {"Ilse Varnhagen": 1}
+    assert backscan(store, BackscanReads(engine), [ref]).named == {"Ilse Varnhagen": 1}
     assert [f.backscan for f in store.list_findings()] == [True]
     peft_lora(weights, tmp_path / "copy.safetensors", dtype="float16")
     await _poll(store, engine, tmp_path)

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from detectors.errors import ConfigError, StorageError
 from monitor.runtime import open_runtime
-from monitor.server import _blobs_problem
+from monitor.services.serve import _blobs_problem
 from monitor.settings import Settings, load_settings
 from monitor.web.app import ServiceStatus, create_app
 from storage.blobs import BlobStoreUnavailable

@@ -13,7 +13,6 @@ import pytest
 
 from detectors.errors import SourceError
 from detectors.safetensors_header import parse_header
-from monitor.http import HttpClient
 from monitor.settings import FolderSettings
 from monitor.sources.base import (
     CheckableSource,
@@ -27,6 +26,7 @@ from monitor.sources.base import (
 )
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.folder import FolderSource
+from monitor.sources.http import HttpClient
 from monitor.sources.huggingface import HuggingFaceSource
 from tests.fakehubs import civitai as fake_civitai
 from tests.fakehubs import huggingface as fake_hf

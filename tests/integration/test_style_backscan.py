@@ -18,14 +18,14 @@ from detectors.probe.diffusers_probe import DiffusersProbe
 from detectors.results import ArtistRef
 from detectors.style.base import StyleEmbedder
 from detectors.style.gram import GramEmbedder
-from monitor.http import HttpClient
-from monitor.polling import Poller
-from monitor.probe_worker import ProbeWorker
-from monitor.probing import Prober
+from monitor.backscan.style import StyleScoring, prober_scoring, style_backscan
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.probe import Prober
+from monitor.pipeline.probe_worker import ProbeWorker
 from monitor.runtime import Runtime, open_runtime
 from monitor.settings import ProbeSettings, load_settings
 from monitor.sources.civitai import CivitaiSource
-from monitor.style_backscan import StyleScoring, prober_scoring, style_backscan
+from monitor.sources.http import HttpClient
 from storage.probe_cache import ProbeCache
 from storage.source_state import SourceState
 from tests.fakehubs.harness import FAST, settings_for

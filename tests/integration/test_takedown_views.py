@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from alerts.digest import DigestBuilder
 from alerts.render import MessageRenderer
-from monitor.json_views import flagged_uploads_json
+from monitor.interface.json_views import flagged_uploads_json
 from storage.digest_data import DigestData
 from storage.takedowns import Takedowns
 from storage.triage import TriageStore

@@ -15,15 +15,15 @@ import aiohttp
 import pytest
 from sqlalchemy import Engine
 
-from monitor.http import HttpClient
-from monitor.polling import Poller
+from monitor.pipeline.poll import Poller
+from monitor.pipeline.takedown import TakedownChecker
 from monitor.runtime import Runtime
 from monitor.settings import FolderSettings
 from monitor.sources.base import ListedUpload
 from monitor.sources.civitai import CivitaiSource
 from monitor.sources.folder import FolderSource
+from monitor.sources.http import HttpClient
 from monitor.sources.huggingface import HuggingFaceSource
-from monitor.takedown import TakedownChecker
 from storage.file_blobs import FileBlobStore
 from storage.source_state import SourceState
 from storage.store import Store

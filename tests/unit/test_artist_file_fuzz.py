@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bench.fuzz_mutators import Mutator
 from bench.fuzz_seeds import artist_csv_seeds, artist_toml_seeds
 from detectors.errors import InputError
-from monitor.artist_file import ArtistEntry, read_artist_file
+from monitor.artists.artist_file import ArtistEntry, read_artist_file
 from tests.strategies import artist_rows
 
 Row = tuple[str, list[str], str | None]

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from monitor.cli import app
+from monitor.cli.main import app
 
 
 def _commands() -> Iterator[tuple[str, ...]]:

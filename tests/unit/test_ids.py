@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.ids import parse_id
+from monitor.interface.ids import parse_id
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bench.fuzz_seeds import png_chunk
-from monitor.reference_images import MAX_DECODED_BYTES, THUMB_PX, check_image, gate_image
+from monitor.artists.references import MAX_DECODED_BYTES, THUMB_PX, check_image, gate_image
 
 
 def encoded(img: Image.Image, fmt: str, **kw: object) -> bytes:

@@ -20,9 +20,9 @@ import typer
 from pydantic import BaseModel
 
 from detectors.results import ArtistMatch, Evidence
-from monitor.cli import app
-from monitor.json_views import flagged_uploads_json, upload_json
-from monitor.scan_report import ScanFailure, ScanReport
+from monitor.cli.main import app
+from monitor.interface.json_views import flagged_uploads_json, upload_json
+from monitor.interface.scan_report import ScanFailure, ScanReport
 from monitor.settings import Settings
 from storage.records import FileRecord, FindingRecord, UploadRecord, UploadRef
 from storage.takedowns import HubCheckRecord

@@ -10,7 +10,7 @@ from procrastinate.exceptions import JobAborted
 from procrastinate.jobs import Job
 
 from detectors.errors import ConfigError
-from monitor.jobs_procrastinate import Backoff, conninfo, deliver_cron
+from monitor.jobs.procrastinate_queue import Backoff, conninfo, deliver_cron
 from monitor.settings import load_settings
 
 

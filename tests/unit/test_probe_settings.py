@@ -10,7 +10,7 @@ import pytest
 from detectors.errors import ConfigError
 from detectors.probe.base import GenerationSettings
 from detectors.probe.diffusers_probe import DiffusersProbe
-from monitor.probing import build_prober
+from monitor.build.probe import build_prober
 from monitor.runtime import open_runtime
 from monitor.settings import load_settings
 

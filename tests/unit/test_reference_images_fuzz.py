@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from bench.fuzz_seeds import image_seeds, png_claiming
-from monitor.reference_images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, check_image
+from monitor.artists.references import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, check_image
 from tests.strategies import IMAGE_MAGICS, encoded_images
 
 MIMES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from monitor.terminal_text import TerminalConsole, json_text, shown, terminal_text
+from monitor.interface.terminal_text import TerminalConsole, json_text, shown, terminal_text
 
 HOSTILE = "a\x1b[2Jb\x1b]8;;http://evil.example\x07c\x1b]8;;\x07d\x9b31m\u202egnp.exe\r\n"
 UNSAFE = {chr(c) for c in [*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0)]}
