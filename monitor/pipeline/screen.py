@@ -114,7 +114,7 @@ class Scanner:
                 artists,
                 references,
                 remember_as=run_key(LOCAL_SOURCE, local.sha256),
-                kind="checkpoint" if screening.kind == "checkpoint" else "lora",
+                kind=screening.kind,
             )
         except ProbeError as exc:
             log.warning("scan.probe.failed", extra={"upload_id": local.sha256, "reason": str(exc)})
