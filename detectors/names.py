@@ -53,8 +53,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from itertools import accumulate, filterfalse
-from operator import attrgetter, itemgetter
+from itertools import accumulate
+from operator import itemgetter
 from typing import Literal, NamedTuple
 
 import ahocorasick
@@ -85,7 +85,6 @@ MAX_CACHED_FIELDS = 65_536  # screened texts remembered (then the cache starts a
 MAX_CACHED_CLEAN_CHARS = 256  # a longer text that names nobody is not remembered
 _FIELD_SEPARATOR = "\x00"
 _FIELD_START = _FIELD_SEPARATOR + "|"
-_TEXT = attrgetter("text")
 
 STRENGTH: Mapping[tuple[HitKind, FieldKind, bool], float] = {
     ("name", "name", True): 0.95,
@@ -294,18 +293,18 @@ class ArtistIndex:
         if len(named) > MAX_CACHED_FIELDS - len(field_list):
             named.clear()
         # Texts not known to name nobody: new ones, and (rarely) ones known to name someone.
-        unknown = list(filterfalse(clean.__contains__, map(_TEXT, field_list)))
+        # (A comprehension: on CPython 3.11 it is twice as fast as filterfalse over map.)
+        unknown = [field.text for field in field_list if field.text not in clean]
         if not unknown:
             return []
-        new = [text for text in unknown if text not in named]
-        if new:
-            self._screen_new(new, automaton)
-            if named.keys().isdisjoint(new) and len(new) == len(unknown):
-                return []
+        new = [text for text in unknown if text not in named] if named else unknown
+        if new and not self._screen_new(new, automaton) and len(new) == len(unknown):
+            return []  # every text was new, and none of them names anyone
         return [(field, where) for field in field_list for where in named.get(field.text, _CLEAN)]
 
-    def _screen_new(self, new: list[str], automaton: ahocorasick.Automaton) -> None:
-        """Screen texts not seen before, verify what the cheap pass flags, remember both."""
+    def _screen_new(self, new: list[str], automaton: ahocorasick.Automaton) -> bool:
+        """Screen texts not seen before, verify what the cheap pass flags, remember both;
+        whether any of them names someone."""
         clean, named = self._clean, self._named
         flagged = _flagged(new, automaton)
         if not flagged:
@@ -313,17 +312,20 @@ class ArtistIndex:
                 clean.update(new)
             else:
                 clean.update(text for text in new if len(text) <= MAX_CACHED_CLEAN_CHARS)
-            return
+            return False
+        names = False
         for position, text in enumerate(new):
             if position in flagged:
                 if text not in named and text not in clean:  # once, if twice in ``new``
                     in_text = self._found(text, automaton)
                     if in_text or len(text) > MAX_CACHED_CLEAN_CHARS:
                         named[text] = in_text
+                        names = names or bool(in_text)
                     else:
                         clean.add(text)
             elif len(text) <= MAX_CACHED_CLEAN_CHARS:
                 clean.add(text)
+        return names
 
     def _found(self, text: str, automaton: ahocorasick.Automaton) -> tuple[_Found, ...]:
         """Verified hits in one text: cheap word lists first, offsets only when something holds."""
@@ -510,6 +512,8 @@ def _outermost(spans: list[_Span]) -> list[_Span]:
 def _gaps(text: str, places: Sequence[tuple[int, int]]) -> str:
     """One character per pair of neighbouring words: ``|`` when a break lies between them,
     ``,`` when a lone comma does, a space otherwise."""
+    if text.isascii() and not text.encode("ascii").translate(None, _NO_BREAKS):
+        return " " * (len(places) - 1)  # no break anywhere (most names as tagged)
     marks = []
     for (_, left), (right, _) in itertools.pairwise(places):
         gap = text[left:right]
