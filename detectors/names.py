@@ -126,6 +126,9 @@ _SPACED_TABLE = bytes(
     for f in SCREEN_TABLE
 )
 _SPACED_RUN = b"|a|a|a"
+# Both tests at once on the cased bytes of ASCII text: "||" (a run to collapse) or three
+# single characters set apart (what _SPACED_RUN finds after _SPACED_TABLE).
+_RUN_OR_SPACED = re.compile(rb"\|(?:\||[A-Za-z0-9@$]\|[A-Za-z0-9@$]\|[A-Za-z0-9@$])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,11 +466,13 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
     joined = "|" + _FIELD_START.join(texts)
     if joined.count(_FIELD_SEPARATOR) != len(texts) - 1:
         joined = "|" + _FIELD_START.join([t.replace(_FIELD_SEPARATOR, " ") for t in texts])
+    plain = False  # no run of separators to collapse and no spaced letters to look at
     if joined.isascii():  # nearly always: screen_forms inlined, with no folding to do
         marked = joined.encode("ascii").translate(MARKED_TABLE)
+        plain = _RUN_OR_SPACED.search(marked) is None  # one scan instead of two
         forms = [
             (marked.translate(SCREEN_TABLE).decode("ascii"), marked)
-            if b"||" not in marked
+            if plain or b"||" not in marked
             else screen_forms(joined)
         ]
     else:
@@ -488,7 +493,7 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
                 ):
                     continue
             flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
-        if _SPACED_RUN not in cased.translate(_SPACED_TABLE):
+        if plain or _SPACED_RUN not in cased.translate(_SPACED_TABLE):
             continue
         for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
             if next(automaton.iter(run.group().replace("|", "")), None) is not None:
