@@ -19,7 +19,10 @@ so most uploads never leave this pass. Fields with a raw hit left are tokenised 
 and a hit counts only when it starts and ends on word
 boundaries (``arthur`` does not match inside ``arthurian``; ``quellbrook-000010``,
 ``quellbrook_v2``, ``quellbrookV2`` and ``quellbrook style`` do match). A hit inside a longer
-hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``). Not matched: a surname
+hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``). A name split inside a
+word to dodge filters (``quell brook``, ``Quell-brook``, ``j o h n smith``) matches too: a
+second cheap pass runs over the same text with its separators taken out, and flags a key
+that crosses one and starts and ends on word boundaries. Not matched: a surname
 glued behind other letters (``TheQuellbrook``; the full ``MaraQuellbrook`` does match) and
 a name split by a lone ``@`` or ``$`` between words.
 
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -309,7 +313,7 @@ class ArtistIndex:
         """Screen texts not seen before, verify what the cheap pass flags, remember both;
         whether any of them names someone."""
         clean, named = self._clean, self._named
-        flagged = _flagged(new, automaton)
+        flagged = _flagged(new, automaton, self._keys.keys)
         if not flagged:
             if max(map(len, new)) <= MAX_CACHED_CLEAN_CHARS:
                 clean.update(new)
@@ -460,8 +464,9 @@ def why_rule(rule: Rule, matched: str, *, surname_first: bool = False) -> str:
     return f"the surname alone{cue}: {frequency_why(surname)}"
 
 
-def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
-    """Indexes of the texts the cheap pass over all of them at once finds anything in."""
+def _flagged(texts: list[str], automaton: ahocorasick.Automaton, keys: Sequence[str]) -> set[int]:
+    """Indexes of the texts the cheap pass over all of them at once finds anything in
+    (``keys`` are the automaton's keys by id)."""
     # Each text starts with a separator, so keys anchored on "|" match at its start too.
     joined = "|" + _FIELD_START.join(texts)
     if joined.count(_FIELD_SEPARATOR) != len(texts) - 1:
@@ -493,12 +498,56 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton) -> set[int]:
                 ):
                     continue
             flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+        _split_names(form, cased, automaton, keys, flagged)
         if plain or _SPACED_RUN not in cased.translate(_SPACED_TABLE):
             continue
         for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
             if next(automaton.iter(run.group().replace("|", "")), None) is not None:
                 flagged.add(form.count(_FIELD_SEPARATOR, 0, run.start()))
     return flagged
+
+
+def _split_names(
+    form: str,
+    cased: bytes,
+    automaton: ahocorasick.Automaton,
+    keys: Sequence[str],
+    flagged: set[int],
+) -> None:
+    """Add the texts where a key runs across separators, from a word's start to a word's end:
+    a name split inside a word to dodge filters ("quell brook", "Quell-brook", "j o h n
+    smith"), which the pass over ``form`` cannot see because its separators stay."""
+    glued = form.replace("|", "")
+    hits = list(automaton.iter(glued))
+    if not hits:
+        return
+    # Where each separator was, in glued offsets (ascending): the next word starts there.
+    cuts = list(accumulate(map(len, form.split("|"))))[:-1]
+
+    def edge(at: int) -> bool:  # a word may end before glued[at] and the next start there
+        if at == 0 or at == len(glued) or glued[at - 1] == _FIELD_SEPARATOR:
+            return True
+        below = bisect_right(cuts, at)
+        if below and cuts[below - 1] == at:
+            return True
+        return _word_edge(cased, at + below)
+
+    for end, key in hits:
+        start, after = end + 1 - len(keys[key]), end + 1
+        first_cut = bisect_right(cuts, start)
+        if first_cut == len(cuts) or cuts[first_cut] > end:
+            continue  # no separator inside: the pass over ``form`` judged this hit
+        if edge(start) and (
+            edge(after) or glued[after] == _FIELD_SEPARATOR or glued.startswith(_ESQUE, after)
+        ):
+            flagged.add(glued.count(_FIELD_SEPARATOR, 0, end))
+
+
+def _word_edge(cased: bytes, at: int) -> bool:
+    """Whether a word may end before ``cased[at]`` (and the next start there): not between
+    two letters, unless a lower-case one comes before an upper-case one."""
+    before, after = cased[at - 1 : at], cased[at : at + 1]
+    return not (before.isalpha() and after.isalpha() and not (before.islower() and after.isupper()))
 
 
 def _outermost(spans: list[_Span]) -> list[_Span]:

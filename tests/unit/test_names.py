@@ -278,6 +278,27 @@ def test_separator_runs_and_joined_forms_match_a_common_surname_name(
     assert set(matched(index, text)) == {"John Smith"}
 
 
+@pytest.mark.parametrize(
+    ("text", "artist"),
+    [
+        ("quell brook style", "Mara Quellbrook"),
+        ("Quell-brook style", "Mara Quellbrook"),
+        ("by mara quell_brook", "Mara Quellbrook"),
+        ("10_quell brookesque", "Mara Quellbrook"),
+        ("j o h n smith", "John Smith"),
+    ],
+)
+def test_a_name_split_inside_a_word_still_matches(
+    index: ArtistIndex, text: str, artist: str
+) -> None:
+    assert set(matched(index, text)) == {artist}
+
+
+@pytest.mark.parametrize("text", ["xquell brook style", "quell brookx style", "quell, brook style"])
+def test_a_split_name_must_start_and_end_on_word_boundaries(index: ArtistIndex, text: str) -> None:
+    assert matched(index, text, source="modelspec.tags") == {}
+
+
 @pytest.mark.parametrize("text", ["John, Smith", "john | smith", "john; smith", "john (smith)"])
 def test_a_name_never_matches_across_a_tag_or_phrase_break(index: ArtistIndex, text: str) -> None:
     assert matched(index, text, source="modelspec.tags") == {}
@@ -372,3 +393,44 @@ def test_a_long_text_that_names_nobody_is_screened_again_each_time(index: Artist
     named = long_text + "by mara quellbrook"
     assert [m.artist for m in index.match(_as_fields((long_text, named)))] == ["Mara Quellbrook"]
     assert index.match(_as_fields((long_text,))) == []
+
+
+# The cheap pass decides which texts are verified at all: whatever verification would find
+# in a text, the pass over a batch of texts must flag it, whichever of its shortcuts (no
+# separator runs, no spaced letters, ASCII only) the batch takes.
+_WORDS = st.sampled_from(
+    [*{w for a in ARTISTS for n in (a.name, *a.aliases) for w in n.split()}, "1girl", "style",
+     "by", "esque", "V2", "4", "é", "w", "l", "o", "p"]
+)  # fmt: skip
+_SEPARATORS = st.sampled_from(["", " ", " ", "  ", "_", "-", ", ", " | ", ".", "\n", "-_-", "@"])
+
+
+@st.composite
+def _text(draw: st.DrawFn) -> str:
+    """Words, whole names (letter by letter too) and cues, joined by drawn separators."""
+    parts: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        if draw(st.booleans()):
+            ref = draw(st.sampled_from(ARTISTS))
+            name = draw(st.sampled_from((ref.name, *ref.aliases)))
+            if draw(st.integers(0, 4)) == 0:
+                name = " ".join(name.replace(" ", ""))
+            parts.extend(name.split(" "))
+        else:
+            parts.append(draw(_WORDS))
+    return "".join(part + draw(_SEPARATORS) for part in parts)
+
+
+@given(st.lists(_text(), min_size=1, max_size=5))
+def test_the_cheap_pass_flags_every_text_verification_would_find_a_name_in(
+    texts: list[str],
+) -> None:
+    from detectors.names import _flagged
+
+    index = ArtistIndex.build(ARTISTS)
+    automaton = index.automaton
+    assert automaton is not None
+    flagged = _flagged(texts, automaton, index._keys.keys)
+    for position, text in enumerate(texts):
+        if index._found(text, automaton):
+            assert position in flagged, (text, texts)
