@@ -485,19 +485,8 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton, keys: Sequence[
     flagged: set[int] = set()
     for form, cased in forms:
         for end, _ in automaton.iter(form):
-            # Can a word end after cased[end]? Not between two letters, unless a lower-case
-            # one comes before an upper-case one; a separator, digit, @ or $ can end a word.
-            after = cased[end + 1 : end + 2]
-            if after.isalpha():
-                before = cased[end : end + 1]
-                glued = cased[end + 1 : end + 7].lower()  # "quellbrookesque"
-                if (
-                    before.isalpha()
-                    and not (before.islower() and after.isupper())
-                    and not (glued.startswith(b"esque") and not glued[5:].isalpha())
-                ):
-                    continue
-            flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
+            if _may_end_word(cased, end + 1):
+                flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
         _split_names(form, cased, automaton, keys, flagged)
         if plain or _SPACED_RUN not in cased.translate(_SPACED_TABLE):
             continue
@@ -524,30 +513,37 @@ def _split_names(
     # Where each separator was, in glued offsets (ascending): the next word starts there.
     cuts = list(accumulate(map(len, form.split("|"))))[:-1]
 
-    def edge(at: int) -> bool:  # a word may end before glued[at] and the next start there
-        if at == 0 or at == len(glued) or glued[at - 1] == _FIELD_SEPARATOR:
+    def edge(at: int, *, ending: bool) -> bool:  # a word may end before glued[at] / start there
+        if at == 0 or at == len(glued) or _FIELD_SEPARATOR in glued[at - 1 : at + 1]:
             return True
         below = bisect_right(cuts, at)
         if below and cuts[below - 1] == at:
             return True
-        return _word_edge(cased, at + below)
+        return (_may_end_word if ending else _word_edge)(cased, at + below)
 
     for end, key in hits:
-        start, after = end + 1 - len(keys[key]), end + 1
+        start = end + 1 - len(keys[key])
         first_cut = bisect_right(cuts, start)
         if first_cut == len(cuts) or cuts[first_cut] > end:
             continue  # no separator inside: the pass over ``form`` judged this hit
-        if edge(start) and (
-            edge(after) or glued[after] == _FIELD_SEPARATOR or glued.startswith(_ESQUE, after)
-        ):
+        if edge(start, ending=False) and edge(end + 1, ending=True):
             flagged.add(glued.count(_FIELD_SEPARATOR, 0, end))
 
 
 def _word_edge(cased: bytes, at: int) -> bool:
     """Whether a word may end before ``cased[at]`` (and the next start there): not between
-    two letters, unless a lower-case one comes before an upper-case one."""
+    two letters, unless a lower-case one comes before an upper-case one; a separator,
+    digit, @ or $ can end a word."""
     before, after = cased[at - 1 : at], cased[at : at + 1]
     return not (before.isalpha() and after.isalpha() and not (before.islower() and after.isupper()))
+
+
+def _may_end_word(cased: bytes, at: int) -> bool:
+    """:func:`_word_edge`, or the style cue glued on: "quellbrookesque"."""
+    if _word_edge(cased, at):
+        return True
+    glued = cased[at : at + 6].lower()
+    return glued.startswith(b"esque") and not glued[5:].isalpha()
 
 
 def _outermost(spans: list[_Span]) -> list[_Span]:
