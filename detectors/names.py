@@ -21,7 +21,7 @@ boundaries (``arthur`` does not match inside ``arthurian``; ``quellbrook-000010`
 ``quellbrook_v2``, ``quellbrookV2`` and ``quellbrook style`` do match). A hit inside a longer
 hit is dropped (``Arthur`` does not match inside ``Arthur Rackham``). A name split inside a
 word to dodge filters (``quell brook``, ``Quell-brook``, ``j o h n smith``) matches too: a
-second cheap pass runs over the same text with its separators taken out, and flags a key
+cheap pass runs over the text with its separators taken out (one pass), and flags a key
 that crosses one and starts and ends on word boundaries. Not matched: a surname
 glued behind other letters (``TheQuellbrook``; the full ``MaraQuellbrook`` does match) and
 a name split by a lone ``@`` or ``$`` between words.
@@ -484,10 +484,7 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton, keys: Sequence[
         forms = [screen_forms(joined), screen_forms(joined, homoglyphs=False)]
     flagged: set[int] = set()
     for form, cased in forms:
-        for end, _ in automaton.iter(form):
-            if _may_end_word(cased, end + 1):
-                flagged.add(form.count(_FIELD_SEPARATOR, 0, end))
-        _split_names(form, cased, automaton, keys, flagged)
+        _glued_pass(form, cased, automaton, keys, flagged)
         if plain or _SPACED_RUN not in cased.translate(_SPACED_TABLE):
             continue
         for run in _SPACED_LETTERS.finditer(form):  # "g-r-e-g r-u-t-k-o-w-s-k-i", "w l o p"
@@ -496,16 +493,17 @@ def _flagged(texts: list[str], automaton: ahocorasick.Automaton, keys: Sequence[
     return flagged
 
 
-def _split_names(
+def _glued_pass(
     form: str,
     cased: bytes,
     automaton: ahocorasick.Automaton,
     keys: Sequence[str],
     flagged: set[int],
 ) -> None:
-    """Add the texts where a key runs across separators, from a word's start to a word's end:
-    a name split inside a word to dodge filters ("quell brook", "Quell-brook", "j o h n
-    smith"), which the pass over ``form`` cannot see because its separators stay."""
+    """The cheap pass: add the texts the automaton flags in ``form`` with its separators
+    taken out. A hit inside one word needs only a word's end after it; a hit that runs
+    across separators must start and end on word boundaries: a name split inside a word to
+    dodge filters ("quell brook", "Quell-brook", "j o h n smith")."""
     glued = form.replace("|", "")
     hits = list(automaton.iter(glued))
     if not hits:
@@ -525,8 +523,10 @@ def _split_names(
         start = end + 1 - len(keys[key])
         first_cut = bisect_right(cuts, start)
         if first_cut == len(cuts) or cuts[first_cut] > end:
-            continue  # no separator inside: the pass over ``form`` judged this hit
-        if edge(start, ending=False) and edge(end + 1, ending=True):
+            # No separator inside: judged as the pass over ``form`` would, by its end alone.
+            if _may_end_word(cased, end + 1 + first_cut):
+                flagged.add(glued.count(_FIELD_SEPARATOR, 0, end))
+        elif edge(start, ending=False) and edge(end + 1, ending=True):
             flagged.add(glued.count(_FIELD_SEPARATOR, 0, end))
 
 
