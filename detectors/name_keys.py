@@ -110,12 +110,6 @@ def build_keys(refs: Sequence[ArtistRef]) -> NameKeys:
     for index, key in enumerate(keys):
         chain.append(heads.get(key, -1))
         heads[key] = index
-    multi_word = zip(lines, keys, on_surname, strict=True)
-    _add_screening_keys(
-        heads, (line for line, k, on in multi_word if not on and len(k) < len(line))
-    )
-    compound = (last for last, on in zip(lasts, on_surname, strict=True) if on and " " in last)
-    _add_screening_keys(heads, compound)
     joined = ((key.replace(" ", ""), owner) for key, owner in surnames.items())
     used = {key: owner for key, owner in joined if key in heads}
     return NameKeys(
@@ -125,20 +119,6 @@ def build_keys(refs: Sequence[ArtistRef]) -> NameKeys:
 
 def _pick(values: list[T], indexes: Iterable[int]) -> list[T]:
     return [values[index] for index in indexes]
-
-
-def _add_screening_keys(heads: dict[str, int], lines: Iterable[str]) -> None:
-    """Key multi-word spellings as the screening pass sees them (``|john|smith``).
-
-    The screening pass sees separators as ``|``, so ``johnsmith`` alone would not flag the
-    field ``john smith``. A spelling one of whose words is a key already needs no key of its
-    own: that word, ending on a word boundary, flags the same fields.
-    """
-    keyed = heads.keys()
-    for line in lines:
-        words = line.split(" ")
-        if keyed.isdisjoint(words):
-            heads.setdefault("|" + "|".join(words), -1)
 
 
 def _spellings(refs: Sequence[ArtistRef]) -> tuple[list[int], list[str], list[int]]:

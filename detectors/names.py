@@ -467,7 +467,7 @@ def why_rule(rule: Rule, matched: str, *, surname_first: bool = False) -> str:
 def _flagged(texts: list[str], automaton: ahocorasick.Automaton, keys: Sequence[str]) -> set[int]:
     """Indexes of the texts the cheap pass over all of them at once finds anything in
     (``keys`` are the automaton's keys by id)."""
-    # Each text starts with a separator, so keys anchored on "|" match at its start too.
+    # Each text starts with a separator, so a run of spaced letters is seen at its start too.
     joined = "|" + _FIELD_START.join(texts)
     if joined.count(_FIELD_SEPARATOR) != len(texts) - 1:
         joined = "|" + _FIELD_START.join([t.replace(_FIELD_SEPARATOR, " ") for t in texts])
